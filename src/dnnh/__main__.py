@@ -1,0 +1,3 @@
+from dnnh.cli.main import main
+
+raise SystemExit(main())
