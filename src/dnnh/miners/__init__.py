@@ -1,0 +1,9 @@
+"""Triplet selection: the paper's random triplets, in-batch miners, class-balanced batches."""
+
+from dnnh.miners.balanced_batches import ClassBalancedBatches
+from dnnh.miners.batch_miner import STRATEGIES, BatchTripletMiner
+from dnnh.miners.random_triplets import RandomTripletSampler
+from dnnh.miners.relevance import members_by_label, relevance
+
+__all__ = ["BatchTripletMiner", "ClassBalancedBatches", "RandomTripletSampler", "STRATEGIES",
+           "members_by_label", "relevance"]

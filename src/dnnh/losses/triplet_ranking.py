@@ -1,0 +1,54 @@
+"""DNNH's triplet ranking loss (Lai et al. 2015, eq. 2; DESIGN.md item 5).
+
+With a distance d: max(0, d(a, p) - d(a, n) + m). With a similarity s (the seed's dot-product
+form): max(0, m - (s(a, p) - s(a, n))). Averaged over triplets. No triplets gives a zero that is
+still attached to the graph, so a batch without a valid triplet back-propagates nothing instead
+of failing.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dnnh.losses.distances import DISTANCES, DotProduct, SquaredL2
+
+
+class TripletRankingLoss(nn.Module):
+    def __init__(self, margin: float = 1.0, distance: SquaredL2 | DotProduct | str | None = None) -> None:
+        super().__init__()
+        if margin < 0:
+            raise ValueError(f"margin must be >= 0, got {margin}")
+        if isinstance(distance, str):
+            if distance not in DISTANCES:
+                raise ValueError(f"distance must be one of {sorted(DISTANCES)}, got {distance!r}")
+            distance = DISTANCES[distance]()
+        self.margin = float(margin)
+        self.distance = distance if distance is not None else SquaredL2()
+
+    def per_triplet(self, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+        if not (anchor.shape == positive.shape == negative.shape):
+            raise ValueError(f"anchor, positive and negative must have one shape, got "
+                             f"{tuple(anchor.shape)}, {tuple(positive.shape)}, {tuple(negative.shape)}")
+        return self._hinge(self.distance.pairwise(anchor, positive), self.distance.pairwise(anchor, negative))
+
+    def _hinge(self, d_ap: torch.Tensor, d_an: torch.Tensor) -> torch.Tensor:
+        gap = d_an - d_ap if self.distance.is_similarity else d_ap - d_an
+        return torch.relu(gap + self.margin)
+
+    def forward(self, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+        if anchor.shape[0] == 0:
+            return anchor.sum() * 0.0
+        return self.per_triplet(anchor, positive, negative).mean()
+
+    def from_matrix(self, matrix: torch.Tensor, a: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        """The same mean loss for mined triplets, read off a batch's (B, B) distance matrix.
+
+        Equal to ``forward(x[a], x[p], x[n])`` but gathers O(T) scalars instead of O(T * bits).
+        """
+        if a.numel() == 0:
+            return matrix.sum() * 0.0
+        return self._hinge(matrix[a, p], matrix[a, n]).mean()
+
+    def extra_repr(self) -> str:
+        return f"margin={self.margin}, distance={type(self.distance).__name__}"

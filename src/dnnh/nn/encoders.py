@@ -1,0 +1,68 @@
+"""Heads that turn the backbone's 50q features into q approximate bits in [0, 1].
+
+:class:`DivideAndEncode` is DNNH's module: the features are cut into q slices and slice k alone
+feeds bit k, which the paper argues reduces redundancy between bits. All q per-slice linear units
+are one batched multiply (weights of shape (q, slice)), not q modules in a loop.
+:class:`FullyConnectedEncoder` is the ablation the paper compares against: every bit sees every
+feature.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from dnnh.nn.threshold import PiecewiseThreshold
+
+
+def _activation(eps: float | None) -> nn.Module:
+    """Sigmoid then the threshold; ``eps=None`` means no threshold (the ablation)."""
+    return nn.Sequential(nn.Sigmoid(), PiecewiseThreshold(eps)) if eps is not None else nn.Sigmoid()
+
+
+class DivideAndEncode(nn.Module):
+    def __init__(self, in_features: int, bits: int, eps: float | None = 0.1) -> None:
+        super().__init__()
+        if bits <= 0:
+            raise ValueError(f"bits must be positive, got {bits}")
+        if in_features % bits:
+            raise ValueError(f"in_features ({in_features}) must be a multiple of bits ({bits}): "
+                             f"the features are cut into {bits} equal slices")
+        self.in_features, self.bits, self.slice_size = in_features, bits, in_features // bits
+        self.weight = nn.Parameter(torch.empty(bits, self.slice_size))
+        self.bias = nn.Parameter(torch.empty(bits))
+        bound = 1.0 / math.sqrt(self.slice_size)  # nn.Linear's default init, per slice
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+        self.activation = _activation(eps)
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Pre-sigmoid values, (n, bits): slice k of the features dotted with weight row k."""
+        if features.shape[-1] != self.in_features:
+            raise ValueError(f"expected {self.in_features} features, got {features.shape[-1]}")
+        slices = features.reshape(features.shape[0], self.bits, self.slice_size)
+        return torch.einsum("nks,ks->nk", slices, self.weight) + self.bias
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.logits(features))
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, bits={self.bits}, slice_size={self.slice_size}"
+
+
+class FullyConnectedEncoder(nn.Module):
+    def __init__(self, in_features: int, bits: int, eps: float | None = 0.1) -> None:
+        super().__init__()
+        if bits <= 0:
+            raise ValueError(f"bits must be positive, got {bits}")
+        self.in_features, self.bits = in_features, bits
+        self.linear = nn.Linear(in_features, bits)
+        self.activation = _activation(eps)
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear(features)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.logits(features))
