@@ -39,14 +39,35 @@ def check_labels(labels: np.ndarray, n: int | None = None) -> np.ndarray:
     return out
 
 
+def check_is_test(is_test: np.ndarray | None, n: int) -> np.ndarray | None:
+    """Return the official-test-set mask as bool (n,), or None; raise if it does not fit."""
+    if is_test is None:
+        return None
+    arr = np.asarray(is_test)
+    if arr.shape != (n,):
+        raise ValueError(f"is_test must be a boolean mask with one entry per image ({n},), got shape {arr.shape}")
+    if arr.dtype != bool:
+        if arr.size and not np.isin(arr, (0, 1)).all():
+            raise ValueError("is_test must hold booleans (or 0/1)")
+        arr = arr.astype(bool)
+    return arr
+
+
 @dataclass
 class ArrayDataset:
-    """Images held in memory as uint8 (N, H, W, C) with their labels."""
+    """Images held in memory as uint8 (N, H, W, C) with their labels.
+
+    ``is_test`` marks the items of the publisher's official test set (CIFAR-10, SVHN, MNIST
+    families concatenate training then test images); protocols such as ``cifar10-2`` need it to
+    reproduce splits that other libraries make from the official partition. None when the source
+    has no official partition.
+    """
 
     images: np.ndarray
     labels: np.ndarray
     name: str = "arrays"
     class_names: list[str] | None = None
+    is_test: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         images = np.asarray(self.images)
@@ -58,6 +79,7 @@ class ArrayDataset:
             raise TypeError(f"images must be uint8 (0..255), got {images.dtype}")
         self.images = images
         self.labels = check_labels(self.labels, len(images))
+        self.is_test = check_is_test(self.is_test, len(images))
 
     def __len__(self) -> int:
         return len(self.images)
@@ -87,6 +109,10 @@ class FileDataset:
 
     ``image_size`` is the (H, W) images are resized to on load, so a batch stacks; None keeps
     each file's size (for callers that resize later).
+
+    ``skipped`` lists the files a loader dropped because they were missing or could not be decoded
+    (only with ``skip_corrupt=True``); ``skip_reasons`` maps each of them to why, so a user can fix
+    or delete them.
     """
 
     paths: list[Path]
@@ -96,12 +122,20 @@ class FileDataset:
     channels: int = 3
     image_size: tuple[int, int] | None = None
     skipped: list[str] = field(default_factory=list)
+    skip_reasons: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.paths = [Path(p) for p in self.paths]
         self.labels = check_labels(self.labels, len(self.paths))
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+        if self.image_size is not None:
+            self.image_size = normalize_size(self.image_size)
+
+    @property
+    def is_test(self) -> None:
+        """File sets carry no official test partition (same interface as :class:`ArrayDataset`)."""
+        return None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -116,7 +150,31 @@ class FileDataset:
         return read_image(self.paths[i], channels=self.channels, size=self.image_size)
 
     def load_images(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-        return np.stack([self.load_image(int(i)) for i in indices])
+        images = [self.load_image(int(i)) for i in indices]
+        if not images:
+            h, w = self.image_size or (0, 0)
+            return np.empty((0, h, w, self.channels), dtype=np.uint8)
+        shapes = {im.shape for im in images}
+        if len(shapes) > 1:
+            # Without a target size a batch of mixed sizes cannot stack; say which and what to do.
+            sizes = sorted(f"{s[0]}x{s[1]}" for s in shapes)
+            raise ValueError(f"images of dataset {self.name!r} differ in size ({', '.join(sizes[:4])}); "
+                             "pass image_size=(H, W) when loading it so they are resized on load")
+        return np.stack(images)
+
+
+def normalize_size(size: int | Sequence[int]) -> tuple[int, int]:
+    """An image size as (H, W) from an int (square) or a pair; raise on anything else."""
+    if isinstance(size, (int, np.integer)):
+        pair = (int(size), int(size))
+    else:
+        try:
+            pair = tuple(int(v) for v in size)
+        except (TypeError, ValueError):
+            raise ValueError(f"image_size must be an int or a pair (H, W), got {size!r}") from None
+    if len(pair) != 2 or min(pair) < 1:
+        raise ValueError(f"image_size must be an int or a pair (H, W) of positive ints, got {size!r}")
+    return pair  # type: ignore[return-value]
 
 
 Dataset = ArrayDataset | FileDataset
