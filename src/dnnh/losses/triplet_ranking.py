@@ -3,7 +3,9 @@
 With a distance d: max(0, d(a, p) - d(a, n) + m). With a similarity s (the seed's dot-product
 form): max(0, m - (s(a, p) - s(a, n))). Averaged over triplets. No triplets gives a zero that is
 still attached to the graph, so a batch without a valid triplet back-propagates nothing instead
-of failing.
+of failing. ``reduction="active"`` averages over the triplets that still violate the margin
+(Hermans et al. 2017): with every triplet of a batch mined, most are already satisfied and a
+plain mean shrinks the gradient as training succeeds.
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ from dnnh.losses.distances import DISTANCES, DotProduct, SquaredL2
 
 
 class TripletRankingLoss(nn.Module):
-    def __init__(self, margin: float = 1.0, distance: SquaredL2 | DotProduct | str | None = None) -> None:
+    def __init__(self, margin: float = 1.0, distance: SquaredL2 | DotProduct | str | None = None,
+                 reduction: str = "mean") -> None:
         super().__init__()
+        if reduction not in ("mean", "active"):
+            raise ValueError(f"reduction must be 'mean' or 'active', got {reduction!r}")
+        self.reduction = reduction
         if margin < 0:
             raise ValueError(f"margin must be >= 0, got {margin}")
         if isinstance(distance, str):
@@ -39,7 +45,12 @@ class TripletRankingLoss(nn.Module):
     def forward(self, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
         if anchor.shape[0] == 0:
             return anchor.sum() * 0.0
-        return self.per_triplet(anchor, positive, negative).mean()
+        return self._reduce(self.per_triplet(anchor, positive, negative))
+
+    def _reduce(self, losses: torch.Tensor) -> torch.Tensor:
+        if self.reduction == "active":
+            return losses.sum() / (losses > 0).sum().clamp_min(1)
+        return losses.mean()
 
     def from_matrix(self, matrix: torch.Tensor, a: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
         """The same mean loss for mined triplets, read off a batch's (B, B) distance matrix.
@@ -48,7 +59,7 @@ class TripletRankingLoss(nn.Module):
         """
         if a.numel() == 0:
             return matrix.sum() * 0.0
-        return self._hinge(matrix[a, p], matrix[a, n]).mean()
+        return self._reduce(self._hinge(matrix[a, p], matrix[a, n]))
 
     def extra_repr(self) -> str:
-        return f"margin={self.margin}, distance={type(self.distance).__name__}"
+        return f"margin={self.margin}, distance={type(self.distance).__name__}, reduction={self.reduction}"

@@ -69,7 +69,12 @@ def build_nin(preset: str, in_channels: int, out_channels: int, dropout: float |
         if kind == "conv":
             _, width, k, stride, pad = spec
             width = out_channels if width == OUT else width
-            layers += [nn.Conv2d(channels, width, k, stride=stride, padding=pad), nn.ReLU(inplace=True)]
+            conv = nn.Conv2d(channels, width, k, stride=stride, padding=pad)
+            # He initialisation: PyTorch's default shrinks the signal ~3x per layer, and after the
+            # eleven layers of a NIN the features no longer tell images apart (codes collapse).
+            nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")
+            nn.init.zeros_(conv.bias)
+            layers += [conv, nn.ReLU(inplace=True)]
             channels = width
         elif kind == "maxpool":
             layers.append(nn.MaxPool2d(spec[1], stride=spec[2], ceil_mode=True))

@@ -1,0 +1,43 @@
+"""`dnnh eval`: score a run on its split (MAP, precision within radius, PR curve, precision@k)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from dnnh.cli.common import add_data_args, load_run_data
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="score a trained run, or two codes files", description=__doc__)
+    p.add_argument("--run", type=Path, help="a trained run directory")
+    add_data_args(p, required=False)
+    p.add_argument("--query-codes", type=Path, help="score these codes (with --db-codes) instead of a run")
+    p.add_argument("--db-codes", type=Path)
+    p.add_argument("--topk", type=int, help="also report MAP@K")
+    p.add_argument("--radius", type=int, default=2, help="Hamming radius for precision within radius (default 2)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dnnh.codes import CodeSet
+    from dnnh.evaluation import evaluate_run, format_report, score_codes
+    from dnnh.training.encode import TrainedRun
+
+    if args.query_codes or args.db_codes:
+        if not (args.query_codes and args.db_codes):
+            raise ValueError("--query-codes and --db-codes go together")
+        query, database = CodeSet.load(args.query_codes), CodeSet.load(args.db_codes)
+        if query.labels is None or database.labels is None:
+            raise ValueError("codes files without labels cannot be scored")
+        report = score_codes(query, database, topk=args.topk, radius=args.radius)
+    elif args.run:
+        report = evaluate_run(TrainedRun.load(args.run), load_run_data(args.run, args), topk=args.topk,
+                              radius=args.radius, progress=True)
+        print(f"wrote {args.run / 'metrics.json'} and {args.run / 'pr_curve.png'}")
+    else:
+        raise ValueError("give --run DIR, or --query-codes and --db-codes")
+    print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
+    return 0

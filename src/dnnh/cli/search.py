@@ -1,0 +1,54 @@
+"""`dnnh search`: query image files against a run's database, print the top-k items with distances.
+
+The database is a saved HammingIndex (``--index``, from ``dnnh index build``) or a codes file
+(``--codes``, default the run's codes_database.npz), which is indexed in memory on the fly.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("search", help="top-k database items for query image files", description=__doc__)
+    p.add_argument("images", nargs="+", type=Path, help="query image files")
+    p.add_argument("--run", type=Path, required=True, help="the trained run whose model encodes the queries")
+    p.add_argument("--index", type=Path, help="a saved index (dnnh index build)")
+    p.add_argument("--codes", type=Path, help="a database codes file (default: RUN/codes_database.npz)")
+    p.add_argument("-k", "--topk", type=int, default=10, help="results per query (default 10)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from dnnh.codes import CodeSet, pack_bits
+    from dnnh.data.images import read_image
+    from dnnh.index import HammingIndex
+    from dnnh.training.encode import TrainedRun, encode_images
+
+    if args.topk <= 0:
+        raise ValueError(f"-k must be positive, got {args.topk}")
+    trained = TrainedRun.load(args.run)
+    size = (trained.prep.input_size, trained.prep.input_size)
+    images = np.stack([read_image(p, channels=trained.prep.channels, size=size) for p in args.images])
+    bits = encode_images(trained.model, trained.prep, images, role="query")
+    if args.index:
+        index = HammingIndex.load(args.index)
+    else:
+        codes_path = args.codes or args.run / "codes_database.npz"
+        if not codes_path.exists():
+            raise FileNotFoundError(f"{codes_path} not found; run `dnnh encode --run {args.run}` or pass --index")
+        codes = CodeSet.load(codes_path)
+        index = HammingIndex(codes.nbits)
+        index.add(codes.codes, ids=codes.ids)
+    if index.nbits != trained.model.bits:
+        raise ValueError(f"the index holds {index.nbits}-bit codes but the model makes {trained.model.bits}-bit codes")
+    distances, ids = index.search(pack_bits(bits), args.topk)
+    for path, code, dist_row, id_row in zip(args.images, bits, distances, ids):
+        print(f"{path}  code {''.join(map(str, code))}")
+        for rank, (d, i) in enumerate(zip(dist_row, id_row), 1):
+            if i >= 0:
+                print(f"  {rank:3d}. id {i:8d}  distance {d}")
+    return 0

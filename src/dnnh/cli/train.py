@@ -1,0 +1,75 @@
+"""`dnnh train`: train DNNH on a dataset and split, checkpoint each epoch, score the best model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dnnh.cli.common import add_data_args, add_split_args, load_data, resolve_split, save_data_source
+from dnnh.nn import PRESETS
+from dnnh.training.config import RECIPES, TRIPLET_MODES, TrainConfig
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a DNNH model", description=__doc__)
+    add_data_args(p)
+    add_split_args(p)
+    p.add_argument("--run", type=Path, required=True, help="run directory (config, split, weights, metrics)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--recipe", choices=RECIPES, default="modern", help="modern (default) or paper")
+    p.add_argument("--bits", type=int, default=48)
+    p.add_argument("--backbone", choices=sorted(PRESETS), help="default nin-small")
+    p.add_argument("--input-size", type=int, help="side images are resized to (default: the preset's)")
+    p.add_argument("--encoder", choices=("divide-and-encode", "fc"))
+    p.add_argument("--eps", type=float, help="half-width of the threshold's band (default 0.1)")
+    p.add_argument("--no-threshold", action="store_true", help="sigmoid only (the ablation)")
+    p.add_argument("--separate-query-network", action="store_true")
+    p.add_argument("--triplets", choices=TRIPLET_MODES, help="random (paper) or an in-batch mining strategy")
+    p.add_argument("--margin", type=float)
+    p.add_argument("--distance", choices=("l2", "dot"))
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--augment", choices=("none", "shift", "shift-flip"))
+    p.add_argument("--workers", type=int, help="decoding worker processes for image files (default 2)")
+    p.add_argument("--threads", type=int, help="torch threads")
+    p.add_argument("--topk", type=int, help="also report MAP@K when scoring")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    overrides = {k: getattr(args, a) for k, a in (
+        ("bits", "bits"), ("backbone", "backbone"), ("input_size", "input_size"), ("encoder", "encoder"),
+        ("eps", "eps"), ("triplets", "triplets"), ("margin", "margin"), ("distance", "distance"),
+        ("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"), ("weight_decay", "weight_decay"),
+        ("augment", "augment"), ("num_workers", "workers"), ("threads", "threads"), ("seed", "seed"))
+        if getattr(args, a, None) is not None}
+    if args.no_threshold:
+        overrides["eps"] = None
+    if args.separate_query_network:
+        overrides["separate_query_network"] = True
+    return TrainConfig.from_recipe(args.recipe, **overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dnnh.evaluation import evaluate_run, format_report
+    from dnnh.training.encode import TrainedRun
+    from dnnh.training.train import train
+
+    config = config_from_args(args)
+    dataset = load_data(args)
+    split = resolve_split(args, dataset)
+    if args.resume and (args.run / "split.json").exists():
+        from dnnh.data.splits import Split
+
+        split = Split.load(args.run / "split.json")
+    print(f"{dataset.name}: {len(dataset)} images; {split.summary()}")
+    result = train(config, dataset, split, args.run, resume=args.resume, progress=not args.quiet)
+    save_data_source(args.run, args)
+    print(f"trained in {result.seconds:.1f}s; best validation MAP {result.best_val_map:.4f} at epoch {result.best_epoch}")
+    report = evaluate_run(TrainedRun.load(args.run), dataset, topk=args.topk, num_workers=config.num_workers)
+    print(format_report(report))
+    print(f"run saved in {args.run}")
+    return 0

@@ -1,0 +1,119 @@
+"""From uint8 images to the float tensors a network takes, cached or streamed.
+
+Small sets (every ArrayDataset) are preprocessed once into one tensor and batches are slices of
+it. File datasets are decoded per batch in DataLoader worker processes, so a 2-core run decodes
+on one core while the other trains. Augmentation runs in the main process on tensors with the
+trainer's torch generator, which keeps a resumed run identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dnnh.data.dataset import ArrayDataset, FileDataset
+
+
+@dataclass
+class Preprocessing:
+    """Resize to ``input_size`` squared, scale to [0, 1], subtract the per-channel mean, divide by std."""
+
+    input_size: int
+    channels: int
+    mean: list[float]
+    std: list[float]
+
+    @classmethod
+    def fit(cls, dataset: ArrayDataset | FileDataset, indices: np.ndarray, input_size: int,
+            max_images: int = 5000, seed: int = 0) -> "Preprocessing":
+        """Channel statistics from (up to ``max_images`` of) the training images."""
+        idx = np.asarray(indices)
+        if len(idx) > max_images:
+            idx = np.sort(np.random.default_rng(seed).choice(idx, max_images, replace=False))
+        images = dataset.load_images(idx).astype(np.float64) / 255.0
+        mean = images.mean(axis=(0, 1, 2))
+        std = images.std(axis=(0, 1, 2))
+        std = np.where(std < 1e-6, 1.0, std)
+        return cls(input_size=int(input_size), channels=int(images.shape[3]),
+                   mean=[float(m) for m in mean], std=[float(s) for s in std])
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __call__(self, images: np.ndarray) -> torch.Tensor:
+        """uint8 (n, H, W, C) -> float32 (n, C, input_size, input_size)."""
+        if images.ndim != 4 or images.shape[3] != self.channels:
+            raise ValueError(f"expected uint8 images (n, H, W, {self.channels}), got shape {images.shape}")
+        x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+        if x.shape[2:] != (self.input_size, self.input_size):
+            shrinking = min(x.shape[2:]) > self.input_size
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
+                              align_corners=False, antialias=shrinking)
+        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
+        std = torch.tensor(self.std).view(1, -1, 1, 1)
+        return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+
+
+class _DecodeBatches(torch.utils.data.Dataset):
+    """Map-style dataset whose item is a whole batch, so a worker decodes one batch per task."""
+
+    def __init__(self, dataset: FileDataset, batches: Sequence[np.ndarray], prep: Preprocessing) -> None:
+        self.dataset, self.batches, self.prep = dataset, batches, prep
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.prep(self.dataset.load_images(self.batches[i]))
+
+
+class BatchSource:
+    """Yields preprocessed image batches for lists of dataset indices."""
+
+    def __init__(self, dataset: ArrayDataset | FileDataset, prep: Preprocessing, cache_indices: np.ndarray | None = None,
+                 num_workers: int = 2) -> None:
+        self.dataset, self.prep, self.num_workers = dataset, prep, num_workers
+        self.cache: torch.Tensor | None = None
+        self.position: np.ndarray | None = None
+        if cache_indices is not None and isinstance(dataset, ArrayDataset):
+            cache_indices = np.asarray(cache_indices)
+            self.cache = torch.cat([prep(dataset.load_images(cache_indices[i:i + 4096]))
+                                    for i in range(0, len(cache_indices), 4096)])
+            self.position = np.full(len(dataset), -1, dtype=np.int64)
+            self.position[cache_indices] = np.arange(len(cache_indices))
+
+    def batches(self, batches: Sequence[np.ndarray]) -> Iterator[torch.Tensor]:
+        if self.cache is not None:
+            for b in batches:
+                pos = self.position[b]
+                if (pos < 0).any():
+                    raise IndexError("batch asks for items outside the cached training set")
+                yield self.cache[torch.from_numpy(pos)]
+            return
+        if isinstance(self.dataset, ArrayDataset) or self.num_workers == 0:
+            for b in batches:
+                yield self.prep(self.dataset.load_images(b))
+            return
+        loader = torch.utils.data.DataLoader(_DecodeBatches(self.dataset, batches, self.prep), batch_size=None,
+                                             shuffle=False, num_workers=self.num_workers, prefetch_factor=4,
+                                             persistent_workers=False)
+        yield from loader
+
+
+def shift_augment(x: torch.Tensor, generator: torch.Generator, max_shift: int, flip: bool = False) -> torch.Tensor:
+    """Random translation by up to ``max_shift`` pixels (zero fill), optionally a horizontal flip.
+
+    Zero is the normalised mean, so the filled border is neutral.
+    """
+    n, _, h, w = x.shape
+    padded = F.pad(x, (max_shift,) * 4)
+    offsets = torch.randint(0, 2 * max_shift + 1, (n, 2), generator=generator)
+    out = torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets.tolist())])
+    if flip:
+        mask = torch.rand(n, generator=generator) < 0.5
+        out[mask] = out[mask].flip(3)
+    return out.contiguous(memory_format=torch.channels_last)

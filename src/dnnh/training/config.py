@@ -1,0 +1,100 @@
+"""Everything that decides a training run, as one dataclass saved beside its checkpoints.
+
+Two recipes fill in the optimisation fields:
+``paper`` — DESIGN.md item 7: the paper's three-stream random triplets (100 a batch), SGD with
+momentum 0.9, lr 1e-3, weight decay 5e-4, lr x0.1 for the last quarter, no augmentation.
+``modern`` — class-balanced batches with every valid triplet mined in the batch, AdamW,
+warmup then cosine decay, small random shifts. It measures better (docs/RESULTS.md), so it is
+the default.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from dnnh.miners import STRATEGIES
+
+TRIPLET_MODES = ("random",) + STRATEGIES  # "random": the paper's three streams; else a miner strategy
+RECIPES = ("modern", "paper")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    bits: int = 48
+    backbone: str = "nin-small"
+    input_size: int | None = None  # None: the preset's size
+    encoder: str = "divide-and-encode"
+    eps: float | None = 0.1  # None: no threshold
+    separate_query_network: bool = False
+    dropout: float | None = None
+    loss: str = "triplet"
+    margin: float = 1.0
+    distance: str = "l2"
+    reduction: str = "active"  # mean over violating triplets; "mean": over all
+    recipe: str = "modern"
+    triplets: str = "all"
+    batch_size: int = 100  # images per batch (in-batch mining) or triplets per batch (random)
+    per_class: int = 10
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    schedule: str = "cosine"
+    warmup_epochs: int = 1
+    epochs: int = 30
+    augment: str = "shift"  # none | shift | shift-flip
+    max_shift: int = 2
+    seed: int = 0
+    val_every: int = 1
+    num_workers: int = 2
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        checks = {
+            "recipe": (self.recipe, RECIPES), "triplets": (self.triplets, TRIPLET_MODES),
+            "optimizer": (self.optimizer, ("adamw", "sgd")), "schedule": (self.schedule, ("cosine", "step")),
+            "augment": (self.augment, ("none", "shift", "shift-flip")), "distance": (self.distance, ("l2", "dot")),
+        }
+        for name, (value, allowed) in checks.items():
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if self.bits <= 0 or self.epochs <= 0 or self.batch_size <= 1:
+            raise ValueError(f"bits, epochs must be positive and batch_size > 1, got "
+                             f"bits={self.bits}, epochs={self.epochs}, batch_size={self.batch_size}")
+
+    @classmethod
+    def from_recipe(cls, recipe: str = "modern", **overrides) -> "TrainConfig":
+        """The recipe's defaults, then ``overrides``."""
+        if recipe not in RECIPES:
+            raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
+        base = dict(recipe=recipe)
+        if recipe == "paper":
+            base.update(triplets="random", optimizer="sgd", lr=1e-3, weight_decay=5e-4, momentum=0.9,
+                        schedule="step", warmup_epochs=0, augment="none", margin=1.0, reduction="mean")
+        base.update(overrides)
+        return cls(**base)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown training config keys: {sorted(unknown)}")
+        return cls(**data)
+
+    def save(self, path: Path) -> None:
+        from dnnh.data.splits import atomic_write_text
+
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> "TrainConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def replace(self, **changes) -> "TrainConfig":
+        return replace(self, **changes)

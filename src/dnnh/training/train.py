@@ -1,0 +1,196 @@
+"""The training loop, top to bottom: set up, then for each epoch batches -> codes -> loss -> step,
+then validate and checkpoint. ``resume=True`` restores the last checkpoint (weights, optimizer,
+schedule, both random generators, history) so the finished run equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from dnnh.data.dataset import ArrayDataset, FileDataset
+from dnnh.data.pipeline import BatchSource, Preprocessing, shift_augment
+from dnnh.data.splits import Split
+from dnnh.losses import TripletRankingLoss
+from dnnh.miners import BatchTripletMiner, ClassBalancedBatches, RandomTripletSampler
+from dnnh.nn import DNNH, PRESETS
+from dnnh.training.checkpoint import (RUN_FORMAT, load_state, load_weights, read_json, save_state, save_weights,
+                                      write_json)
+from dnnh.training.config import TrainConfig
+from dnnh.training.objectives import MinedTriplets, ThreeStreamTriplets
+
+
+@dataclass
+class TrainResult:
+    model: DNNH
+    prep: Preprocessing
+    history: list[dict]
+    best_epoch: int
+    best_val_map: float
+    seconds: float
+
+
+def build_model(config: TrainConfig, in_channels: int) -> DNNH:
+    return DNNH(config.bits, backbone=config.backbone, in_channels=in_channels, encoder=config.encoder,
+                eps=config.eps, separate_query_network=config.separate_query_network, dropout=config.dropout)
+
+
+def build_optimizer(config: TrainConfig, model: torch.nn.Module, steps_per_epoch: int):
+    if config.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                              weight_decay=config.weight_decay)
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    total, warmup = config.epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if config.schedule == "step":  # the paper's "lr x0.1 late in training": the last quarter
+            return 0.1 if step >= 0.75 * total else 1.0
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def build_objective(config: TrainConfig):
+    loss = TripletRankingLoss(margin=config.margin, distance=config.distance, reduction=config.reduction)
+    if config.triplets == "random":
+        return ThreeStreamTriplets(loss)
+    return MinedTriplets(loss, BatchTripletMiner(config.triplets, margin=config.margin))
+
+
+def epoch_batches(config: TrainConfig, train_idx: np.ndarray, labels: np.ndarray, rng: np.random.Generator
+                  ) -> list[np.ndarray]:
+    """Dataset indices of each batch of one epoch; three-stream batches are [anchors; pos; neg]."""
+    if config.triplets == "random":
+        sampler = RandomTripletSampler(labels[train_idx])
+        n_batches = max(1, len(train_idx) // config.batch_size)
+        return [train_idx[np.concatenate(sampler.sample(config.batch_size, rng))] for _ in range(n_batches)]
+    batches = ClassBalancedBatches(labels[train_idx], config.batch_size, config.per_class)
+    return [train_idx[b] for b in batches.epoch(rng)]
+
+
+def validation_map(model: DNNH, source: BatchSource, val_idx: np.ndarray, db_idx: np.ndarray,
+                   labels: np.ndarray) -> float:
+    """MAP of validation images against the training images: model selection never sees queries."""
+    from dnnh.metrics import mean_average_precision
+    from dnnh.training.encode import encode_indices
+
+    q = encode_indices(model, source, val_idx, role="query")
+    d = encode_indices(model, source, db_idx, role="database")
+    return float(mean_average_precision(q, d, labels[val_idx], labels[db_idx]))
+
+
+def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split, run_dir: str | Path,
+          resume: bool = False, progress: bool = True,
+          on_epoch_end: Callable[[int, dict], None] | None = None) -> TrainResult:
+    run_dir = Path(run_dir)
+    ckpt_dir = run_dir / "checkpoint"
+    split.check_fits(len(dataset))
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    labels = dataset.labels
+    train_idx, val_idx = split.train, split.val
+    input_size = config.input_size or PRESETS[config.backbone].input_size
+
+    # Run directory: a fresh run refuses to overwrite one; a resumed run must match it.
+    if resume:
+        saved = read_json(run_dir / "config.json")
+        if TrainConfig.from_dict(saved["config"]) != config:
+            raise ValueError(f"--resume needs the same training config as {run_dir / 'config.json'}; it differs")
+        if not np.array_equal(Split.load(run_dir / "split.json").train, split.train):
+            raise ValueError(f"--resume needs the same split as {run_dir / 'split.json'}; it differs")
+        prep = Preprocessing(**saved["preprocessing"])
+    else:
+        if (ckpt_dir / "state.pt").exists():
+            raise ValueError(f"{run_dir} already holds a training run; use --resume to continue it "
+                             "or choose another run directory")
+        prep = Preprocessing.fit(dataset, train_idx, input_size, seed=config.seed)
+        write_json(run_dir / "config.json", {
+            "format": RUN_FORMAT, "config": config.to_dict(), "preprocessing": prep.to_dict(),
+            "dataset": {"name": getattr(dataset, "name", "?"), "size": len(dataset),
+                        "multilabel": bool(dataset.multilabel), "channels": prep.channels}})
+        split.save(run_dir / "split.json")
+
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    aug_gen = torch.Generator().manual_seed(config.seed + 1)
+    model = build_model(config, prep.channels).to(memory_format=torch.channels_last)
+    steps_per_epoch = len(epoch_batches(config, train_idx, labels, np.random.default_rng(0)))
+    optimizer, schedule = build_optimizer(config, model, steps_per_epoch)
+    objective = build_objective(config)
+    source = BatchSource(dataset, prep, cache_indices=np.union1d(train_idx, val_idx), num_workers=config.num_workers)
+    history: list[dict] = []
+    best_val, best_epoch, start_epoch = -1.0, -1, 0
+
+    if resume and (ckpt_dir / "state.pt").exists():
+        state = load_state(ckpt_dir / "state.pt")
+        load_weights(model, ckpt_dir / "last.safetensors")
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        rng.bit_generator.state = state["numpy_rng"]
+        aug_gen.set_state(state["aug_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        history, best_val, best_epoch = state["history"], state["best_val"], state["best_epoch"]
+        start_epoch = state["epoch"] + 1
+
+    started = time.perf_counter()
+    for epoch in range(start_epoch, config.epochs):
+        model.train()
+        batches = epoch_batches(config, train_idx, labels, rng)
+        bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
+                   leave=False, unit="batch")
+        t0, seen, loss_sum, triplet_sum = time.perf_counter(), 0, 0.0, 0
+        for idx, images in zip(batches, source.batches(batches)):
+            if config.augment != "none":
+                images = shift_augment(images, aug_gen, config.max_shift, flip=config.augment == "shift-flip")
+            batch_labels = torch.from_numpy(labels[idx])
+            codes = model(images)
+            query_codes = model(images, role="query") if config.separate_query_network else None
+            loss, n_triplets = objective(codes, batch_labels, query_codes)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            seen += len(idx)
+            loss_sum += loss.item() * len(idx)
+            triplet_sum += n_triplets
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+        bar.close()
+        seconds = time.perf_counter() - t0
+        record = {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "images_per_s": seen / seconds,
+                  "triplets_per_s": triplet_sum / seconds, "seconds": seconds, "lr": schedule.get_last_lr()[0]}
+        validate = len(val_idx) > 0 and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs)
+        if validate:
+            record["val_map"] = validation_map(model, source, val_idx, train_idx, labels)
+        # Without a validation set, the last epoch is the one kept.
+        if (validate and record["val_map"] > best_val) or len(val_idx) == 0:
+            best_val, best_epoch = record.get("val_map", float("nan")), epoch + 1
+            save_weights(model, run_dir / "model.safetensors", metadata={"epoch": str(epoch + 1)})
+        history.append(record)
+        save_weights(model, ckpt_dir / "last.safetensors")
+        save_state({"epoch": epoch, "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                    "numpy_rng": rng.bit_generator.state, "aug_rng": aug_gen.get_state(),
+                    "torch_rng": torch.get_rng_state(), "history": history, "best_val": best_val,
+                    "best_epoch": best_epoch}, ckpt_dir / "state.pt")
+        write_json(run_dir / "history.json", {"history": history, "best_epoch": best_epoch, "best_val_map": best_val})
+        if progress:
+            val = f", val MAP {record['val_map']:.4f}" if validate else ""
+            tqdm.write(f"epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.4f}, "
+                       f"{record['images_per_s']:.0f} img/s{val}")
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, record)
+
+    load_weights(model, run_dir / "model.safetensors")
+    model.eval()
+    return TrainResult(model=model, prep=prep, history=history, best_epoch=best_epoch, best_val_map=best_val,
+                       seconds=time.perf_counter() - started)
