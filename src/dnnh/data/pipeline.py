@@ -8,7 +8,7 @@ trainer's torch generator, which keeps a resumed run identical to an uninterrupt
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -16,6 +16,13 @@ import torch
 import torch.nn.functional as F
 
 from dnnh.data.dataset import ArrayDataset, FileDataset
+
+
+def sized(dataset: ArrayDataset | FileDataset, input_size: int) -> ArrayDataset | FileDataset:
+    """A file dataset whose files are resized on load, so images of mixed sizes stack into a batch."""
+    if isinstance(dataset, FileDataset) and dataset.image_size is None:
+        return replace(dataset, image_size=(input_size, input_size))
+    return dataset
 
 
 @dataclass
@@ -34,7 +41,7 @@ class Preprocessing:
         idx = np.asarray(indices)
         if len(idx) > max_images:
             idx = np.sort(np.random.default_rng(seed).choice(idx, max_images, replace=False))
-        images = dataset.load_images(idx).astype(np.float64) / 255.0
+        images = sized(dataset, input_size).load_images(idx).astype(np.float64) / 255.0
         mean = images.mean(axis=(0, 1, 2))
         std = images.std(axis=(0, 1, 2))
         std = np.where(std < 1e-6, 1.0, std)
@@ -76,7 +83,7 @@ class BatchSource:
 
     def __init__(self, dataset: ArrayDataset | FileDataset, prep: Preprocessing, cache_indices: np.ndarray | None = None,
                  num_workers: int = 2) -> None:
-        self.dataset, self.prep, self.num_workers = dataset, prep, num_workers
+        self.dataset, self.prep, self.num_workers = sized(dataset, prep.input_size), prep, num_workers
         self.cache: torch.Tensor | None = None
         self.position: np.ndarray | None = None
         if cache_indices is not None and isinstance(dataset, ArrayDataset):

@@ -27,6 +27,7 @@ class TrainConfig:
     input_size: int | None = None  # None: the preset's size
     encoder: str = "divide-and-encode"
     eps: float | None = 0.1  # None: no threshold
+    eps_anneal: float = 0.5  # share of epochs over which eps shrinks from 0.5 (identity) to eps
     separate_query_network: bool = False
     dropout: float | None = None
     loss: str = "triplet"
@@ -72,7 +73,8 @@ class TrainConfig:
         base = dict(recipe=recipe)
         if recipe == "paper":
             base.update(triplets="random", optimizer="sgd", lr=1e-3, weight_decay=5e-4, momentum=0.9,
-                        schedule="step", warmup_epochs=0, augment="none", margin=1.0, reduction="mean")
+                        schedule="step", warmup_epochs=0, augment="none", margin=1.0, reduction="mean",
+                        eps_anneal=0.0)
         base.update(overrides)
         return cls(**base)
 

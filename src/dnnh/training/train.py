@@ -20,7 +20,7 @@ from dnnh.data.pipeline import BatchSource, Preprocessing, shift_augment
 from dnnh.data.splits import Split
 from dnnh.losses import TripletRankingLoss
 from dnnh.miners import BatchTripletMiner, ClassBalancedBatches, RandomTripletSampler
-from dnnh.nn import DNNH, PRESETS
+from dnnh.nn import DNNH, PRESETS, PiecewiseThreshold
 from dnnh.training.checkpoint import (RUN_FORMAT, load_state, load_weights, read_json, save_state, save_weights,
                                       write_json)
 from dnnh.training.config import TrainConfig
@@ -76,6 +76,28 @@ def epoch_batches(config: TrainConfig, train_idx: np.ndarray, labels: np.ndarray
         return [train_idx[np.concatenate(sampler.sample(config.batch_size, rng))] for _ in range(n_batches)]
     batches = ClassBalancedBatches(labels[train_idx], config.batch_size, config.per_class)
     return [train_idx[b] for b in batches.epoch(rng)]
+
+
+def threshold_eps(config: TrainConfig, epoch: int) -> float | None:
+    """The threshold's half band in ``epoch`` (0-based): from 0.5 (no thresholding) down to config.eps.
+
+    With the final band from the start, the freshly initialised network's outputs mostly fall
+    outside it, where g has zero gradient, and training stalls (docs/RESULTS.md); opening the
+    band first lets bits find their side before they are pinned to 0/1.
+    """
+    if config.eps is None:
+        return None
+    anneal_epochs = config.eps_anneal * config.epochs
+    if anneal_epochs <= 0:
+        return config.eps
+    return config.eps + (0.5 - config.eps) * max(0.0, 1.0 - epoch / anneal_epochs)
+
+
+def set_threshold_eps(model: torch.nn.Module, eps: float | None) -> None:
+    if eps is not None:
+        for module in model.modules():
+            if isinstance(module, PiecewiseThreshold):
+                module.eps = eps
 
 
 def validation_map(model: DNNH, source: BatchSource, val_idx: np.ndarray, db_idx: np.ndarray,
@@ -145,6 +167,7 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
     started = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
         model.train()
+        set_threshold_eps(model, threshold_eps(config, epoch))
         batches = epoch_batches(config, train_idx, labels, rng)
         bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
                    leave=False, unit="batch")
@@ -191,6 +214,7 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
             on_epoch_end(epoch + 1, record)
 
     load_weights(model, run_dir / "model.safetensors")
+    set_threshold_eps(model, config.eps)
     model.eval()
     return TrainResult(model=model, prep=prep, history=history, best_epoch=best_epoch, best_val_map=best_val,
                        seconds=time.perf_counter() - started)

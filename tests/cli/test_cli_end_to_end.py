@@ -1,0 +1,73 @@
+"""The CLI on digits, end to end: train, encode, eval, search, demo, and one-line errors."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dnnh.cli.main import main
+from dnnh.codes import CodeSet
+from dnnh.data.digits import load_digits
+
+TINY = ["--data", "digits", "--queries-per-class", "5", "--train-per-class", "30", "--bits", "12",
+        "--input-size", "8", "--epochs", "2", "--batch-size", "40", "--threads", "1", "--workers", "0", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", "--run", str(run), *TINY]) == 0
+    return run
+
+
+def test_train_writes_run_directory(trained_run):
+    for name in ("config.json", "split.json", "model.safetensors", "history.json", "metrics.json",
+                 "pr_curve.png", "codes_query.npz", "codes_database.npz", "data.json"):
+        assert (trained_run / name).exists(), name
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert 0.0 <= metrics["map"] <= 1.0 and metrics["n_queries"] == 50
+    assert (trained_run / "pr_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_encode_then_eval_codes_match_run_metrics(trained_run, tmp_path, capsys):
+    assert main(["encode", "--run", str(trained_run), "--out", str(tmp_path)]) == 0
+    query = CodeSet.load(tmp_path / "codes_query.npz")
+    split = json.loads((trained_run / "split.json").read_text())
+    assert query.ids.tolist() == split["query"] and query.nbits == 12
+    capsys.readouterr()
+    assert main(["eval", "--query-codes", str(tmp_path / "codes_query.npz"),
+                 "--db-codes", str(tmp_path / "codes_database.npz"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["map"] == pytest.approx(json.loads((trained_run / "metrics.json").read_text())["map"])
+
+
+def test_search_finds_the_query_itself_at_distance_zero(trained_run, tmp_path, capsys):
+    digits = load_digits()
+    split = json.loads((trained_run / "split.json").read_text())
+    item = split["database"][7]
+    path = tmp_path / "q.png"
+    Image.fromarray(digits.images[item, :, :, 0]).save(path)
+    capsys.readouterr()
+    assert main(["search", str(path), "--run", str(trained_run), "-k", "5"]) == 0
+    out = capsys.readouterr().out
+    lines = [ln for ln in out.splitlines() if "distance" in ln]
+    assert len(lines) == 5
+    assert lines[0].split()[-1] == "0"  # its own code is in the database
+
+
+def test_errors_are_one_line(tmp_path, capsys):
+    assert main(["eval", "--run", str(tmp_path / "nope")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "config.json not found" in err
+    assert main(["train", "--run", str(tmp_path / "r"), "--data", "digits", "--bits", "0", "--quiet"]) == 1
+    assert "bits" in capsys.readouterr().err
+
+
+def test_demo_prints_table(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--bits", "12", "--epochs", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "| method |" in out and "| DNNH |" in out and "| LSH |" in out
+    rows = json.loads((tmp_path / "demo" / "results.json").read_text())
+    assert {r["method"] for r in rows} >= {"DNNH", "LSH"}
+    assert all(0 <= r["map"] <= 1 for r in rows)

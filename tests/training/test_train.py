@@ -1,0 +1,91 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from dnnh.training.config import TrainConfig
+from dnnh.training.encode import TrainedRun
+from dnnh.training.train import train
+
+
+class Interrupt(Exception):
+    pass
+
+
+def _stop_after(epoch_to_stop):
+    def hook(epoch, record):
+        if epoch == epoch_to_stop:
+            raise Interrupt
+    return hook
+
+
+@pytest.mark.parametrize("recipe_overrides", [{}, {"triplets": "random", "optimizer": "sgd", "schedule": "step"}])
+def test_resume_equals_uninterrupted(tmp_path, digits, small_split, tiny_config, recipe_overrides):
+    config = tiny_config.replace(**recipe_overrides)
+    full = train(config, digits, small_split, tmp_path / "full", progress=False)
+    with pytest.raises(Interrupt):
+        train(config, digits, small_split, tmp_path / "cut", progress=False, on_epoch_end=_stop_after(2))
+    resumed = train(config, digits, small_split, tmp_path / "cut", resume=True, progress=False)
+    for name in ("model.safetensors", "checkpoint/last.safetensors"):
+        a, b = load_file(tmp_path / "full" / name), load_file(tmp_path / "cut" / name)
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    assert [h["loss"] for h in full.history] == [h["loss"] for h in resumed.history]
+    assert [h["val_map"] for h in full.history] == [h["val_map"] for h in resumed.history]
+
+
+def test_fresh_run_refuses_to_overwrite_and_resume_checks_config(tmp_path, digits, small_split, tiny_config):
+    config = tiny_config.replace(epochs=1)
+    train(config, digits, small_split, tmp_path / "r", progress=False)
+    with pytest.raises(ValueError, match="--resume"):
+        train(config, digits, small_split, tmp_path / "r", progress=False)
+    with pytest.raises(ValueError, match="same training config"):
+        train(config.replace(margin=3.0), digits, small_split, tmp_path / "r", resume=True, progress=False)
+
+
+def test_run_directory_contents_and_reload(tmp_path, digits, small_split, tiny_config):
+    result = train(tiny_config, digits, small_split, tmp_path / "r", progress=False)
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert TrainConfig.from_dict(saved["config"]) == tiny_config
+    history = json.loads((tmp_path / "r" / "history.json").read_text())
+    assert len(history["history"]) == 3
+    assert history["best_val_map"] == max(h["val_map"] for h in history["history"])
+    run = TrainedRun.load(tmp_path / "r")
+    x = result.prep(digits.images[:10])
+    assert torch.equal(run.model.encode(x), result.model.encode(x))
+    assert np.array_equal(run.split.query, small_split.query)
+
+
+def test_training_beats_untrained_network(tmp_path, digits, small_split, tiny_config):
+    from dnnh.data.pipeline import BatchSource, Preprocessing
+    from dnnh.metrics import mean_average_precision
+    from dnnh.training.encode import encode_indices
+    from dnnh.training.train import build_model
+
+    config = tiny_config.replace(epochs=8)
+    result = train(config, digits, small_split, tmp_path / "r", progress=False)
+    torch.manual_seed(config.seed)
+    untrained = build_model(config, 1).eval()
+    source = BatchSource(digits, result.prep)
+    labels = digits.labels
+
+    def score(model):
+        q = encode_indices(model, source, small_split.query)
+        d = encode_indices(model, source, small_split.database)
+        return mean_average_precision(q, d, labels[small_split.query], labels[small_split.database])
+
+    assert score(result.model) > score(untrained) + 0.1
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="triplets must be one of"):
+        TrainConfig(triplets="hardest")
+    with pytest.raises(ValueError, match="recipe"):
+        TrainConfig.from_recipe("fast")
+    with pytest.raises(ValueError, match="unknown training config keys"):
+        TrainConfig.from_dict({"bits": 12, "colour": "red"})
+    paper = TrainConfig.from_recipe("paper")
+    assert (paper.optimizer, paper.lr, paper.momentum, paper.weight_decay, paper.triplets) == \
+        ("sgd", 1e-3, 0.9, 5e-4, "random")
