@@ -69,10 +69,17 @@ class DNNH(nn.Module):
             raise ValueError(f"{self.backbone_name} needs images of at least {self.min_size}x{self.min_size}, "
                              f"got {images.shape[2]}x{images.shape[3]}")
 
+    def _net(self, role: str) -> HashNetwork:
+        return self.query_net if (role == "query" and self.query_net is not None) else self.net
+
     def forward(self, images: torch.Tensor, role: str = "database") -> torch.Tensor:
         self._check(images)
-        net = self.query_net if (role == "query" and self.query_net is not None) else self.net
-        return net(images)
+        return self._net(role)(images)
+
+    def logits(self, images: torch.Tensor, role: str = "database") -> torch.Tensor:
+        """Pre-sigmoid outputs u: what the pairwise and central losses train on; bit = u > 0."""
+        self._check(images)
+        return self._net(role).logits(images)
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor, role: str = "database") -> torch.Tensor:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from dnnh.miners import STRATEGIES
+from dnnh.training.objectives import LOSSES
 
 TRIPLET_MODES = ("random",) + STRATEGIES  # "random": the paper's three streams; else a miner strategy
 RECIPES = ("modern", "paper")
@@ -30,7 +31,7 @@ class TrainConfig:
     eps_anneal: float = 0.5  # share of epochs over which eps shrinks from 0.5 (identity) to eps
     separate_query_network: bool = False
     dropout: float | None = None
-    loss: str = "triplet"
+    loss: str = "triplet"  # or a later loss: dpsh, dsh, csq, classifier (the Sablayrolles reference)
     margin: float = 1.0
     distance: str = "l2"
     reduction: str = "active"  # mean over violating triplets; "mean": over all
@@ -54,13 +55,15 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         checks = {
-            "recipe": (self.recipe, RECIPES), "triplets": (self.triplets, TRIPLET_MODES),
+            "recipe": (self.recipe, RECIPES), "loss": (self.loss, LOSSES), "triplets": (self.triplets, TRIPLET_MODES),
             "optimizer": (self.optimizer, ("adamw", "sgd")), "schedule": (self.schedule, ("cosine", "step")),
             "augment": (self.augment, ("none", "shift", "shift-flip")), "distance": (self.distance, ("l2", "dot")),
         }
         for name, (value, allowed) in checks.items():
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if self.loss != "triplet" and self.triplets == "random":
+            raise ValueError(f"the {self.loss} loss trains on class-balanced batches, not random triplets")
         if self.bits <= 0 or self.epochs <= 0 or self.batch_size <= 1:
             raise ValueError(f"bits, epochs must be positive and batch_size > 1, got "
                              f"bits={self.bits}, epochs={self.epochs}, batch_size={self.batch_size}")

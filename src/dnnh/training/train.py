@@ -24,7 +24,7 @@ from dnnh.nn import DNNH, PRESETS, PiecewiseThreshold
 from dnnh.training.checkpoint import (RUN_FORMAT, load_state, load_weights, read_json, save_state, save_weights,
                                       write_json)
 from dnnh.training.config import TrainConfig
-from dnnh.training.objectives import MinedTriplets, ThreeStreamTriplets
+from dnnh.training.objectives import MinedTriplets, ThreeStreamTriplets, make_batch_loss
 
 
 @dataclass
@@ -42,12 +42,11 @@ def build_model(config: TrainConfig, in_channels: int) -> DNNH:
                 eps=config.eps, separate_query_network=config.separate_query_network, dropout=config.dropout)
 
 
-def build_optimizer(config: TrainConfig, model: torch.nn.Module, steps_per_epoch: int):
+def build_optimizer(config: TrainConfig, params: list[torch.nn.Parameter], steps_per_epoch: int):
     if config.optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                              weight_decay=config.weight_decay)
+        opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     else:
-        opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     total, warmup = config.epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch
 
     def factor(step: int) -> float:
@@ -60,7 +59,9 @@ def build_optimizer(config: TrainConfig, model: torch.nn.Module, steps_per_epoch
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
-def build_objective(config: TrainConfig):
+def build_objective(config: TrainConfig, labels: np.ndarray) -> torch.nn.Module:
+    if config.loss != "triplet":
+        return make_batch_loss(config.loss, config.bits, labels, seed=config.seed)
     loss = TripletRankingLoss(margin=config.margin, distance=config.distance, reduction=config.reduction)
     if config.triplets == "random":
         return ThreeStreamTriplets(loss)
@@ -147,8 +148,8 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
     aug_gen = torch.Generator().manual_seed(config.seed + 1)
     model = build_model(config, prep.channels).to(memory_format=torch.channels_last)
     steps_per_epoch = len(epoch_batches(config, train_idx, labels, np.random.default_rng(0)))
-    optimizer, schedule = build_optimizer(config, model, steps_per_epoch)
-    objective = build_objective(config)
+    objective = build_objective(config, labels)
+    optimizer, schedule = build_optimizer(config, [*model.parameters(), *objective.parameters()], steps_per_epoch)
     source = BatchSource(dataset, prep, cache_indices=np.union1d(train_idx, val_idx), num_workers=config.num_workers)
     history: list[dict] = []
     best_val, best_epoch, start_epoch = -1.0, -1, 0
@@ -156,6 +157,7 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
     if resume and (ckpt_dir / "state.pt").exists():
         state = load_state(ckpt_dir / "state.pt")
         load_weights(model, ckpt_dir / "last.safetensors")
+        objective.load_state_dict(state["objective"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         rng.bit_generator.state = state["numpy_rng"]
@@ -176,9 +178,10 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
             if config.augment != "none":
                 images = shift_augment(images, aug_gen, config.max_shift, flip=config.augment == "shift-flip")
             batch_labels = torch.from_numpy(labels[idx])
-            codes = model(images)
-            query_codes = model(images, role="query") if config.separate_query_network else None
-            loss, n_triplets = objective(codes, batch_labels, query_codes)
+            forward = model.logits if objective.uses_logits else model
+            outputs = forward(images)
+            query_outputs = forward(images, role="query") if config.separate_query_network else None
+            loss, n_triplets = objective(outputs, batch_labels, query_outputs)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -201,7 +204,7 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
             save_weights(model, run_dir / "model.safetensors", metadata={"epoch": str(epoch + 1)})
         history.append(record)
         save_weights(model, ckpt_dir / "last.safetensors")
-        save_state({"epoch": epoch, "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+        save_state({"epoch": epoch, "objective": objective.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                     "numpy_rng": rng.bit_generator.state, "aug_rng": aug_gen.get_state(),
                     "torch_rng": torch.get_rng_state(), "history": history, "best_val": best_val,
                     "best_epoch": best_epoch}, ckpt_dir / "state.pt")
