@@ -1,0 +1,99 @@
+"""Choosing a strategy by estimated cost, in units of one 64-bit XOR-and-popcount in a scan.
+
+Three ways find every stored code within a radius r of a query, all exact:
+
+- scan: a distance to each of the m distinct codes; cost m * words * SCAN.
+- probe: look up each of the ball(nbits, r) codes within r in a table; cost ball * PROBE.
+- mih: probe each substring's small ball in s substring tables, then check the candidates met;
+  cost (substring probes) * MIH_PROBE + candidates * words * VERIFY.
+
+The candidates MIH meets depend on the data. Learned codes share substrings far more often than
+random ones, so once the tables exist the estimate uses their real bucket sizes (weighted by items,
+since queries are drawn like the items) instead of the uniform guess m * ball(b, r') / 2**b.
+The constants were measured on this project's machines (see docs/results/index.md); they only need
+to be right within a small factor, since the strategies' costs differ by orders of magnitude.
+k-NN probes the balls of radius 0, 1, ... first while their total cost stays under KNN_PROBE_BUDGET
+of a scan, then scans: a learned query usually sits on or next to a stored code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+from dnnh.index.layout import ball_size
+from dnnh.index.mih import split, table_radii
+
+STRATEGIES = ("auto", "scan", "probe", "mih")
+KNN_STRATEGIES = ("auto", "scan")
+KNN_PROBE_BUDGET = 0.25
+MAX_PROBES = 50_000_000  # a forced probe beyond this many codes per query is refused
+
+# unit costs per engine: scan per code word, probe per full-code lookup, mih per substring lookup,
+# verify per candidate word (random access, dedup, distance)
+UNIT_COSTS: dict[str, dict[str, float]] = {
+    "numba": {"scan": 1.0, "probe": 12.0, "mih_probe": 20.0, "verify": 6.0},
+    "faiss": {"scan": 1.0, "probe": 60.0, "mih_probe": 60.0, "verify": 30.0},
+    "numpy": {"scan": 4.0, "probe": 60.0, "mih_probe": 60.0, "verify": 30.0},
+}
+
+
+@dataclass
+class RangePlan:
+    strategy: str
+    s: int = 0                      # MIH substrings when strategy == "mih"
+    costs: dict[str, float] = field(default_factory=dict)
+
+
+def knn_probe_levels(m: int, nwords: int, nbits: int, engine: str) -> int:
+    """Highest ball radius k-NN probes before scanning (-1: scan straight away)."""
+    unit = UNIT_COSTS[engine]
+    budget = KNN_PROBE_BUDGET * m * nwords * unit["scan"]
+    level, spent = -1, 0.0
+    while level < nbits:
+        spent += math.comb(nbits, level + 1) * unit["probe"]
+        if spent > budget:
+            break
+        level += 1
+    return level
+
+
+def _mih_uniform(m: int, nwords: int, nbits: int, radius: int, s: int, unit: dict[str, float]) -> float:
+    _, widths = split(nbits, s)
+    probes = cand = 0.0
+    for w, r in zip(widths, table_radii(radius, s)):
+        if r >= 0:
+            ball = float(ball_size(int(w), int(r)))
+            probes += ball
+            cand += min(m, m * ball / 2.0 ** int(w))
+    return probes * unit["mih_probe"] + cand * nwords * unit["verify"]
+
+
+def plan_range(m: int, nwords: int, nbits: int, radius: int, engine: str,
+               mih_candidates: Callable[[int], float] | None = None) -> RangePlan:
+    """Cheapest strategy for a radius search; ``mih_candidates(s)`` measures the data when called."""
+    unit = UNIT_COSTS[engine]
+    costs = {"scan": m * nwords * unit["scan"]}
+    ball = ball_size(nbits, radius)
+    costs["probe"] = float(ball) * unit["probe"] if ball <= MAX_PROBES else math.inf
+    best_s, costs["mih"] = 0, math.inf
+    s_min = max(2, -(-nbits // 64))
+    for s in range(s_min, max(s_min, min(radius + 1, nbits)) + 1):
+        if s > nbits:
+            break
+        cost = _mih_uniform(m, nwords, nbits, radius, s, unit)
+        if cost < costs["mih"]:
+            best_s, costs["mih"] = s, cost
+    if costs["mih"] < min(costs["scan"], costs["probe"]) and mih_candidates is not None:
+        _, widths = split(nbits, best_s)
+        probes = sum(float(ball_size(int(w), int(r))) for w, r in zip(widths, table_radii(radius, best_s)) if r >= 0)
+        costs["mih"] = probes * unit["mih_probe"] + mih_candidates(best_s) * nwords * unit["verify"]
+    strategy = min(("probe", "mih", "scan"), key=lambda name: costs[name])
+    return RangePlan(strategy, best_s, costs)
+
+
+def default_mih_s(nbits: int, radius: int, m: int) -> int:
+    """s for a forced MIH search: Norouzi's nbits / log2(m), at least enough for 64-bit substrings."""
+    s = round(nbits / max(math.log2(max(m, 2)), 1.0))
+    return int(min(max(s, -(-nbits // 64), 1), nbits, max(radius + 1, -(-nbits // 64))))

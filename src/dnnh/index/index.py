@@ -1,0 +1,273 @@
+"""``HammingIndex``: exact Hamming-distance search over packed binary codes, FAISS-shaped.
+
+It answers exactly what a flat scan answers (same distances, same ids, ties broken by insertion
+order) but does far less work on learned codes: items with identical codes are grouped, only the
+distinct codes are scanned or looked up, and small Hamming balls are probed in a hash table or
+through multi-index hashing instead of scanning at all. See :mod:`dnnh.index.cost` for how the
+strategy is chosen and :mod:`dnnh.index.fileformat` for the file.
+
+>>> import numpy as np
+>>> from dnnh.codes import pack_bits
+>>> index = HammingIndex(12)
+>>> index.add(pack_bits(np.array([[0] * 12, [1] + [0] * 11, [0] * 12])), ids=np.array([7, 8, 9]))
+>>> distances, ids = index.search(pack_bits(np.array([[0] * 12])), k=4)
+>>> distances.tolist(), ids.tolist()
+([[0, 0, 1, -1]], [[7, 9, 8, -1]])
+"""
+
+from __future__ import annotations
+
+import numbers
+from pathlib import Path
+
+import numpy as np
+
+from dnnh.index import fileformat, search
+from dnnh.index.cost import KNN_STRATEGIES, STRATEGIES, RangePlan
+from dnnh.index.groups import Groups, drop, merge
+from dnnh.index.layout import check_nbits, check_packed, n_words, to_bytes, to_words
+
+_I32 = np.iinfo(np.int32).max
+
+
+def _as_int(value: object, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+class HammingIndex:
+    """Exact k-NN and radius search over ``nbits``-bit codes packed by :func:`dnnh.codes.pack_bits`.
+
+    ``engine`` picks the scan engine ("auto": numba if installed, else FAISS, else numpy; all give
+    identical answers). ``num_threads`` bounds the threads a batch of queries uses (default: the
+    CPUs this process may run on, or ``DNNH_NUM_THREADS``).
+
+    Not safe to modify (add, remove, reset) while another thread searches the same index.
+    """
+
+    def __init__(self, nbits: int, *, engine: str = "auto", num_threads: int | None = None) -> None:
+        self.nbits = check_nbits(nbits)
+        self.engine = search.resolve_engine(engine)
+        self._engine_auto = engine == "auto"
+        self.num_threads = search.default_threads() if num_threads is None else _as_int(num_threads, "num_threads", 1)
+        self.reset()
+
+    # ------------------------------------------------------------------ contents
+
+    def reset(self) -> None:
+        """Remove every item; default ids start again from 0."""
+        self._groups = Groups.empty(n_words(self.nbits))
+        self._pending: list[np.ndarray] = []
+        self._ids: np.ndarray | None = None       # None: ids equal positions 0..ntotal-1
+        self._pending_ids: list[np.ndarray] = []
+        self._next_id = 0
+        self._tables: search.Tables | None = None
+
+    @property
+    def ntotal(self) -> int:
+        """Items stored."""
+        return self._groups.ntotal + sum(len(p) for p in self._pending)
+
+    def __len__(self) -> int:
+        return self.ntotal
+
+    @property
+    def ndistinct(self) -> int:
+        """Distinct codes among the items, the size of what a scan walks."""
+        return self._commit().ndistinct
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Ids of all items in insertion order (int64, a copy)."""
+        self._commit()
+        return np.arange(self.ntotal, dtype=np.int64) if self._ids is None else self._ids.astype(np.int64)
+
+    def add(self, codes: np.ndarray, ids: np.ndarray | None = None) -> None:
+        """Append items. ``codes``: (n, ceil(nbits/8)) uint8 as ``pack_bits`` makes them, nothing else.
+
+        ``ids`` (n non-negative integers; -1 marks missing results) default to insertion order:
+        0, 1, 2, ... continuing after the largest id the index has held since the last reset, so a
+        default id is never reused after a remove. Ids need not be unique; ``remove`` drops every
+        item with a given id.
+        Grouping is deferred to the next search, so many small adds cost one regrouping.
+        """
+        codes = check_packed(codes, self.nbits, "codes")
+        n = len(codes)
+        new_ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64) if ids is None else self._check_ids(ids, n)
+        if n == 0:
+            return
+        ntotal = self.ntotal
+        identity = self._ids is None and not self._pending_ids
+        if not (identity and new_ids[0] == ntotal and bool((np.diff(new_ids) == 1).all())):
+            if identity:  # ids stop being the positions: store them from now on
+                self._pending_ids.append(np.arange(ntotal, dtype=np.int64))
+            self._pending_ids.append(new_ids)
+        self._next_id = max(self._next_id + (n if ids is None else 0), int(new_ids.max()) + 1)
+        self._pending.append(to_words(codes, self.nbits))
+        self._tables = None
+
+    def remove(self, ids: object) -> int:
+        """Drop every item whose id is in ``ids`` (an int or a 1-D integer array); returns how many."""
+        arr = np.atleast_1d(np.asarray(ids))
+        if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+            raise TypeError(f"ids to remove must be an integer or a 1-D integer array, got {arr.dtype} shape {arr.shape}")
+        self._commit()
+        item_ids = self.ids
+        alive = ~np.isin(item_ids, arr)
+        removed = int((~alive).sum())
+        if removed:
+            self._groups = drop(self._groups, alive)
+            self._ids = self._narrow(item_ids[alive])
+            self._tables = None
+        return removed
+
+    @classmethod
+    def from_codeset(cls, codeset: object, **kwargs: object) -> "HammingIndex":
+        """An index over a :class:`dnnh.codes.CodeSet`, searching returns its ``ids``."""
+        index = cls(codeset.nbits, **kwargs)  # type: ignore[attr-defined]
+        index.add(codeset.codes, ids=codeset.ids)  # type: ignore[attr-defined]
+        return index
+
+    # ------------------------------------------------------------------ search
+
+    def search(self, queries: np.ndarray, k: int, *, strategy: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+        """The k nearest items of each query: ``(distances, ids)``, int32 and int64 of shape (nq, k).
+
+        Rows ascend by distance; equal distances keep insertion order (FAISS's flat order). Where
+        fewer than k items exist the row is padded with id -1 and distance -1. ``strategy``: "auto"
+        probes the nearest Hamming balls first when that is cheap, "scan" always scans.
+        """
+        k = _as_int(k, "k", 1)
+        if strategy not in KNN_STRATEGIES:
+            raise ValueError(f"strategy must be one of {KNN_STRATEGIES} for search, got {strategy!r}")
+        q = self._check_queries(queries)
+        g = self._commit()
+        if g.ntotal == 0 or len(q) == 0:
+            return np.full((len(q), k), -1, np.int32), np.full((len(q), k), -1, np.int64)
+        dist, pos = search.knn(self._prepared(), q, k, self._engine_now(), strategy, self.num_threads)
+        return dist, self._to_ids(pos)
+
+    def range_search(self, queries: np.ndarray, radius: int, *, strategy: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every item within ``radius`` of each query, INCLUSIVE (distance <= radius).
+
+        FAISS's binary range search is strict (distance < radius): ours at r equals FAISS's at r + 1.
+        Returns FAISS's layout ``(lims, distances, ids)``: query i's results are
+        ``distances[lims[i]:lims[i+1]]`` (int32) and ``ids[...]`` (int64), ordered by distance,
+        then insertion order. ``strategy``: "auto" (cheapest by estimated cost), "scan", "probe"
+        (look up every code in the ball) or "mih" (multi-index hashing); all give the same answer.
+        """
+        radius = _as_int(radius, "radius", 0)
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+        q = self._check_queries(queries)
+        g = self._commit()
+        if g.ntotal == 0 or len(q) == 0:
+            return np.zeros(len(q) + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64)
+        lims, dist, pos = search.range_search(self._prepared(), q, min(radius, self.nbits), self._engine_now(),
+                                              strategy, self.num_threads)
+        return lims, dist, self._to_ids(pos)
+
+    def plan_range(self, radius: int) -> RangePlan:
+        """The strategy ``range_search(..., strategy="auto")`` would use, with the estimated costs."""
+        radius = _as_int(radius, "radius", 0)
+        if self._commit().ntotal == 0:
+            return RangePlan("scan")
+        return search.range_plan(self._prepared(), min(radius, self.nbits), self._engine_now())
+
+    # ------------------------------------------------------------------ files
+
+    def save(self, path: str | Path) -> None:
+        """Write the index to ``path`` atomically (temporary file renamed into place)."""
+        g = self._commit()
+        fileformat.save(path, fileformat.Stored(self.nbits, g, self._ids, self._next_id))
+
+    @classmethod
+    def load(cls, path: str | Path, *, mmap: bool = False, verify: bool = True, **kwargs: object) -> "HammingIndex":
+        """Read an index written by :meth:`save`; ``mmap=True`` maps the file instead of reading it.
+
+        A memory-mapped index pages codes in on demand (copy-on-write: the file never changes), so
+        an index larger than RAM can be searched. Raises :class:`IndexFormatError` (a ValueError)
+        for a truncated, corrupt or wrong-version file.
+        """
+        stored = fileformat.load(path, use_mmap=mmap, verify=verify)
+        index = cls(stored.nbits, **kwargs)  # type: ignore[arg-type]
+        index._groups = stored.groups
+        index._ids = stored.ids
+        index._next_id = stored.next_id
+        return index
+
+    def memory_usage(self) -> dict[str, int]:
+        """Bytes held: grouped codes, offsets, positions, ids, and lookup tables built so far."""
+        g = self._commit()
+        ids = 0 if self._ids is None else int(self._ids.nbytes)
+        tables = self._tables.nbytes() if self._tables is not None else 0
+        parts = {"codes": int(g.codes.nbytes), "offsets": int(g.offsets.nbytes), "members": int(g.members.nbytes),
+                 "ids": ids, "tables": tables}
+        parts["total"] = sum(parts.values())
+        return parts
+
+    def codes(self) -> np.ndarray:
+        """Packed codes of all items in insertion order (what ``add`` received)."""
+        return to_bytes(self._commit().item_codes(), self.nbits)
+
+    def __repr__(self) -> str:
+        return f"HammingIndex(nbits={self.nbits}, ntotal={self.ntotal}, engine={self.engine!r})"
+
+    # ------------------------------------------------------------------ internals
+
+    def _commit(self) -> Groups:
+        if self._pending:
+            self._groups = merge(self._groups, self._pending)
+            self._pending = []
+            self._tables = None
+        if self._pending_ids:
+            base = [] if self._ids is None else [self._ids]
+            self._ids = self._narrow(np.concatenate(base + self._pending_ids))
+            self._pending_ids = []
+        return self._groups
+
+    def _engine_now(self) -> str:
+        """The engine to run; an "auto" index whose numba fails to import moves to the next engine."""
+        if self.engine == "numba":
+            try:
+                search.kernels()
+            except ImportError:
+                if not self._engine_auto:
+                    raise
+                self.engine = search.available_engines()[0]
+        return self.engine
+
+    def _prepared(self) -> search.Tables:
+        if self._tables is None:
+            self._tables = search.Tables(self._groups, self.nbits)
+        return self._tables
+
+    def _to_ids(self, pos: np.ndarray) -> np.ndarray:
+        if self._ids is None:
+            return pos
+        return np.where(pos >= 0, self._ids[np.maximum(pos, 0)], -1).astype(np.int64, copy=False)
+
+    @staticmethod
+    def _narrow(ids: np.ndarray) -> np.ndarray:
+        """Ids are kept as int32 when they fit: half the memory for the usual dataset indices."""
+        if len(ids) and int(ids.max()) <= _I32:
+            return ids.astype(np.int32, copy=False)
+        return ids.astype(np.int64, copy=False)
+
+    @staticmethod
+    def _check_ids(ids: object, n: int) -> np.ndarray:
+        arr = np.asarray(ids)
+        if arr.ndim != 1 or len(arr) != n:
+            raise ValueError(f"ids must be a 1-D array with one id per code ({n}), got shape {arr.shape}")
+        if n and arr.dtype.kind not in "iu":
+            raise TypeError(f"ids must be integers, got dtype {arr.dtype}")
+        if n and arr.dtype.kind == "u" and int(arr.max()) > np.iinfo(np.int64).max:
+            raise ValueError("ids must fit in int64")
+        arr = arr.astype(np.int64)
+        if n and int(arr.min()) < 0:
+            raise ValueError(f"ids must be >= 0 (-1 marks a missing result), got {int(arr.min())}")
+        return arr
+
+    def _check_queries(self, queries: np.ndarray) -> np.ndarray:
+        return to_words(check_packed(queries, self.nbits, "queries"), self.nbits)

@@ -1,0 +1,248 @@
+"""Running k-NN and radius searches over grouped codes on one of three engines.
+
+- ``numba`` (extra ``fast``): compiled kernels for scan, probe and MIH, one query block a thread.
+- ``faiss`` (extra ``faiss``): FAISS's flat binary scan over the distinct codes; probing and MIH in numpy.
+- ``numpy``: everything vectorised with ``np.bitwise_count``; exact and threaded, several times slower.
+
+numba is preferred when it imports, then FAISS; numpy always works. Query blocks go to a thread
+pool (numba kernels and numpy ufuncs release the GIL), so a batch uses every core it is given.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from dnnh.index import cost
+from dnnh.index.expand import expand_knn, expand_range
+from dnnh.index.groups import Groups
+from dnnh.index.layout import flip_masks
+from dnnh.index.mih import MihTables
+from dnnh.index.probe import SortedKeys, hash_table, probe_candidates
+from dnnh.index.scan import HAVE_FAISS, FaissScan, knn_scan_block, query_blocks, range_scan_block
+
+log = logging.getLogger(__name__)
+
+
+
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError, AttributeError):  # e.g. blocked with sys.modules[name] = None
+        return False
+
+
+HAVE_NUMBA = _installed("numba")  # imported on first use: numba's import takes half a second
+ENGINES = ("auto", "numba", "faiss", "numpy")
+_kernels: Any = None
+
+
+def kernels() -> Any:
+    """The numba kernel module, imported on first use (numba's import takes half a second)."""
+    global _kernels, HAVE_NUMBA
+    if _kernels is None:
+        try:
+            from dnnh.index import kernels as mod
+        except Exception as exc:  # installed but broken (e.g. built for another numpy): say so once
+            HAVE_NUMBA = False
+            log.warning("numba did not import (%s); the Hamming index falls back to %s",
+                        exc, available_engines()[0])
+            raise ImportError(f"the numba engine is unavailable: {exc}") from exc
+        _kernels = mod
+    return _kernels
+
+
+def available_engines() -> list[str]:
+    """Engines usable here, fastest first."""
+    return [e for e, ok in (("numba", HAVE_NUMBA), ("faiss", HAVE_FAISS), ("numpy", True)) if ok]
+
+
+def resolve_engine(engine: str) -> str:
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if engine == "auto":
+        return available_engines()[0]
+    if engine == "numba" and not HAVE_NUMBA:
+        raise ImportError("engine='numba' needs numba (pip install 'dnnh[fast]')")
+    if engine == "faiss" and not HAVE_FAISS:
+        raise ImportError("engine='faiss' needs faiss-cpu (pip install 'dnnh[faiss]')")
+    return engine
+
+
+def default_threads() -> int:
+    env = os.environ.get("DNNH_NUM_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pool_lock = threading.Lock()
+
+
+def run_blocks(fn: Callable[[int, int], Any], blocks: list[tuple[int, int]], threads: int) -> list[Any]:
+    if threads <= 1 or len(blocks) <= 1:
+        return [fn(a, b) for a, b in blocks]
+    with _pool_lock:
+        pool = _pools.get(threads) or _pools.setdefault(threads, ThreadPoolExecutor(threads, thread_name_prefix="dnnh-index"))
+    return list(pool.map(lambda ab: fn(*ab), blocks))
+
+
+def _small_blocks(nq: int, threads: int, most: int) -> list[tuple[int, int]]:
+    rows = max(1, min(most, -(-nq // (4 * max(threads, 1)))))
+    return [(s, min(s + rows, nq)) for s in range(0, nq, rows)]
+
+
+@dataclass
+class Tables:
+    """Lookup structures derived from the groups, built on first need and dropped on any change."""
+    groups: Groups
+    nbits: int
+    _hash: tuple[np.ndarray, np.uint64] | None = None
+    _sorted: SortedKeys | None = None
+    _faiss: FaissScan | None = None
+    _mih: dict[int, MihTables] = field(default_factory=dict)
+    _masks: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def hash(self) -> tuple[np.ndarray, np.uint64]:
+        if self._hash is None:
+            self._hash = hash_table(self.groups.codes)
+        return self._hash
+
+    def sorted(self) -> SortedKeys:
+        if self._sorted is None:
+            self._sorted = SortedKeys.build(self.groups.codes)
+        return self._sorted
+
+    def faiss(self) -> FaissScan:
+        if self._faiss is None:
+            self._faiss = FaissScan(self.groups)
+        return self._faiss
+
+    def mih(self, s: int) -> MihTables:
+        if s not in self._mih:
+            self._mih[s] = MihTables.build(self.groups.codes, self.groups.sizes, self.nbits, s)
+        return self._mih[s]
+
+    def masks(self, radius: int) -> tuple[np.ndarray, np.ndarray]:
+        if radius not in self._masks:
+            self._masks[radius] = flip_masks(self.nbits, radius)
+        return self._masks[radius]
+
+    def nbytes(self) -> int:
+        total = sum(int(a.nbytes) for a in (self._hash[0],) if self._hash is not None)
+        total += self._sorted.nbytes() if self._sorted is not None else 0
+        total += self._faiss.nbytes() if self._faiss is not None else 0
+        return total + sum(t.nbytes() for t in self._mih.values())
+
+
+def knn(t: Tables, queries: np.ndarray, k: int, engine: str, strategy: str, threads: int) -> tuple[np.ndarray, np.ndarray]:
+    """(distances (nq, k) int32, positions (nq, k) int64), -1 padded."""
+    g = t.groups
+    m, nw = g.codes.shape
+    level = cost.knn_probe_levels(m, nw, t.nbits, engine) if strategy == "auto" else -1
+    if engine == "numba":
+        kr = kernels()
+        if level >= 0:
+            slots, shift = t.hash()
+            masks, lims = t.masks(level)
+        else:
+            slots, shift = np.full(16, -1, np.int32), np.uint64(60)
+            masks, lims = np.zeros((0, nw), np.uint64), np.zeros(1, np.int64)
+        out_d = np.empty((len(queries), k), np.int32)
+        out_p = np.empty((len(queries), k), np.int64)
+        run_blocks(lambda a, b: kr.knn_block(g.codes, g.offsets, g.members, slots, shift, masks, lims,
+                                             queries[a:b], k, t.nbits, out_d[a:b], out_p[a:b]),
+                   _small_blocks(len(queries), threads, 64), threads)
+        return out_d, out_p
+    nq = len(queries)
+    parts, todo = [], np.arange(nq)
+    if level >= 0:
+        q, c, d = probe_candidates(t.sorted(), g.codes, queries, level, t.nbits)
+        enough = np.bincount(q, weights=g.sizes[c], minlength=nq) >= k
+        sel = enough[q]
+        parts.append((q[sel], c[sel], d[sel]))
+        todo = np.flatnonzero(~enough)
+    if len(todo):
+        sub = queries[todo]
+        if engine == "faiss":
+            q, c, d = t.faiss().knn(sub, k)
+            parts.append((todo[q], c, d))
+        else:
+            found = run_blocks(lambda a, b: knn_scan_block(g, sub[a:b], k, t.nbits, a),
+                               query_blocks(len(sub), m, threads), threads)
+            parts.extend((todo[q], c, d) for q, c, d in found)
+    q, c, d = (np.concatenate(x) for x in zip(*parts))
+    return expand_knn(g, q, c, d, nq, k)
+
+
+def range_plan(t: Tables, radius: int, engine: str) -> cost.RangePlan:
+    g = t.groups
+    return cost.plan_range(g.ndistinct, g.codes.shape[1], t.nbits, radius, engine,
+                           lambda s: t.mih(s).estimated_candidates(radius))
+
+
+def range_search(t: Tables, queries: np.ndarray, radius: int, engine: str, strategy: str,
+                 threads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lims (nq + 1), distances int32, positions int64) of every item within ``radius``, inclusive."""
+    g = t.groups
+    m, nw = g.codes.shape
+    nq = len(queries)
+    plan = range_plan(t, radius, engine) if strategy == "auto" else cost.plan_range(m, nw, t.nbits, radius, engine)
+    chosen = plan.strategy if strategy == "auto" else strategy
+    s = plan.s or cost.default_mih_s(t.nbits, radius, m)
+    if chosen == "probe" and cost.ball_size(t.nbits, radius) > cost.MAX_PROBES:
+        raise ValueError(f"strategy='probe' at radius {radius} means {cost.ball_size(t.nbits, radius):,} probes a "
+                         f"query on {t.nbits}-bit codes (limit {cost.MAX_PROBES:,}); use 'mih' or 'scan'")
+    if engine == "numba":
+        return _range_numba(t, queries, radius, chosen, s, threads)
+    if chosen == "probe":
+        q, c, d = probe_candidates(t.sorted(), g.codes, queries, radius, t.nbits)
+    elif chosen == "mih":
+        q, c, d = t.mih(s).candidates(g.codes, queries, radius)
+    elif engine == "faiss":
+        q, c, d = t.faiss().range(queries, radius)
+    else:
+        found = run_blocks(lambda a, b: range_scan_block(g, queries[a:b], radius, a),
+                           query_blocks(nq, m, threads), threads)
+        q, c, d = (np.concatenate(x) for x in zip(*found)) if found else (np.zeros(0, np.int64),) * 3
+    return expand_range(g, q, c, d, nq)
+
+
+def _range_numba(t: Tables, queries: np.ndarray, radius: int, chosen: str, s: int,
+                 threads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    g = t.groups
+    nw = g.codes.shape[1]
+    slots, shift = np.full(16, -1, np.int32), np.uint64(60)
+    masks, lims = np.zeros((0, nw), np.uint64), np.zeros(1, np.int64)
+    z64, zu = np.zeros(1, np.int64), np.zeros(0, np.uint64)
+    mih = (z64, z64, zu, z64, zu, z64, np.zeros(1, np.int32), np.zeros(0, np.int32))
+    if chosen == "probe":
+        slots, shift = t.hash()
+        masks, lims = t.masks(radius)
+    elif chosen == "mih":
+        tab = t.mih(s)
+        _, sub_masks, sub_lims = tab.sub_masks(radius)
+        mih = (tab.starts, tab.widths, sub_masks, sub_lims, tab.ukeys, tab.ukey_lims, tab.uoffsets, tab.ucodes)
+    code = {"scan": 0, "probe": 1, "mih": 2}[chosen]
+    kr = kernels()
+    most = 16 if chosen == "scan" else 1024
+    found = run_blocks(lambda a, b: kr.range_block(code, g.codes, g.offsets, g.members, radius, queries[a:b],
+                                                   slots, shift, masks, lims, *mih),
+                       _small_blocks(len(queries), threads, most), threads)
+    lims_out = np.zeros(len(queries) + 1, np.int64)
+    if found:
+        np.cumsum(np.concatenate([f[0] for f in found]), out=lims_out[1:])
+        return (lims_out, np.concatenate([f[1] for f in found]),
+                np.concatenate([f[2] for f in found]).astype(np.int64, copy=False))
+    return lims_out, np.zeros(0, np.int32), np.zeros(0, np.int64)

@@ -1,0 +1,88 @@
+"""Property-based: any codes, any mix of adds and removes, any k and radius, any engine and
+strategy, before and after a save/load, the index answers exactly what the brute force answers."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dnnh.index import HammingIndex
+from index_brute import ENGINES, assert_same_range, knn, packed, range_
+
+SETTINGS = settings(max_examples=int(os.environ.get("DNNH_HYPOTHESIS_EXAMPLES", 40)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def code_sets(draw):
+    """Codes drawn from a small pool, so duplicates and ties are the rule, not the exception."""
+    nbits = draw(st.sampled_from([1, 5, 12, 24, 32, 48, 64, 65, 100, 128]))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    pool = rng.integers(0, 2, (draw(st.integers(1, 12)), nbits), dtype=np.uint8)
+    flip = draw(st.sampled_from([0.0, 0.02, 0.5]))
+
+    def sample(n: int) -> np.ndarray:
+        bits = pool[rng.integers(0, len(pool), n)]
+        return (bits ^ (rng.random((n, nbits)) < flip)).astype(np.uint8)
+
+    return nbits, sample
+
+
+@given(data=code_sets(), ops=st.lists(st.tuples(st.sampled_from(["add", "add_ids", "remove"]), st.integers(0, 40)),
+                                      min_size=1, max_size=5),
+       k=st.integers(1, 80), radius=st.integers(0, 6), engine=st.sampled_from(ENGINES),
+       strategy=st.sampled_from(["auto", "scan", "probe", "mih"]), reload=st.sampled_from([None, "read", "mmap"]))
+@SETTINGS
+def test_matches_brute_force(data, ops, k, radius, engine, strategy, reload) -> None:
+    nbits, sample = data
+    index = HammingIndex(nbits, engine=engine, num_threads=2)
+    bits = np.zeros((0, nbits), np.uint8)
+    ids = np.zeros(0, np.int64)
+    next_id = 0
+    for op, n in ops:  # a reference model of the contents: (bits, ids) in insertion order
+        if op == "remove":
+            gone = ids[::max(1, n)][:3] if len(ids) else np.array([5])
+            assert index.remove(gone) == int(np.isin(ids, gone).sum())
+            bits, ids = bits[~np.isin(ids, gone)], ids[~np.isin(ids, gone)]
+            continue
+        new = sample(n)
+        new_ids = np.arange(next_id, next_id + n) if op == "add" else np.arange(n) * 7 + 1000
+        index.add(packed(new), ids=None if op == "add" else new_ids)
+        next_id = max(next_id + (n if op == "add" else 0), int(new_ids.max()) + 1 if n else 0)
+        bits, ids = np.concatenate([bits, new]), np.concatenate([ids, new_ids])
+    if reload:
+        with tempfile.TemporaryDirectory() as tmp:
+            index.save(Path(tmp) / "ix.dhi")
+            index = HammingIndex.load(Path(tmp) / "ix.dhi", mmap=reload == "mmap", engine=engine)
+    assert index.ntotal == len(bits)
+    q = np.concatenate([sample(3), bits[:2]])
+    d, i = index.search(packed(q), k, strategy="auto" if strategy == "auto" else "scan")
+    wd, wi = knn(bits, ids, q, k)
+    np.testing.assert_array_equal(d, wd)
+    np.testing.assert_array_equal(i, wi)
+    if strategy == "probe" and sum(math.comb(nbits, r) for r in range(radius + 1)) > 100_000:
+        strategy = "mih"  # a forced probe of a huge ball is refused (tested elsewhere)
+    assert_same_range(index.range_search(packed(q), radius, strategy=strategy), range_(bits, ids, q, radius))
+
+
+@given(data=code_sets(), k=st.integers(1, 30))
+@SETTINGS
+def test_engines_agree_with_each_other(data, k) -> None:
+    nbits, sample = data
+    codes = packed(sample(120))
+    q = packed(sample(6))
+    answers = []
+    for engine in ENGINES:
+        index = HammingIndex(nbits, engine=engine)
+        index.add(codes)
+        answers.append((index.search(q, k), index.range_search(q, 2)))
+    for (d, i), (lims, rd, ri) in answers[1:]:
+        (d0, i0), (lims0, rd0, ri0) = answers[0]
+        for a, b in ((d, d0), (i, i0), (lims, lims0), (rd, rd0), (ri, ri0)):
+            np.testing.assert_array_equal(a, b)

@@ -1,0 +1,149 @@
+"""HammingIndex answers exactly what a brute-force scan answers: ids, distances and tie order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dnnh.index import HammingIndex
+from index_brute import (ENGINES, assert_same_range, clustered_bits, knn, packed, random_bits, range_)
+
+NBITS = [12, 24, 32, 48, 64, 128]
+
+
+def _index(bits: np.ndarray, engine: str, ids: np.ndarray | None = None) -> HammingIndex:
+    index = HammingIndex(bits.shape[1], engine=engine, num_threads=2)
+    index.add(packed(bits), ids=ids)
+    return index
+
+
+def _check_knn(index: HammingIndex, db: np.ndarray, ids: np.ndarray, q: np.ndarray, k: int, **kw) -> None:
+    d, i = index.search(packed(q), k, **kw)
+    assert d.dtype == np.int32 and i.dtype == np.int64 and d.shape == i.shape == (len(q), k)
+    wd, wi = knn(db, ids, q, k)
+    np.testing.assert_array_equal(d, wd)
+    np.testing.assert_array_equal(i, wi)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("nbits", NBITS)
+@pytest.mark.parametrize("data", ["random", "clustered"])
+def test_knn_and_range_match_brute_force(engine: str, nbits: int, data: str) -> None:
+    rng = np.random.default_rng(nbits)
+    make = random_bits if data == "random" else clustered_bits
+    db = make(rng, 300, nbits)
+    q = np.concatenate([make(rng, 12, nbits), db[:4]])  # some queries sit exactly on stored codes
+    ids = rng.permutation(10_000)[:300]
+    index = _index(db, engine, ids)
+    for k in (1, 10, 120):
+        for strategy in ("auto", "scan"):
+            _check_knn(index, db, ids, q, k, strategy=strategy)
+    for radius in (0, 1, 2, nbits // 4):
+        for strategy in ("auto", "scan", "probe", "mih"):
+            if strategy == "probe" and radius > 3:
+                continue
+            assert_same_range(index.range_search(packed(q), radius, strategy=strategy), range_(db, ids, q, radius))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_heavy_duplicates_ties_follow_insertion_order(engine: str) -> None:
+    rng = np.random.default_rng(1)
+    db = clustered_bits(rng, 2_000, 48, centres=3, flip=0.005)
+    ids = np.arange(2_000)[::-1].copy()  # ids unrelated to insertion order: ties must follow positions
+    index = _index(db, engine, ids)
+    assert index.ndistinct < 200
+    q = np.concatenate([db[:5], clustered_bits(rng, 5, 48, centres=3, flip=0.02)])
+    for k in (1, 50, 700, 2_500):
+        _check_knn(index, db, ids, q, k)
+    for radius in (0, 1, 3):
+        assert_same_range(index.range_search(packed(q), radius), range_(db, ids, q, radius))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_k_larger_than_ntotal_pads_with_minus_one(engine: str) -> None:
+    rng = np.random.default_rng(2)
+    db = random_bits(rng, 7, 24)
+    index = _index(db, engine)
+    d, i = index.search(packed(db[:2]), 10)
+    assert (i[:, 7:] == -1).all() and (d[:, 7:] == -1).all()
+    _check_knn(index, db, np.arange(7), db[:2], 10)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_empty_index_and_no_queries(engine: str) -> None:
+    index = HammingIndex(32, engine=engine)
+    q = packed(random_bits(np.random.default_rng(3), 3, 32))
+    d, i = index.search(q, 4)
+    assert d.shape == (3, 4) and (d == -1).all() and (i == -1).all()
+    lims, rd, ri = index.range_search(q, 5)
+    assert lims.tolist() == [0, 0, 0, 0] and len(rd) == len(ri) == 0
+    index.add(q)
+    d, i = index.search(q[:0], 4)
+    assert d.shape == i.shape == (0, 4)
+    lims, _, _ = index.range_search(q[:0], 1)
+    assert lims.tolist() == [0]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_remove_then_search_and_add_again(engine: str) -> None:
+    rng = np.random.default_rng(4)
+    db = clustered_bits(rng, 400, 40, centres=5)
+    index = _index(db, engine)
+    gone = rng.choice(400, 150, replace=False)
+    assert index.remove(gone) == 150
+    assert index.remove(gone) == 0
+    keep = np.setdiff1d(np.arange(400), gone)
+    q = clustered_bits(rng, 8, 40, centres=5)
+    _check_knn(index, db[keep], keep, q, 30)
+    assert_same_range(index.range_search(packed(q), 2), range_(db[keep], keep, q, 2))
+    extra = random_bits(rng, 20, 40)
+    index.add(packed(extra))  # default ids continue after the largest id held: 400, 401, ...
+    all_bits = np.concatenate([db[keep], extra])
+    all_ids = np.concatenate([keep, np.arange(400, 420)])
+    np.testing.assert_array_equal(index.ids, all_ids)
+    _check_knn(index, all_bits, all_ids, q, 60)
+    index.remove(int(all_ids[0]))
+    _check_knn(index, all_bits[1:], all_ids[1:], q, 60)
+    index.reset()
+    assert index.ntotal == 0
+
+
+def test_default_ids_are_insertion_order_across_adds() -> None:
+    rng = np.random.default_rng(5)
+    a, b = random_bits(rng, 5, 16), random_bits(rng, 4, 16)
+    index = HammingIndex(16)
+    index.add(packed(a))
+    index.add(packed(b))
+    np.testing.assert_array_equal(index.ids, np.arange(9))
+    assert index.memory_usage()["ids"] == 0  # identity ids cost nothing
+    np.testing.assert_array_equal(index.codes(), packed(np.concatenate([a, b])))
+    index.add(packed(a[:1]), ids=np.array([2**40]))
+    index.add(packed(a[:1]))
+    assert index.ids[-2:].tolist() == [2**40, 2**40 + 1]
+
+
+@pytest.mark.parametrize("engine", ["numpy", "numba"])
+def test_int64_positions_path(engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Indexes past 2**31 items store positions as int64; force that layout on a small one."""
+    import dnnh.index.groups as groups
+
+    monkeypatch.setattr(groups, "INT32_LIMIT", 10)
+    rng = np.random.default_rng(6)
+    db = clustered_bits(rng, 60, 20, centres=4)
+    index = _index(db, engine)
+    assert index.memory_usage()["members"] == 60 * 8
+    q = db[:6]
+    _check_knn(index, db, np.arange(60), q, 25)
+    assert_same_range(index.range_search(packed(q), 2, strategy="mih"), range_(db, np.arange(60), q, 2))
+    assert_same_range(index.range_search(packed(q), 2, strategy="probe"), range_(db, np.arange(60), q, 2))
+
+
+def test_strategy_choice_follows_cost() -> None:
+    rng = np.random.default_rng(7)
+    few = _index(clustered_bits(rng, 500, 48, centres=4, flip=0.01), "numpy")
+    assert few.plan_range(2).strategy == "scan"  # a handful of distinct codes: scanning them is cheapest
+    many = _index(random_bits(rng, 20_000, 48), "numpy")
+    plan = many.plan_range(2)
+    assert plan.strategy == "mih" and plan.costs["mih"] < plan.costs["scan"]
+    assert many.plan_range(0).strategy == "probe"
+    assert many.plan_range(40).strategy == "scan"
