@@ -1,6 +1,7 @@
 """What a training step minimises, given the approximate codes of one batch and its labels.
 
-Every objective is called as ``objective(outputs, labels, query_outputs)`` and returns the loss and
+Every objective is called as ``objective(outputs, labels, query_outputs, indices)`` (indices: the
+batch's dataset indices, for objectives with per-item targets such as CNNH's) and returns the loss and
 how many triplets or pairs it saw; ``uses_logits`` says whether it wants the approximate codes in
 [0, 1] (DNNH's triplet loss) or the pre-sigmoid outputs (the later losses). Two ways to form
 DNNH's triplets share the loss: :class:`MinedTriplets` encodes each image of a
@@ -17,7 +18,7 @@ from torch import nn
 from dnnh.losses import ClassifierLoss, CSQLoss, DPSHLoss, DSHLoss, TripletRankingLoss
 from dnnh.miners import BatchTripletMiner
 
-LOSSES = ("triplet", "dpsh", "dsh", "csq", "classifier")
+LOSSES = ("triplet", "dpsh", "dsh", "csq", "classifier", "cnnh")
 
 
 class MinedTriplets(nn.Module):
@@ -27,8 +28,8 @@ class MinedTriplets(nn.Module):
         super().__init__()
         self.loss, self.miner = loss, miner
 
-    def __call__(self, codes: torch.Tensor, labels: torch.Tensor,
-                 query_codes: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+    def forward(self, codes: torch.Tensor, labels: torch.Tensor, query_codes: torch.Tensor | None = None,
+                indices: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
         """Mean loss and triplet count. ``query_codes``: anchors from a separate query network."""
         anchors = codes if query_codes is None else query_codes
         matrix = self.loss.distance.matrix(anchors, codes)
@@ -43,8 +44,8 @@ class ThreeStreamTriplets(nn.Module):
         super().__init__()
         self.loss = loss
 
-    def __call__(self, codes: torch.Tensor, labels: torch.Tensor,
-                 query_codes: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+    def forward(self, codes: torch.Tensor, labels: torch.Tensor, query_codes: torch.Tensor | None = None,
+                indices: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
         t = codes.shape[0] // 3
         anchors = (codes if query_codes is None else query_codes)[:t]
         return self.loss(anchors, codes[t:2 * t], codes[2 * t:]), t
@@ -59,8 +60,8 @@ class BatchLoss(nn.Module):
         super().__init__()
         self.loss = loss
 
-    def forward(self, u: torch.Tensor, labels: torch.Tensor,
-                query_u: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+    def forward(self, u: torch.Tensor, labels: torch.Tensor, query_u: torch.Tensor | None = None,
+                indices: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
         return self.loss(u, labels), len(u) * (len(u) - 1) // 2
 
 

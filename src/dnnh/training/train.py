@@ -59,7 +59,11 @@ def build_optimizer(config: TrainConfig, params: list[torch.nn.Parameter], steps
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
-def build_objective(config: TrainConfig, labels: np.ndarray) -> torch.nn.Module:
+def build_objective(config: TrainConfig, labels: np.ndarray, train_idx: np.ndarray) -> torch.nn.Module:
+    if config.loss == "cnnh":  # two-stage: target codes from the training set's similarity first
+        from dnnh.baselines.cnnh import CNNHObjective
+
+        return CNNHObjective(labels, train_idx, config.bits, seed=config.seed)
     if config.loss != "triplet":
         return make_batch_loss(config.loss, config.bits, labels, seed=config.seed)
     loss = TripletRankingLoss(margin=config.margin, distance=config.distance, reduction=config.reduction)
@@ -148,7 +152,7 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
     aug_gen = torch.Generator().manual_seed(config.seed + 1)
     model = build_model(config, prep.channels).to(memory_format=torch.channels_last)
     steps_per_epoch = len(epoch_batches(config, train_idx, labels, np.random.default_rng(0)))
-    objective = build_objective(config, labels)
+    objective = build_objective(config, labels, train_idx)
     optimizer, schedule = build_optimizer(config, [*model.parameters(), *objective.parameters()], steps_per_epoch)
     source = BatchSource(dataset, prep, cache_indices=np.union1d(train_idx, val_idx), num_workers=config.num_workers)
     history: list[dict] = []
@@ -181,7 +185,7 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
             forward = model.logits if objective.uses_logits else model
             outputs = forward(images)
             query_outputs = forward(images, role="query") if config.separate_query_network else None
-            loss, n_triplets = objective(outputs, batch_labels, query_outputs)
+            loss, n_triplets = objective(outputs, batch_labels, query_outputs, torch.from_numpy(idx))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
