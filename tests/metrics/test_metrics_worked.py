@@ -177,3 +177,14 @@ def test_docstring_examples_run():
     import dnnh.metrics.retrieval
 
     assert doctest.testmod(dnnh.metrics.retrieval).failed == 0
+
+
+def test_pr_recall_of_a_query_with_nothing_relevant_follows_empty():
+    # q1 of case R (recall 1/3 at r = 0, 1 from r = 2 on) beside a query of class 9, which has no
+    # relevant item: its recall is undefined. zero: (1/3 + 0) / 2 = 1/6 at r = 0, (1 + 0) / 2 at r = 4;
+    # skip: q1 alone, 1/3 and 1.
+    qb, ql = np.array([[0, 0, 0, 0], [0, 0, 0, 0]]), np.array([0, 9])
+    zero = retrieval_report(qb, R_DB, ql, R_DL)
+    skip = retrieval_report(qb, R_DB, ql, R_DL, empty="skip")
+    assert zero.pr_recall[0] == pytest.approx(1 / 6) and zero.pr_recall[4] == pytest.approx(1 / 2)
+    assert skip.pr_recall[0] == pytest.approx(1 / 3) and skip.pr_recall[4] == pytest.approx(1.0)
