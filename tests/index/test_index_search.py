@@ -147,3 +147,15 @@ def test_strategy_choice_follows_cost() -> None:
     assert plan.strategy == "mih" and plan.costs["mih"] < plan.costs["scan"]
     assert many.plan_range(0).strategy == "probe"
     assert many.plan_range(40).strategy == "scan"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_many_codes_tied_at_the_kth_distance(engine: str) -> None:
+    """Every 16-bit code once: 697 codes lie within distance 3 and the 200th item is at 3, so the
+    candidates kept at the threshold outgrow a scan's buffer and the query is redone alone."""
+    rng = np.random.default_rng(8)
+    every = ((np.arange(2**16)[:, None] >> np.arange(16)) & 1).astype(np.uint8)[rng.permutation(2**16)]
+    index = _index(every, engine)
+    q = random_bits(rng, 3, 16)
+    _check_knn(index, every, np.arange(2**16), q, 200, strategy="scan")
+    _check_knn(index, every, np.arange(2**16), q, 3_000)

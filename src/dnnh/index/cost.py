@@ -12,8 +12,10 @@ random ones, so once the tables exist the estimate uses their real bucket sizes 
 since queries are drawn like the items) instead of the uniform guess m * ball(b, r') / 2**b.
 The constants were measured on this project's machines (see docs/results/index.md); they only need
 to be right within a small factor, since the strategies' costs differ by orders of magnitude.
-k-NN probes the balls of radius 0, 1, ... first while their total cost stays under KNN_PROBE_BUDGET
-of a scan, then scans: a learned query usually sits on or next to a stored code.
+k-NN probes the balls of radius 0, 1, ... first and scans only if they hold fewer than k items: a
+learned query usually sits on or next to a stored code. Probing that fails is wasted, so the balls
+probed may cost at most p * (scan cost), p the share of earlier queries that probing settled
+(starting from KNN_PRIOR): on random codes probing soon stops, on learned codes it goes deeper.
 """
 
 from __future__ import annotations
@@ -27,15 +29,18 @@ from dnnh.index.mih import split, table_radii
 
 STRATEGIES = ("auto", "scan", "probe", "mih")
 KNN_STRATEGIES = ("auto", "scan")
-KNN_PROBE_BUDGET = 0.25
+KNN_PRIOR = 0.25        # assumed share of queries settled by probing, before any is measured
+KNN_PRIOR_WEIGHT = 8.0  # worth that many queries of evidence
 MAX_PROBES = 50_000_000  # a forced probe beyond this many codes per query is refused
 
 # unit costs per engine: scan per code word, probe per full-code lookup, mih per substring lookup,
 # verify per candidate word (random access, dedup, distance)
+# (benchmarks/index_costs.py measures them; on this project's machine one unit was 0.64 ns with
+# numba, 3.6 ns with numpy, 0.54 ns with FAISS)
 UNIT_COSTS: dict[str, dict[str, float]] = {
-    "numba": {"scan": 1.0, "probe": 12.0, "mih_probe": 20.0, "verify": 6.0},
-    "faiss": {"scan": 1.0, "probe": 60.0, "mih_probe": 60.0, "verify": 30.0},
-    "numpy": {"scan": 4.0, "probe": 60.0, "mih_probe": 60.0, "verify": 30.0},
+    "numba": {"scan": 1.0, "probe": 36.0, "mih_probe": 270.0, "verify": 8.0},
+    "faiss": {"scan": 1.0, "probe": 100.0, "mih_probe": 280.0, "verify": 260.0},
+    "numpy": {"scan": 1.0, "probe": 15.0, "mih_probe": 40.0, "verify": 45.0},
 }
 
 
@@ -46,10 +51,15 @@ class RangePlan:
     costs: dict[str, float] = field(default_factory=dict)
 
 
-def knn_probe_levels(m: int, nwords: int, nbits: int, engine: str) -> int:
+def knn_success(tried: int, settled: int) -> float:
+    """Estimated share of k-NN queries that probing settles, from the queries seen so far."""
+    return (settled + KNN_PRIOR * KNN_PRIOR_WEIGHT) / (tried + KNN_PRIOR_WEIGHT)
+
+
+def knn_probe_levels(m: int, nwords: int, nbits: int, engine: str, success: float = KNN_PRIOR) -> int:
     """Highest ball radius k-NN probes before scanning (-1: scan straight away)."""
     unit = UNIT_COSTS[engine]
-    budget = KNN_PROBE_BUDGET * m * nwords * unit["scan"]
+    budget = success * m * nwords * unit["scan"]
     level, spent = -1, 0.0
     while level < nbits:
         spent += math.comb(nbits, level + 1) * unit["probe"]

@@ -113,6 +113,8 @@ class Tables:
     _faiss: FaissScan | None = None
     _mih: dict[int, MihTables] = field(default_factory=dict)
     _masks: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    knn_tried: int = 0    # k-NN queries that probed first, and how many probing settled
+    knn_settled: int = 0
 
     def hash(self) -> tuple[np.ndarray, np.uint64]:
         if self._hash is None:
@@ -146,11 +148,17 @@ class Tables:
         return total + sum(t.nbytes() for t in self._mih.values())
 
 
+def _one_word(codes: np.ndarray) -> np.ndarray:
+    """One-word codes as a contiguous 1-D view (the kernels' vectorised path), else an empty array."""
+    return codes.reshape(-1) if codes.shape[1] == 1 else np.zeros(0, np.uint64)
+
+
 def knn(t: Tables, queries: np.ndarray, k: int, engine: str, strategy: str, threads: int) -> tuple[np.ndarray, np.ndarray]:
     """(distances (nq, k) int32, positions (nq, k) int64), -1 padded."""
     g = t.groups
     m, nw = g.codes.shape
-    level = cost.knn_probe_levels(m, nw, t.nbits, engine) if strategy == "auto" else -1
+    success = cost.knn_success(t.knn_tried, t.knn_settled)
+    level = cost.knn_probe_levels(m, nw, t.nbits, engine, success) if strategy == "auto" else -1
     if engine == "numba":
         kr = kernels()
         if level >= 0:
@@ -161,15 +169,21 @@ def knn(t: Tables, queries: np.ndarray, k: int, engine: str, strategy: str, thre
             masks, lims = np.zeros((0, nw), np.uint64), np.zeros(1, np.int64)
         out_d = np.empty((len(queries), k), np.int32)
         out_p = np.empty((len(queries), k), np.int64)
-        run_blocks(lambda a, b: kr.knn_block(g.codes, g.offsets, g.members, slots, shift, masks, lims,
-                                             queries[a:b], k, t.nbits, out_d[a:b], out_p[a:b]),
-                   _small_blocks(len(queries), threads, 64), threads)
+        codes1 = _one_word(g.codes)
+        scanned = run_blocks(lambda a, b: kr.knn_block(g.codes, codes1, g.offsets, g.members, slots, shift, masks,
+                                                       lims, queries[a:b], k, t.nbits, out_d[a:b], out_p[a:b]),
+                             _small_blocks(len(queries), threads, 64), threads)
+        if level >= 0:
+            t.knn_tried += len(queries)
+            t.knn_settled += len(queries) - int(sum(scanned))
         return out_d, out_p
     nq = len(queries)
     parts, todo = [], np.arange(nq)
     if level >= 0:
         q, c, d = probe_candidates(t.sorted(), g.codes, queries, level, t.nbits)
         enough = np.bincount(q, weights=g.sizes[c], minlength=nq) >= k
+        t.knn_tried += nq
+        t.knn_settled += int(enough.sum())
         sel = enough[q]
         parts.append((q[sel], c[sel], d[sel]))
         todo = np.flatnonzero(~enough)
@@ -226,18 +240,19 @@ def _range_numba(t: Tables, queries: np.ndarray, radius: int, chosen: str, s: in
     slots, shift = np.full(16, -1, np.int32), np.uint64(60)
     masks, lims = np.zeros((0, nw), np.uint64), np.zeros(1, np.int64)
     z64, zu = np.zeros(1, np.int64), np.zeros(0, np.uint64)
-    mih = (z64, z64, zu, z64, zu, z64, np.zeros(1, np.int32), np.zeros(0, np.int32))
+    mih = (z64, z64, z64, zu, z64, zu, z64, np.zeros(1, np.int32), np.zeros(0, np.int32))
     if chosen == "probe":
         slots, shift = t.hash()
         masks, lims = t.masks(radius)
     elif chosen == "mih":
         tab = t.mih(s)
-        _, sub_masks, sub_lims = tab.sub_masks(radius)
-        mih = (tab.starts, tab.widths, sub_masks, sub_lims, tab.ukeys, tab.ukey_lims, tab.uoffsets, tab.ucodes)
+        radii, sub_masks, sub_lims = tab.sub_masks(radius)
+        mih = (tab.starts, tab.widths, radii, sub_masks, sub_lims, tab.ukeys, tab.ukey_lims, tab.uoffsets, tab.ucodes)
     code = {"scan": 0, "probe": 1, "mih": 2}[chosen]
     kr = kernels()
     most = 16 if chosen == "scan" else 1024
-    found = run_blocks(lambda a, b: kr.range_block(code, g.codes, g.offsets, g.members, radius, queries[a:b],
+    codes1 = _one_word(g.codes)
+    found = run_blocks(lambda a, b: kr.range_block(code, g.codes, codes1, g.offsets, g.members, radius, queries[a:b],
                                                    slots, shift, masks, lims, *mih),
                        _small_blocks(len(queries), threads, most), threads)
     lims_out = np.zeros(len(queries) + 1, np.int64)
