@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# dnnh HammingIndex vs faiss {faiss.__version__} IndexBinaryFlat; threads={args.threads}, "
           f"n={args.n:,}, nq={args.nq:,}, k={args.k}, repeats={args.repeats} (median)")
     print(f"# command: {' '.join([os.path.basename(sys.executable)] + sys.argv)}")
+    print(f"# dnnh engine: {HammingIndex(8, engine=args.engine).engine}; load average at start: "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     rows = []
 
     def index_of(codes: np.ndarray, nbits: int) -> tuple[HammingIndex, float]:
@@ -181,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             print(rows[-1], flush=True)
         mem2 = (ix, fx, 48)
 
+    print(f"# load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print()
     print("| case | distinct codes | FAISS flat (s) | dnnh (s) | speed-up | check | dnnh build (s) |")
     print("|---|---|---|---|---|---|---|")

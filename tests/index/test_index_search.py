@@ -159,3 +159,18 @@ def test_many_codes_tied_at_the_kth_distance(engine: str) -> None:
     q = random_bits(rng, 3, 16)
     _check_knn(index, every, np.arange(2**16), q, 200, strategy="scan")
     _check_knn(index, every, np.arange(2**16), q, 3_000)
+
+
+@pytest.mark.parametrize("data", ["random", "clustered"])
+def test_numpy_row_by_row_scan(data: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """numpy scans large code sets one query at a time in reused buffers; force that on a small one."""
+    import dnnh.index.scan as scan
+
+    monkeypatch.setattr(scan, "ROW_SCAN_FROM", 1)
+    rng = np.random.default_rng(9)
+    for nbits in (24, 100):
+        db = (random_bits if data == "random" else clustered_bits)(rng, 400, nbits)
+        q = np.concatenate([db[:3], random_bits(rng, 3, nbits)])
+        index = _index(db, "numpy")
+        _check_knn(index, db, np.arange(400), q, 50, strategy="scan")
+        assert_same_range(index.range_search(packed(q), nbits // 3, strategy="scan"), range_(db, np.arange(400), q, nbits // 3))

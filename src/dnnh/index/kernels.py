@@ -6,7 +6,11 @@ array: a loop-carried array variable made numba refcount it on every iteration (
 measured here), so buffers that may grow are grown by the caller of the loop that fills them.
 
 Inputs are the arrays of :mod:`dnnh.index.groups`: ``codes`` (m, nwords) uint64, ``offsets``
-(m + 1) int64, ``members`` (n) int32/int64; queries (nq, nwords) uint64.
+(m + 1) and ``members`` (n) int32/int64; queries (nq, nwords) uint64.
+
+All kernels live in this one file on purpose: numba's on-disk cache (``cache=True``, so a CLI
+call does not recompile for ten seconds) checks only the source file of the cached function, so
+a helper in another file could change without the cached kernels that inline it noticing.
 """
 
 from __future__ import annotations

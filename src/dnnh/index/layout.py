@@ -72,11 +72,8 @@ def to_bytes(words: np.ndarray, nbits: int) -> np.ndarray:
 
 
 def popcount(x: np.ndarray) -> np.ndarray:
-    """Bits set in each element of a uint64 array (numpy >= 2 has it as a ufunc)."""
-    if hasattr(np, "bitwise_count"):
-        return np.bitwise_count(x)
-    b = x.view(np.uint8).reshape(*x.shape, 8)  # pragma: no cover - numpy < 2 only
-    return np.unpackbits(b, axis=-1).sum(axis=-1, dtype=np.uint8)
+    """Bits set in each element (numpy >= 2.0's ufunc; dnnh.codes relies on it too)."""
+    return np.bitwise_count(x)
 
 
 def word_distances(queries: np.ndarray, codes: np.ndarray) -> np.ndarray:

@@ -10,7 +10,6 @@ pool (numba kernels and numpy ufuncs release the GIL), so a batch uses every cor
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import threading
@@ -26,17 +25,9 @@ from dnnh.index.groups import Groups
 from dnnh.index.layout import flip_masks
 from dnnh.index.mih import MihTables
 from dnnh.index.probe import SortedKeys, hash_table, probe_candidates
-from dnnh.index.scan import HAVE_FAISS, FaissScan, knn_scan_block, query_blocks, range_scan_block
+from dnnh.index.scan import HAVE_FAISS, FaissScan, _installed, knn_scan_block, query_blocks, range_scan_block
 
 log = logging.getLogger(__name__)
-
-
-
-def _installed(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError, AttributeError):  # e.g. blocked with sys.modules[name] = None
-        return False
 
 
 HAVE_NUMBA = _installed("numba")  # imported on first use: numba's import takes half a second
