@@ -1,0 +1,134 @@
+"""The methods a bench can run, by the names used on the command line and in result tables.
+
+Three kinds:
+
+- ``shallow``: a baseline estimator of :mod:`dnnh.baselines` on raw pixels (lsh, pcah, itq, sh,
+  cca-itq, ksh, sdh);
+- ``deep``: a :class:`~dnnh.training.config.TrainConfig` recipe plus the overrides that define the
+  method (DNNH, its ablations, the later losses, CNNH). Every deep method of one bench shares the
+  backbone, input size, epochs and seed given to the bench, so only the method differs;
+- ``features``: ``<shallow>@features``, a shallow method on the penultimate (50q backbone)
+  features of the bench's own ``dnnh`` model at the same code length: it separates what the
+  learned features buy from what the learned hash layer buys.
+
+``dnnh-eps<X>`` names are parsed, so any threshold band can be measured without a registry entry.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from dnnh.baselines import SHALLOW_METHODS
+from dnnh.training.config import TrainConfig
+
+KINDS = ("shallow", "deep", "features")
+#: Config fields that change how fast a run goes, not what it computes: a rerun may change them.
+RUNTIME_FIELDS = ("threads", "num_workers")
+
+
+@dataclass(frozen=True)
+class Method:
+    """One row of a results table: how to produce codes for it."""
+
+    name: str
+    kind: str
+    description: str
+    shallow: str | None = None  # the estimator of shallow and features methods
+    recipe: str = "modern"
+    overrides: tuple[tuple[str, Any], ...] = ()  # the TrainConfig fields that define a deep method
+
+    def train_config(self, bits: int, common: Mapping[str, Any]) -> TrainConfig:
+        """This method's config at ``bits``: the recipe, the bench's shared fields, then its own.
+
+        A shared field that the method itself sets (say ``eps`` for dnnh-nothreshold) is refused
+        rather than silently dropped or allowed to erase the difference the method is about.
+        """
+        if self.kind != "deep":
+            raise ValueError(f"{self.name} is a {self.kind} method; it has no training config")
+        own = dict(self.overrides)
+        clash = sorted(set(own) & set(common))
+        if clash:
+            raise ValueError(f"training option(s) {clash} cannot be set for the whole bench: method {self.name} "
+                             f"sets them itself ({', '.join(f'{k}={own[k]!r}' for k in clash)})")
+        if "bits" in common:
+            raise ValueError("bits are given per entry, not among the shared training options")
+        return TrainConfig.from_recipe(self.recipe, **{**common, **own, "bits": int(bits)})
+
+
+def _deep(name: str, description: str, recipe: str = "modern", **overrides: Any) -> Method:
+    return Method(name, "deep", description, recipe=recipe, overrides=tuple(sorted(overrides.items())))
+
+
+_DEEP = [
+    _deep("dnnh", "DNNH, modern recipe: class-balanced batches, every valid in-batch triplet, AdamW, cosine schedule"),
+    _deep("dnnh-paper", "DNNH, paper recipe: random triplets (three streams), SGD momentum 0.9, lr x0.1 late",
+          recipe="paper"),
+    _deep("dnnh-fc", "DNNH with one fully connected hash layer instead of divide-and-encode (paper ablation)",
+          encoder="fc"),
+    _deep("dnnh-nothreshold", "DNNH without the piece-wise threshold: sigmoid outputs only (ablation)", eps=None),
+    _deep("dnnh-random", "DNNH with random triplets (the paper's sampling) under the modern optimiser",
+          triplets="random"),
+    _deep("dnnh-semi-hard", "DNNH mining semi-hard in-batch triplets", triplets="semi-hard"),
+    _deep("dnnh-hard", "DNNH mining hard in-batch triplets", triplets="hard"),
+    _deep("dnnh-batch-hard", "DNNH mining the hardest positive and negative per anchor", triplets="batch-hard"),
+    _deep("dpsh", "DPSH (Li et al. 2016): pairwise likelihood loss on the same network", loss="dpsh"),
+    _deep("dsh", "DSH (Liu et al. 2016): contrastive loss with a quantisation term", loss="dsh"),
+    _deep("csq", "CSQ (Yuan et al. 2020): codes pulled to Hadamard class centres", loss="csq"),
+    _deep("classifier", "Sablayrolles et al. 2017 reference: a classifier on a q-unit tanh layer, codes sign(u)",
+          loss="classifier"),
+    _deep("cnnh", "CNNH (Xia et al. 2014): stage-1 target codes from the similarity matrix, then the network "
+                  "learns them", loss="cnnh"),
+]
+_SHALLOW = {name: Method(name, "shallow", f"{cls.__name__} on raw pixels"
+                         + (" (supervised)" if cls.supervised else " (unsupervised)"), shallow=name)
+            for name, cls in SHALLOW_METHODS.items()}
+METHODS: dict[str, Method] = {**_SHALLOW, **{m.name: m for m in _DEEP}}
+
+_EPS = re.compile(r"dnnh-eps(?P<value>[0-9]*\.?[0-9]+)")
+PATTERNS = ("dnnh-eps<X> (threshold half band 0 <= X <= 0.5, e.g. dnnh-eps0.05)",
+            "<shallow>@features (e.g. itq@features: a shallow method on the penultimate features of this "
+            "bench's dnnh model at the same bits)")
+
+
+def known_methods() -> str:
+    """The names a user may give, for error messages and ``--help``."""
+    return ", ".join(METHODS) + "; and " + "; ".join(PATTERNS)
+
+
+def resolve_method(name: str) -> Method:
+    """The :class:`Method` called ``name`` (case-insensitive); a clear error listing the known ones."""
+    key = str(name).strip().lower()
+    if key in METHODS:
+        return METHODS[key]
+    eps = _EPS.fullmatch(key)
+    if eps:
+        value = float(eps["value"])
+        if not 0.0 <= value <= 0.5:
+            raise ValueError(f"method {name!r}: the threshold half band must be in [0, 0.5], got {value}")
+        return _deep(f"dnnh-eps{value:g}", f"DNNH with threshold half band eps={value:g}", eps=value)
+    if key.endswith("@features"):
+        base = key[: -len("@features")]
+        if base in _SHALLOW:
+            cls = SHALLOW_METHODS[base]
+            return Method(key, "features", f"{cls.__name__} on the penultimate features of this bench's dnnh model",
+                          shallow=base)
+    raise ValueError(f"unknown method {name!r}; known methods: {known_methods()}")
+
+
+def resolve_methods(names: Sequence[str] | str) -> list[Method]:
+    """Resolve a list (or comma-separated string) of names, dropping repeats, keeping order.
+
+    ``<shallow>@features`` needs ``dnnh`` in the same list: its features come from that run.
+    """
+    if isinstance(names, str):
+        names = [n for n in names.split(",")]
+    names = [n.strip() for n in names if n.strip()]
+    if not names:
+        raise ValueError(f"no methods given; known methods: {known_methods()}")
+    methods = list({m.name: m for m in map(resolve_method, names)}.values())
+    if any(m.kind == "features" for m in methods) and "dnnh" not in {m.name for m in methods}:
+        raise ValueError("<shallow>@features methods use the penultimate features of the bench's dnnh model: "
+                         "add 'dnnh' to the methods")
+    return methods

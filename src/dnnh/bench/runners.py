@@ -1,0 +1,240 @@
+"""Producing one (method, bits) entry: fit or train, encode the split, score, and describe it.
+
+Every entry is scored by :func:`dnnh.evaluation.score_codes` on the codes of the bench's one
+split, and its codes are kept beside the numbers (``codes/``), so any number can be re-derived
+(``dnnh eval --query-codes ... --db-codes ...``) without retraining. An entry also carries a
+``signature``: what decided its numbers (the training config, or the estimator and its
+parameters). A rerun that would produce an entry with another signature is refused, so one
+results table never mixes settings.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from dnnh.bench.methods import RUNTIME_FIELDS, Method
+from dnnh.codes import CodeSet
+from dnnh.data.splits import Split
+from dnnh.evaluation import encode_split, score_codes
+from dnnh.metrics import RetrievalReport
+from dnnh.training.checkpoint import read_json, write_json
+from dnnh.training.config import TrainConfig
+from dnnh.training.encode import TrainedRun
+from dnnh.training.train import train
+
+ENTRY_FORMAT = "dnnh-bench-entry/1"
+
+
+@dataclass
+class BenchContext:
+    """What every entry of one bench shares."""
+
+    dataset: Any
+    split: Split
+    split_sha256: str
+    out: Path
+    common: dict[str, Any]  # training options shared by all deep methods
+    seed: int = 0
+    topk: int | None = None
+    radius: int = 2
+    progress: bool = True
+    _pixels: dict[str, np.ndarray] = field(default_factory=dict)
+    _features: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    def entry_name(self, method: Method, bits: int) -> str:
+        return f"{method.name}_{bits}"
+
+    def run_dir(self, method: Method, bits: int) -> Path:
+        return self.out / "runs" / self.entry_name(method, bits)
+
+    def pixels(self) -> dict[str, np.ndarray]:
+        """Raw-pixel features of train / query / database items, computed once per bench."""
+        if not self._pixels:
+            from dnnh.baselines import pixel_features
+
+            for part in ("train", "query", "database"):
+                idx = getattr(self.split, part)
+                images = getattr(self.dataset, "images", None)
+                if images is None:  # file-backed sets: decode in chunks
+                    chunks = [self.dataset.load_images(idx[i:i + 2048]) for i in range(0, len(idx), 2048)]
+                    self._pixels[part] = np.concatenate([pixel_features(c) for c in chunks])
+                else:
+                    self._pixels[part] = pixel_features(images[idx])
+        return self._pixels
+
+
+def normalise(value: Any) -> Any:
+    """JSON round trip, so a signature compares equal to the one read back from disk."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def signature(method: Method, bits: int, ctx: BenchContext) -> dict:
+    """What decides the entry's numbers; runtime-only fields (threads, workers) are left out."""
+    if method.kind == "deep":
+        config = method.train_config(bits, ctx.common).to_dict()
+        return normalise({"kind": "deep", "config": {k: v for k, v in config.items() if k not in RUNTIME_FIELDS}})
+    from dnnh.baselines import make_shallow
+
+    params = make_shallow(method.shallow, bits, random_state=ctx.seed).get_params()
+    sig = {"kind": method.kind, "estimator": method.shallow, "params": params}
+    if method.kind == "features":
+        from dnnh.bench.methods import resolve_method
+
+        sig["features_from"] = signature(resolve_method("dnnh"), bits, ctx)
+    return normalise(sig)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _finish(method: Method, bits: int, ctx: BenchContext, query: CodeSet, database: CodeSet,
+            train_seconds: float, extra: dict) -> dict:
+    """Score the codes, save them, and assemble the entry record."""
+    report: RetrievalReport = score_codes(query, database, topk=ctx.topk, radius=ctx.radius)
+    name = ctx.entry_name(method, bits)
+    paths = {"query": f"codes/{name}_query.npz", "database": f"codes/{name}_database.npz"}
+    query.save(ctx.out / paths["query"])
+    database.save(ctx.out / paths["database"])
+    return {"format": ENTRY_FORMAT, "method": method.name, "bits": int(bits), "kind": method.kind,
+            "description": method.description, "signature": signature(method, bits, ctx),
+            "split_sha256": ctx.split_sha256, "train_seconds": float(train_seconds), "codes": paths,
+            "finished": _now(), **extra, "report": report.to_dict()}
+
+
+def _fit_shallow(method: Method, bits: int, ctx: BenchContext, features: dict[str, np.ndarray]) -> dict:
+    """Fit on the training items (the deep methods' training images), encode queries and database.
+
+    BLAS is pinned to one thread: on a busy small machine its spinning threads made small matrix
+    products up to 100x slower, which would be timed as the method's cost.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from dnnh.baselines import make_shallow
+
+    labels, split = ctx.dataset.labels, ctx.split
+    model = make_shallow(method.shallow, bits, random_state=ctx.seed)
+    with threadpool_limits(limits=1):
+        t0 = time.perf_counter()
+        if model.supervised:
+            model.fit(features["train"], labels[split.train])
+        else:
+            model.fit(features["train"])
+        seconds = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        q_bits, db_bits = model.transform(features["query"]), model.transform(features["database"])
+        encode_seconds = time.perf_counter() - t1
+    query = CodeSet.from_bits(q_bits, split.query, labels[split.query])
+    database = CodeSet.from_bits(db_bits, split.database, labels[split.database])
+    extra = {"estimator": repr(model), "encode_seconds": encode_seconds,
+             "features": "pixels" if method.kind == "shallow" else f"penultimate features of runs/dnnh_{bits}"}
+    return _finish(method, bits, ctx, query, database, seconds, extra)
+
+
+def run_shallow(method: Method, bits: int, ctx: BenchContext) -> dict:
+    return _fit_shallow(method, bits, ctx, ctx.pixels())
+
+
+def penultimate_features(run: TrainedRun, dataset: Any, indices: np.ndarray, num_workers: int = 0,
+                         batch_size: int = 512) -> np.ndarray:
+    """The backbone's 50q features (what the hash layer reads) of the dataset items ``indices``."""
+    import torch
+
+    from dnnh.data.pipeline import BatchSource
+
+    source = BatchSource(dataset, run.prep, num_workers=num_workers)
+    chunks = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
+    run.model.eval()
+    with torch.no_grad():
+        out = [run.model.net.backbone(images).float().numpy() for images in source.batches(chunks)]
+    return np.concatenate(out) if out else np.empty((0, 0), dtype=np.float32)
+
+
+def run_features(method: Method, bits: int, ctx: BenchContext) -> dict:
+    if bits not in ctx._features:
+        from dnnh.bench.methods import resolve_method
+
+        ctx._features.clear()  # one code length at a time: 70,000 x 2,400 floats is 670 MB
+        run = TrainedRun.load(ctx.run_dir(resolve_method("dnnh"), bits))
+        ctx._features[bits] = {part: penultimate_features(run, ctx.dataset, getattr(ctx.split, part),
+                                                          num_workers=run.config.num_workers)
+                               for part in ("train", "query", "database")}
+    return _fit_shallow(method, bits, ctx, ctx._features[bits])
+
+
+def _resumable_config(method: Method, bits: int, ctx: BenchContext, run_dir: Path) -> TrainConfig:
+    """The config to continue ``run_dir`` with: the saved one, if it matches this method's.
+
+    threads and workers may differ from the saved run (they change speed, not results); train()
+    needs the saved config verbatim, so those come from the saved run.
+    """
+    saved = TrainConfig.from_dict(read_json(run_dir / "config.json")["config"])
+    wanted = method.train_config(bits, ctx.common)
+    keep = {k: getattr(saved, k) for k in RUNTIME_FIELDS}
+    if wanted.replace(**keep) != saved:
+        diff = {k: (v, getattr(wanted, k)) for k, v in saved.to_dict().items()
+                if k not in RUNTIME_FIELDS and getattr(wanted, k) != v}
+        raise ValueError(f"{run_dir} holds an unfinished {method.name} run with other settings "
+                         f"(field: (saved, requested)) {diff}; rerun with the saved settings, "
+                         f"or delete {run_dir} to start it over")
+    return saved
+
+
+def run_deep(method: Method, bits: int, ctx: BenchContext) -> dict:
+    """Train (or continue) the method's run under ``OUT/runs/<method>_<bits>``, then score it.
+
+    A run dir with a checkpoint is continued with ``train(..., resume=True)``. train_seconds is
+    the wall time of training (set-up, epochs, per-epoch validation) summed over the
+    invocations that produced it: ``bench_time.json`` in the run dir keeps the time up to the
+    last checkpoint, so time lost to an interruption after it is not counted.
+    """
+    run_dir = ctx.run_dir(method, bits)
+    clock_file = run_dir / "bench_time.json"
+    resume = (run_dir / "checkpoint" / "state.pt").exists()
+    if resume:
+        config = _resumable_config(method, bits, ctx, run_dir)
+        before = float(read_json(clock_file)["seconds"]) if clock_file.exists() else 0.0
+    else:
+        config, before = method.train_config(bits, ctx.common), 0.0
+    t0 = time.perf_counter()
+
+    def checkpoint_clock(epoch: int, record: dict) -> None:
+        write_json(clock_file, {"seconds": before + time.perf_counter() - t0, "epoch": epoch})
+
+    result = train(config, ctx.dataset, ctx.split, run_dir, resume=resume, progress=ctx.progress,
+                     on_epoch_end=checkpoint_clock)
+    seconds = before + time.perf_counter() - t0
+    write_json(clock_file, {"seconds": seconds, "epoch": len(result.history)})
+    run = TrainedRun.load(run_dir)
+    query, database = encode_split(run, ctx.dataset, num_workers=config.num_workers)
+    history = [dict(r) for r in result.history]
+    epoch_seconds = sum(float(r["seconds"]) for r in history)
+    extra = {
+        "run_dir": f"runs/{ctx.entry_name(method, bits)}", "config": config.to_dict(), "resumed": resume,
+        "best_epoch": int(result.best_epoch), "best_val_map": _finite_or_none(result.best_val_map),
+        "epochs_run": len(history), "epoch_seconds": epoch_seconds,
+        "images_per_s": _mean([r["images_per_s"] for r in history]),
+        "triplets_per_s": _mean([r["triplets_per_s"] for r in history]),
+        "history": history,
+    }
+    return _finish(method, bits, ctx, query, database, seconds, extra)
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if value is not None and np.isfinite(value) else None
+
+
+RUNNERS: dict[str, Callable[[Method, int, BenchContext], dict]] = {
+    "shallow": run_shallow, "deep": run_deep, "features": run_features,
+}

@@ -1,0 +1,72 @@
+"""`dnnh bench`: every method at every code length on one saved split, into one results folder.
+
+Reruns resume: finished entries are read back, interrupted deep runs continue from their
+checkpoint. The output layout is described in :mod:`dnnh.bench.harness`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from dnnh.cli.common import add_data_args, add_split_args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from dnnh.bench.methods import known_methods
+    from dnnh.nn import PRESETS
+
+    p = sub.add_parser("bench", help="compare methods x code lengths on one split; table, curves, JSON",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_args(p)
+    add_split_args(p)
+    p.add_argument("--methods", required=True, help=f"comma-separated method names. Known: {known_methods()}")
+    p.add_argument("--bits", default="12,24,32,48", help="comma-separated code lengths (default 12,24,32,48)")
+    p.add_argument("--out", type=Path, required=True, help="results folder (reused and resumed on rerun)")
+    p.add_argument("--epochs", type=int, help="epochs of every deep method (default: each recipe's)")
+    p.add_argument("--backbone", choices=sorted(PRESETS), help="backbone of every deep method (default nin-small)")
+    p.add_argument("--input-size", type=int, help="side images are resized to (default: the backbone's)")
+    p.add_argument("--batch-size", type=int, help="batch size of every deep method (default: each recipe's)")
+    p.add_argument("--threads", type=int, help="torch threads")
+    p.add_argument("--workers", type=int, help="decoding worker processes for image files (default 2)")
+    p.add_argument("--topk", type=int, help="report MAP@K instead of MAP over the whole database (NUS-WIDE: 5000)")
+    p.add_argument("--radius", type=int, default=2, help="Hamming radius of the precision column (default 2)")
+    p.add_argument("--target-map", type=float, help="validation MAP of the dnnh vs dnnh-random speed comparison "
+                                                    "(default: the lower of their best validation MAPs)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dnnh.bench import run_bench, shell_command
+
+    counts = {k: getattr(args, k) for k in ("queries_per_class", "train_per_class") if getattr(args, k) is not None}
+    options = {"batch_size": args.batch_size} if args.batch_size is not None else {}
+    t0 = time.perf_counter()
+    result = run_bench(args.data, args.out, args.methods, args.bits, protocol=args.protocol,
+                       val_fraction=args.val_fraction, seed=args.seed, split_file=args.split, root=args.root,
+                       skip_corrupt=args.skip_corrupt, epochs=args.epochs, backbone=args.backbone,
+                       input_size=args.input_size, threads=args.threads, num_workers=args.workers,
+                       train_options=options, topk=args.topk, radius=args.radius, target_map=args.target_map,
+                       command=shell_command(equivalent_argv(args)),
+                       progress=not args.quiet, **counts)
+    print()
+    print((result.out / "results.md").read_text())
+    print(f"bench finished in {time.perf_counter() - t0:.0f}s; results in {result.out}")
+    return 0
+
+
+def equivalent_argv(args: argparse.Namespace) -> list[str]:
+    """The command line with every setting spelled out (defaults included), for results.md.
+
+    Rebuilt from the parsed flags rather than copied from sys.argv, so it is right however the
+    command was invoked (a shell, ``python -m dnnh``, or ``main([...])`` from Python).
+    """
+    argv = ["bench"]
+    for dest, value in vars(args).items():
+        if dest in ("func", "command", "debug", "quiet") or value is None or value is False:
+            continue
+        flag = "--" + dest.replace("_", "-")
+        argv += [flag] if value is True else [flag, str(value)]
+    return argv
