@@ -107,8 +107,9 @@ def range_scan_block(groups: Groups, queries: np.ndarray, radius: int, row0: int
 class FaissScan:
     """IndexBinaryFlat over the distinct codes (padded to whole 64-bit words, as FAISS wants d % 8 == 0).
 
-    FAISS ranks codes, not items, and cuts ties at the k-th code arbitrarily, so where the k-th
-    item's distance equals the last code returned, a range search at that distance completes the level.
+    FAISS ranks codes, not items, and cuts ties at its last code arbitrarily. Asking for 2k codes
+    usually leaves the k-th item's distance below the last distance returned, so that level is
+    complete; where it is not, a range search at that distance completes it.
     """
 
     def __init__(self, groups: Groups) -> None:
@@ -126,7 +127,7 @@ class FaissScan:
     def knn(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
         g = self.groups
         qb = np.ascontiguousarray(queries).view(np.uint8)
-        kk = min(k, g.ndistinct)
+        kk = min(2 * k, g.ndistinct)
         dist, code = self.index.search(qb, kk)
         sizes = g.sizes[code]
         reach = np.cumsum(sizes, axis=1) >= k

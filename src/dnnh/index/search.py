@@ -5,7 +5,8 @@
 - ``numpy``: everything vectorised with ``np.bitwise_count``; exact and threaded, several times slower.
 
 numba is preferred when it imports, then FAISS; numpy always works. Query blocks go to a thread
-pool (numba kernels and numpy ufuncs release the GIL), so a batch uses every core it is given.
+pool (numba kernels and numpy ufuncs release the GIL), so a batch uses every core it is given;
+FAISS's own scans use its OpenMP threads (``faiss.omp_set_num_threads``).
 """
 
 from __future__ import annotations
@@ -77,15 +78,19 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
-_pools: dict[int, ThreadPoolExecutor] = {}
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
 _pool_lock = threading.Lock()
 
 
 def run_blocks(fn: Callable[[int, int], Any], blocks: list[tuple[int, int]], threads: int) -> list[Any]:
+    """Run ``fn`` over query blocks on a shared pool (keyed by pid: a forked child gets its own)."""
     if threads <= 1 or len(blocks) <= 1:
         return [fn(a, b) for a, b in blocks]
+    key = (os.getpid(), threads)
     with _pool_lock:
-        pool = _pools.get(threads) or _pools.setdefault(threads, ThreadPoolExecutor(threads, thread_name_prefix="dnnh-index"))
+        pool = _pools.get(key)
+        if pool is None:
+            pool = _pools[key] = ThreadPoolExecutor(threads, thread_name_prefix="dnnh-index")
     return list(pool.map(lambda ab: fn(*ab), blocks))
 
 
