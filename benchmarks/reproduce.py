@@ -20,7 +20,7 @@ import sys
 from dnnh.bench import run_bench
 
 SHALLOW = ["lsh", "pcah", "itq", "sh", "cca-itq", "ksh", "sdh"]
-DEEP = ["dnnh", "dnnh-paper", "dnnh-fc", "dnnh-nothreshold", "dnnh-random", "dnnh-eps0.05", "dnnh-eps0.25",
+DEEP = ["dnnh", "dnnh-paper", "dnnh-fc", "dnnh-threshold", "dnnh-random", "dnnh-eps0.05", "dnnh-eps0.25",
         "dpsh", "dsh", "csq", "classifier", "cnnh"]
 FULL = DEEP + SHALLOW + ["itq@features"]
 QUICK = ["dnnh", "dnnh-random", "cnnh", "lsh", "itq"]

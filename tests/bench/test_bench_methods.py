@@ -31,10 +31,10 @@ def test_cli_unknown_method_is_one_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("name, fields", [
-    ("dnnh", {"recipe": "modern", "triplets": "all", "encoder": "divide-and-encode", "eps": 0.1, "loss": "triplet"}),
-    ("dnnh-paper", {"recipe": "paper", "triplets": "random", "optimizer": "sgd", "schedule": "step"}),
+    ("dnnh", {"recipe": "modern", "triplets": "all", "encoder": "divide-and-encode", "eps": None, "loss": "triplet"}),
+    ("dnnh-paper", {"recipe": "paper", "triplets": "random", "optimizer": "sgd", "schedule": "step", "eps": 0.1}),
     ("dnnh-fc", {"encoder": "fc", "recipe": "modern"}),
-    ("dnnh-nothreshold", {"eps": None, "recipe": "modern"}),
+    ("dnnh-threshold", {"eps": 0.1, "recipe": "modern"}),
     ("dnnh-random", {"triplets": "random", "optimizer": "adamw", "schedule": "cosine", "recipe": "modern"}),
     ("dnnh-eps0.05", {"eps": 0.05}),
     ("DNNH-EPS0.250", {"eps": 0.25}),
@@ -66,7 +66,7 @@ def test_every_deep_method_shares_the_backbone_and_a_method_keeps_its_own_fields
     assert {(c.backbone, c.input_size) for c in configs} == {("nin-cifar", 16)}
     assert len({(c.recipe, c.encoder, c.eps, c.triplets, c.loss) for c in configs}) == len(DEEP)
     with pytest.raises(ValueError, match="sets them itself"):
-        resolve_method("dnnh-nothreshold").train_config(12, {"eps": 0.2})
+        resolve_method("dnnh-threshold").train_config(12, {"eps": 0.2})
 
 
 def test_parse_bits():

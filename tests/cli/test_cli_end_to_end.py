@@ -67,7 +67,8 @@ def test_errors_are_one_line(tmp_path, capsys):
 def test_demo_prints_table(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--bits", "12", "--epochs", "1", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "| method |" in out and "| DNNH |" in out and "| LSH |" in out
-    rows = json.loads((tmp_path / "demo" / "results.json").read_text())
-    assert {r["method"] for r in rows} >= {"DNNH", "LSH"}
-    assert all(0 <= r["map"] <= 1 for r in rows)
+    assert "| method |" in out and "| dnnh |" in out and "| lsh |" in out and "| itq |" in out
+    entries = json.loads((tmp_path / "demo" / "results.json").read_text())["entries"]
+    assert {e["method"] for e in entries} == {"dnnh", "lsh", "itq"}
+    assert all(0 <= e["report"]["map"] <= 1 and e["bits"] == 12 for e in entries)
+    assert (tmp_path / "demo" / "pr_curves_12.png").exists()

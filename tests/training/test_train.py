@@ -64,7 +64,7 @@ def test_training_beats_untrained_network(tmp_path, digits, small_split, tiny_co
     from dnnh.training.encode import encode_indices
     from dnnh.training.train import build_model
 
-    config = tiny_config.replace(epochs=8)
+    config = tiny_config.replace(epochs=8, input_size=16)
     result = train(config, digits, small_split, tmp_path / "r", progress=False)
     torch.manual_seed(config.seed)
     untrained = build_model(config, 1).eval()

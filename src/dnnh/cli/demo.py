@@ -12,7 +12,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
     p.add_argument("--bits", default="12,24,32,48", help="comma-separated code lengths (default 12,24,32,48)")
     p.add_argument("--epochs", type=int, help="training epochs per model (default: the recipe's)")
-    p.add_argument("--recipe", choices=("modern", "paper"), default="modern")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -25,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         raise ValueError(f"--bits must be comma-separated integers, got {args.bits!r}") from None
     t0 = time.perf_counter()
-    rows = run_demo(args.out, bits=bits, epochs=args.epochs, recipe=args.recipe, progress=not args.quiet)
+    rows = run_demo(args.out, bits=bits, epochs=args.epochs, progress=not args.quiet)
     print()
     print(format_table(rows))
     print(f"\ndemo finished in {time.perf_counter() - t0:.0f}s; runs, PR curves and results.md in {args.out}")
