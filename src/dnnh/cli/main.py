@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = args.func(args)
     except KeyboardInterrupt:
-        print("dnnh: interrupted", file=sys.stderr)
+        hint = "; finished epochs are checkpointed, continue with --resume" if args.command == "train" else ""
+        print(f"dnnh {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
     except (DnnhError, ValueError, FileNotFoundError, TypeError, ImportError) as exc:
         if args.debug:
