@@ -72,3 +72,20 @@ def test_demo_prints_table(tmp_path, capsys):
     assert {e["method"] for e in entries} == {"dnnh", "lsh", "itq"}
     assert all(0 <= e["report"]["map"] <= 1 and e["bits"] == 12 for e in entries)
     assert (tmp_path / "demo" / "pr_curves_12.png").exists()
+
+
+def test_index_built_from_run_serves_search(trained_run, tmp_path, capsys):
+    from dnnh.index import HammingIndex
+
+    index_path = tmp_path / "db.dhi"
+    assert main(["index", "build", "--run", str(trained_run), "--out", str(index_path)]) == 0
+    index = HammingIndex.load(index_path)
+    database = CodeSet.load(trained_run / "codes_database.npz")
+    assert index.ntotal == len(database) and sorted(index.ids.tolist()) == sorted(database.ids.tolist())
+    digits = load_digits()
+    item = int(database.ids[3])
+    Image.fromarray(digits.images[item, :, :, 0]).save(tmp_path / "q.png")
+    capsys.readouterr()
+    assert main(["search", str(tmp_path / "q.png"), "--run", str(trained_run), "--index", str(index_path), "-k", "3"]) == 0
+    first = [ln for ln in capsys.readouterr().out.splitlines() if "distance" in ln][0]
+    assert first.split()[-1] == "0"

@@ -1,6 +1,7 @@
 """`dnnh index`: build an exact Hamming index from a codes file, and describe one.
 
     dnnh index build --codes codes.npz --out db.dhi
+    dnnh index build --run runs/x --out db.dhi        # encode the run's database with its model first
     dnnh index info db.dhi [--json] [--no-verify]
 
 The index keeps the codes file's ``ids``, so a search answers with the dataset indices that
@@ -22,9 +23,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="index_command", metavar="ACTION")
     parser.set_defaults(func=lambda args: _usage(parser))
 
-    build = actions.add_parser("build", help="index a codes file written by `dnnh encode`",
-                               description="Index a codes .npz written by `dnnh encode`.")
-    build.add_argument("--codes", required=True, type=Path, help="codes file (.npz from `dnnh encode`)")
+    build = actions.add_parser("build", help="index a codes file, or a run's database encoded by its model",
+                               description="Index a codes .npz written by `dnnh encode`, or encode a trained "
+                                           "run's database split with its model and index that.")
+    source = build.add_mutually_exclusive_group(required=True)
+    source.add_argument("--codes", type=Path, help="codes file (.npz from `dnnh encode`)")
+    source.add_argument("--run", type=Path, help="a trained run: its model encodes its split's database")
+    build.add_argument("--data", help="with --run: the dataset, if not the one the run was trained on")
+    build.add_argument("--root", help="with --run --data: the dataset's folder")
     build.add_argument("--out", required=True, type=Path, help="index file to write (.dhi), replaced atomically")
     build.set_defaults(func=_build)
 
@@ -44,16 +50,33 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 def _build(args: argparse.Namespace) -> int:
     from dnnh.index import HammingIndex
 
-    if not args.codes.is_file():
-        raise FileNotFoundError(f"codes file not found: {args.codes}")
     if args.out.is_dir():
         raise ValueError(f"--out must be a file path, {args.out} is a directory")
-    codes = CodeSet.load(args.codes)
+    if args.run is not None:
+        codes = _encode_run_database(args)
+    else:
+        if not args.codes.is_file():
+            raise FileNotFoundError(f"codes file not found: {args.codes}")
+        codes = CodeSet.load(args.codes)
     index = HammingIndex.from_codeset(codes)
     index.save(args.out)
     print(f"indexed {index.ntotal:,} codes of {index.nbits} bits ({index.ndistinct:,} distinct) from "
-          f"{args.codes} into {args.out} ({args.out.stat().st_size:,} bytes)")
+          f"{args.codes or args.run} into {args.out} ({args.out.stat().st_size:,} bytes)")
     return 0
+
+
+def _encode_run_database(args: argparse.Namespace) -> CodeSet:
+    from dnnh.cli.common import load_run_data
+    from dnnh.data.pipeline import BatchSource
+    from dnnh.training.encode import TrainedRun, encode_indices
+
+    args.skip_corrupt = False
+    run = TrainedRun.load(args.run)
+    dataset = load_run_data(args.run, args)
+    run.split.check_fits(len(dataset))
+    idx = run.split.database
+    bits = encode_indices(run.model, BatchSource(dataset, run.prep), idx, progress=True)
+    return CodeSet.from_bits(bits, ids=idx, labels=dataset.labels[idx])
 
 
 def _info(args: argparse.Namespace) -> int:
