@@ -50,3 +50,12 @@ def test_errors_name_expected_shape():
     with pytest.raises(ValueError, match="unknown backbone"):
         DNNH(12, backbone="resnet")
     assert set(PRESETS) >= {"nin-small", "nin-cifar", "nin-imagenet"}
+
+
+def test_batchnorm_option_normalises_every_conv_but_the_last():
+    net = build_nin("nin-small", 3, 50 * 12, batchnorm=True)
+    layers = list(net)
+    convs = [i for i, m in enumerate(layers) if isinstance(m, torch.nn.Conv2d)]
+    assert all(isinstance(layers[i + 1], torch.nn.BatchNorm2d) for i in convs[:-1])
+    assert isinstance(layers[convs[-1] + 1], torch.nn.ReLU)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in build_nin("nin-small", 3, 600))

@@ -22,10 +22,10 @@ class HashNetwork(nn.Module):
     """Backbone + hash head: images -> approximate codes in [0, 1]."""
 
     def __init__(self, bits: int, backbone: str, in_channels: int, encoder: str, eps: float | None,
-                 dropout: float | None = None) -> None:
+                 dropout: float | None = None, batchnorm: bool = False) -> None:
         super().__init__()
         features = FEATURES_PER_BIT * bits
-        self.backbone = build_nin(backbone, in_channels, features, dropout=dropout)
+        self.backbone = build_nin(backbone, in_channels, features, dropout=dropout, batchnorm=batchnorm)
         head = DivideAndEncode if encoder == "divide-and-encode" else FullyConnectedEncoder
         self.head = head(features, bits, eps=eps)
 
@@ -45,7 +45,8 @@ class DNNH(nn.Module):
 
     def __init__(self, bits: int, backbone: str = "nin-small", in_channels: int = 3,
                  encoder: str = "divide-and-encode", eps: float | None = 0.1,
-                 separate_query_network: bool = False, dropout: float | None = None) -> None:
+                 separate_query_network: bool = False, dropout: float | None = None,
+                 batchnorm: bool = False) -> None:
         super().__init__()
         if int(bits) != bits or bits <= 0:
             raise ValueError(f"bits must be a positive integer, got {bits!r}")
@@ -54,8 +55,8 @@ class DNNH(nn.Module):
         if backbone not in PRESETS:
             raise ValueError(f"unknown backbone {backbone!r}; choose one of {sorted(PRESETS)}")
         self.bits, self.backbone_name, self.in_channels = int(bits), backbone, int(in_channels)
-        self.net = HashNetwork(self.bits, backbone, in_channels, encoder, eps, dropout)
-        self.query_net = (HashNetwork(self.bits, backbone, in_channels, encoder, eps, dropout)
+        self.net = HashNetwork(self.bits, backbone, in_channels, encoder, eps, dropout, batchnorm)
+        self.query_net = (HashNetwork(self.bits, backbone, in_channels, encoder, eps, dropout, batchnorm)
                           if separate_query_network else None)
 
     @property

@@ -53,10 +53,13 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-def build_nin(preset: str, in_channels: int, out_channels: int, dropout: float | None = None) -> nn.Sequential:
+def build_nin(preset: str, in_channels: int, out_channels: int, dropout: float | None = None,
+              batchnorm: bool = False) -> nn.Sequential:
     """The backbone of ``preset``: images (n, in_channels, H, W) -> features (n, out_channels).
 
-    ``dropout`` overrides the preset's dropout probabilities (0 turns dropout off).
+    ``dropout`` overrides the preset's dropout probabilities (0 turns dropout off). ``batchnorm``
+    puts batch normalisation after every convolution but the last (not in the paper: NIN predates
+    it; an option of the modern recipe).
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown backbone {preset!r}; choose one of {sorted(PRESETS)}")
@@ -64,7 +67,8 @@ def build_nin(preset: str, in_channels: int, out_channels: int, dropout: float |
         raise ValueError(f"channel counts must be positive, got in={in_channels}, out={out_channels}")
     layers: list[nn.Module] = []
     channels = in_channels
-    for spec in PRESETS[preset].layers:
+    last_conv = max(i for i, spec in enumerate(PRESETS[preset].layers) if spec[0] == "conv")
+    for i, spec in enumerate(PRESETS[preset].layers):
         kind = spec[0]
         if kind == "conv":
             _, width, k, stride, pad = spec
@@ -74,7 +78,8 @@ def build_nin(preset: str, in_channels: int, out_channels: int, dropout: float |
             # eleven layers of a NIN the features no longer tell images apart (codes collapse).
             nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")
             nn.init.zeros_(conv.bias)
-            layers += [conv, nn.ReLU(inplace=True)]
+            layers += [conv, nn.BatchNorm2d(width), nn.ReLU(inplace=True)] if batchnorm and i < last_conv \
+                else [conv, nn.ReLU(inplace=True)]
             channels = width
         elif kind == "maxpool":
             layers.append(nn.MaxPool2d(spec[1], stride=spec[2], ceil_mode=True))

@@ -39,6 +39,7 @@ class TrainConfig:
     eps_anneal: float = 1.0  # share of epochs over which eps shrinks from 0.5 (identity) to eps
     separate_query_network: bool = False
     dropout: float | None = None
+    batchnorm: bool = False  # batch norm after each convolution (not in the paper)
     loss: str = "triplet"  # or a later loss: dpsh, dsh, csq, classifier (the Sablayrolles reference)
     margin: float = 1.0
     distance: str = "l2"

@@ -39,7 +39,8 @@ class TrainResult:
 
 def build_model(config: TrainConfig, in_channels: int) -> DNNH:
     return DNNH(config.bits, backbone=config.backbone, in_channels=in_channels, encoder=config.encoder,
-                eps=config.eps, separate_query_network=config.separate_query_network, dropout=config.dropout)
+                eps=config.eps, separate_query_network=config.separate_query_network, dropout=config.dropout,
+                batchnorm=config.batchnorm)
 
 
 def build_optimizer(config: TrainConfig, params: list[torch.nn.Parameter], steps_per_epoch: int):
