@@ -10,7 +10,6 @@ import pytest
 from dnnh_data_builders import idx_bytes, write_idx_set
 
 from dnnh.data import IdxFormatError, load_dataset, read_idx
-from dnnh.data.idx import FASHION_SYSTEM_ROOT
 
 
 @pytest.mark.parametrize("gz", [True, False])
@@ -103,10 +102,18 @@ def test_missing_files_listed(tmp_path):
         load_dataset("mnist", root=tmp_path)
 
 
-@pytest.mark.skipif(not FASHION_SYSTEM_ROOT.is_dir(), reason="Debian's dataset-fashion-mnist not installed")
-def test_real_fashion_mnist_without_root():
+def test_fashion_mnist_found_without_root_in_debians_folder(tmp_path, monkeypatch):
+    """Debian's dataset-fashion-mnist layout (four .gz files in one folder), found with no root."""
+    system = tmp_path / "usr-share-datasets-fashion-mnist"
+    data = write_idx_set(system, np.random.default_rng(4), gz=True)
+    monkeypatch.setattr("dnnh.data.idx.FASHION_SYSTEM_ROOT", system)
     ds = load_dataset("fashion-mnist")
-    assert ds.images.shape == (70000, 28, 28, 1)
-    assert int(ds.is_test.sum()) == 10000
-    assert np.bincount(ds.labels).tolist() == [7000] * 10
-    assert ds.labels[:4].tolist() == [9, 0, 0, 3]  # the published first training labels
+    np.testing.assert_array_equal(ds.images[:12, :, :, 0], data["train_images"])
+    np.testing.assert_array_equal(ds.labels[12:], data["test_labels"])
+    assert int(ds.is_test.sum()) == 5 and ds.name == "fashion-mnist"
+
+
+def test_fashion_mnist_without_root_or_system_copy_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setattr("dnnh.data.idx.FASHION_SYSTEM_ROOT", tmp_path / "absent")
+    with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist"):
+        load_dataset("fashion-mnist")
