@@ -90,7 +90,6 @@ def test_one_coordinate_update_follows_the_documented_rule_and_its_gain_is_exact
 
 
 def test_numba_build_matches_the_plain_sweep(monkeypatch):
-    pytest.importorskip("numba")
     S = similarity_matrix(np.repeat(np.arange(3), 5))
     plain = cnnh_target_codes(S, 6, seed=1, max_sweeps=3)
     monkeypatch.setattr(cnnh, "NUMBA_MIN_UPDATES", 0)

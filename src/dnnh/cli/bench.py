@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backbone", choices=sorted(PRESETS), help="backbone of every deep method (default nin-small)")
     p.add_argument("--input-size", type=int, help="side images are resized to (default: the backbone's)")
     p.add_argument("--batch-size", type=int, help="batch size of every deep method (default: each recipe's)")
+    p.add_argument("--augment", choices=("none", "shift", "shift-flip"),
+                   help="augmentation of every deep method (default: each recipe's)")
+    p.add_argument("--batchnorm", action="store_true", help="batch norm in every deep method's backbone")
     p.add_argument("--threads", type=int, help="torch threads")
     p.add_argument("--workers", type=int, help="decoding worker processes for image files (default 2)")
     p.add_argument("--topk", type=int, help="report MAP@K instead of MAP over the whole database (NUS-WIDE: 5000)")
@@ -42,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
     from dnnh.bench import run_bench, shell_command
 
     counts = {k: getattr(args, k) for k in ("queries_per_class", "train_per_class") if getattr(args, k) is not None}
-    options = {"batch_size": args.batch_size} if args.batch_size is not None else {}
+    options = {k: getattr(args, k) for k in ("batch_size", "augment") if getattr(args, k) is not None}
+    if args.batchnorm:
+        options["batchnorm"] = True
     t0 = time.perf_counter()
     result = run_bench(args.data, args.out, args.methods, args.bits, protocol=args.protocol,
                        val_fraction=args.val_fraction, seed=args.seed, split_file=args.split, root=args.root,
