@@ -45,7 +45,7 @@ def evaluate_run(run: TrainedRun, dataset, topk: int | None = None, radius: int 
     query, database = encode_split(run, dataset, num_workers=num_workers, progress=progress)
     report = score_codes(query, database, topk=topk, radius=radius)
     if write:
-        from dnnh.data.splits import atomic_write_text
+        from dnnh.atomic import atomic_write_text
         from dnnh.metrics import plot_pr_curves, plot_precision_at_k
 
         query.save(run.path / "codes_query.npz")

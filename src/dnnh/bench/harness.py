@@ -32,7 +32,8 @@ from dnnh.bench.methods import Method, resolve_methods
 from dnnh.bench.report import format_markdown, machine_info, write_plots
 from dnnh.bench.runners import ENTRY_FORMAT, RUNNERS, BenchContext, signature
 from dnnh.bench.speed import SPEED_PAIR, compare_speed
-from dnnh.data.splits import Split, atomic_write_text
+from dnnh.atomic import atomic_write_text
+from dnnh.data.splits import Split
 
 BENCH_FORMAT = "dnnh-bench/1"
 

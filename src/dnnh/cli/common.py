@@ -51,7 +51,7 @@ def resolve_split(args: argparse.Namespace, dataset) -> Split:
 
 def save_data_source(run_dir: Path, args: argparse.Namespace) -> None:
     """Remember where the run's data came from, so encode/eval can reload it without flags."""
-    from dnnh.data.splits import atomic_write_text
+    from dnnh.atomic import atomic_write_text
 
     source = {"data": str(args.data), "root": str(args.root) if args.root else None,
               "skip_corrupt": bool(args.skip_corrupt)}

@@ -48,7 +48,7 @@ class CodeSet:
         return len(self.codes)
 
     def save(self, path: str | Path) -> None:
-        from dnnh.data.splits import atomic_write_bytes
+        from dnnh.atomic import atomic_write_bytes
 
         buf = io.BytesIO()
         arrays = {"codes": self.codes, "nbits": np.int64(self.nbits), "ids": self.ids}

@@ -10,12 +10,12 @@ training.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from dnnh.atomic import atomic_write_text
 
 SPLIT_FORMAT = "dnnh-split/1"
 
@@ -61,27 +61,6 @@ class Split:
             if arr.size and (arr.min() < 0 or arr.max() >= n_items):
                 raise ValueError(f"split's {k} indexes item {arr.max()} but the dataset has {n_items} items; "
                                  "was the split made for another dataset?")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _carve_validation(train: np.ndarray, labels: np.ndarray, val_fraction: float,

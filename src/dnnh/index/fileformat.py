@@ -30,9 +30,7 @@ real name.
 from __future__ import annotations
 
 import mmap
-import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +38,7 @@ from typing import Iterator
 
 import numpy as np
 
+from dnnh.atomic import atomic_open
 from dnnh.index.groups import Groups
 from dnnh.index.layout import n_words
 
@@ -92,27 +91,16 @@ def save(path: str | Path, stored: Stored) -> None:
     if ids is not None:
         flags |= F_IDS | (F_IDS64 if ids.dtype == np.int64 else 0)
         arrays.append(ids)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(b"\x00" * HEADER.size)
-            crc = 0
-            for chunk in _payload(arrays):
-                crc = zlib.crc32(chunk, crc)
-                fh.write(chunk)
-            head = HEADER.pack(MAGIC, VERSION, HEADER.size, stored.nbits, n_words(stored.nbits), g.ntotal,
-                               g.ndistinct, flags, 0, stored.next_id, crc, 0)
-            fh.seek(0)
-            fh.write(head[:60] + struct.pack("<I", zlib.crc32(head[:60])))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path) as fh:
+        fh.write(b"\x00" * HEADER.size)
+        crc = 0
+        for chunk in _payload(arrays):
+            crc = zlib.crc32(chunk, crc)
+            fh.write(chunk)
+        head = HEADER.pack(MAGIC, VERSION, HEADER.size, stored.nbits, n_words(stored.nbits), g.ntotal,
+                           g.ndistinct, flags, 0, stored.next_id, crc, 0)
+        fh.seek(0)
+        fh.write(head[:60] + struct.pack("<I", zlib.crc32(head[:60])))
 
 
 def read_header(path: str | Path) -> dict[str, int]:

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from dnnh.data.splits import atomic_write_bytes, atomic_write_text
+from dnnh.atomic import atomic_write_bytes, atomic_write_text
 
 RUN_FORMAT = "dnnh-run/1"
 

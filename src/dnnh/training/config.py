@@ -102,7 +102,7 @@ class TrainConfig:
         return cls(**data)
 
     def save(self, path: Path) -> None:
-        from dnnh.data.splits import atomic_write_text
+        from dnnh.atomic import atomic_write_text
 
         atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2))
 
