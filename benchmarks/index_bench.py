@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--p-unstable", type=float, default=0.2)
     p.add_argument("--p-noise", type=float, default=0.001)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--codes", help="cases 2-4 on codes a trained model made (a codes .npz, tiled to --n rows) "
+                                   "instead of the generator")
+    p.add_argument("--query-codes", help="with --codes: the queries' codes .npz (default: --nq database rows)")
     args = p.parse_args(argv)
     cases = {int(c) for c in args.cases.split(",")}
 
@@ -162,12 +165,23 @@ def main(argv: list[str] | None = None) -> int:
         gen = dict(centres=centres, unstable=unstable, p_unstable=args.p_unstable, p_noise=args.p_noise)
         from dnnh.codes import pack_bits
 
-        db = pack_bits(learned_like(rng, args.n, nbits, **gen))
-        q = pack_bits(learned_like(rng, args.nq, nbits, **gen))
+        if args.codes:
+            from dnnh.codes import CodeSet
+
+            real = CodeSet.load(args.codes)
+            nbits = real.nbits
+            db = np.tile(real.codes, (-(-args.n // len(real)), 1))[: args.n]
+            q = (CodeSet.load(args.query_codes).codes if args.query_codes
+                 else real.codes[rng.choice(len(real), args.nq, replace=False)])[: args.nq]
+        else:
+            db = pack_bits(learned_like(rng, args.n, nbits, **gen))
+            q = pack_bits(learned_like(rng, args.nq, nbits, **gen))
         fx = faiss_of(db, nbits)
         ix, build = index_of(db, nbits)
-        print(f"# learned-like set: {args.centres} centres, {args.unstable} unstable bits (p={args.p_unstable}), "
-              f"noise p={args.p_noise}: {ix.ndistinct:,} distinct codes of {args.n:,}", flush=True)
+        source = (f"codes of {args.codes} tiled" if args.codes else
+                  f"learned-like set: {args.centres} centres, {args.unstable} unstable bits (p={args.p_unstable}), "
+                  f"noise p={args.p_noise}")
+        print(f"# {source}: {ix.ndistinct:,} distinct codes of {args.n:,}", flush=True)
         if 2 in cases:
             r = alternate({"faiss": lambda: fx.search(q, args.k), "dnnh": lambda: ix.search(q, args.k)}, args.repeats)
             (tf, (fd, fi)), (td, (d, i)) = r["faiss"], r["dnnh"]
