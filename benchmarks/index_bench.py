@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         if 2 in cases:
             r = alternate({"faiss": lambda: fx.search(q, args.k), "dnnh": lambda: ix.search(q, args.k)}, args.repeats)
             (tf, (fd, fi)), (td, (d, i)) = r["faiss"], r["dnnh"]
-            rows.append(("2 learned-like 48-bit, k-NN", ix.ndistinct, tf, td, same_knn(fd, fi, d, i), build))
+            rows.append((f"2 {'model codes' if args.codes else 'learned-like'} {nbits}-bit, k-NN", ix.ndistinct, tf, td, same_knn(fd, fi, d, i), build))
             print(rows[-1], flush=True)
         if 3 in cases:
             plan = ix.plan_range(2)
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             (tf, (fl, fd, fi)), (td, (l, d, i)) = r["faiss"], r["dnnh"]
             note = same_range(fl, fd, fi, l, d, i) + f"; strategy {plan.strategy}" + (f" s={plan.s}" if plan.s else "")
             note += f"; {int(l[-1]):,} results"
-            rows.append(("3 learned-like 48-bit, radius 2", ix.ndistinct, tf, td, note, build))
+            rows.append((f"3 {'model codes' if args.codes else 'learned-like'} {nbits}-bit, radius 2", ix.ndistinct, tf, td, note, build))
             print(rows[-1], flush=True)
         mem2 = (ix, fx, 48)
 
