@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, help="batch size of every deep method (default: each recipe's)")
     p.add_argument("--augment", choices=("none", "shift", "shift-flip"),
                    help="augmentation of every deep method (default: each recipe's)")
-    p.add_argument("--batchnorm", action="store_true", help="batch norm in every deep method's backbone")
+    p.add_argument("--batchnorm", action=argparse.BooleanOptionalAction,
+                   help="batch norm in every deep method's backbone (default: each recipe's; modern on, paper off)")
     p.add_argument("--threads", type=int, help="torch threads")
     p.add_argument("--workers", type=int, help="decoding worker processes for image files (default 2)")
     p.add_argument("--topk", type=int, help="report MAP@K instead of MAP over the whole database (NUS-WIDE: 5000)")
@@ -46,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
 
     counts = {k: getattr(args, k) for k in ("queries_per_class", "train_per_class") if getattr(args, k) is not None}
     options = {k: getattr(args, k) for k in ("batch_size", "augment") if getattr(args, k) is not None}
-    if args.batchnorm:
-        options["batchnorm"] = True
+    if args.batchnorm is not None:
+        options["batchnorm"] = args.batchnorm
     t0 = time.perf_counter()
     result = run_bench(args.data, args.out, args.methods, args.bits, protocol=args.protocol,
                        val_fraction=args.val_fraction, seed=args.seed, split_file=args.split, root=args.root,
@@ -70,6 +71,9 @@ def equivalent_argv(args: argparse.Namespace) -> list[str]:
     """
     argv = ["bench"]
     for dest, value in vars(args).items():
+        if dest == "batchnorm" and value is False:
+            argv.append("--no-batchnorm")
+            continue
         if dest in ("func", "command", "debug", "quiet") or value is None or value is False:
             continue
         flag = "--" + dest.replace("_", "-")

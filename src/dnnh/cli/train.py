@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float)
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--augment", choices=("none", "shift", "shift-flip"))
-    p.add_argument("--batchnorm", action="store_true", help="batch norm after each convolution (not in the paper)")
+    p.add_argument("--batchnorm", action=argparse.BooleanOptionalAction,
+                   help="batch norm after each convolution (default: modern on, paper off)")
     p.add_argument("--workers", type=int, help="decoding worker processes for image files (default 2)")
     p.add_argument("--threads", type=int, help="torch threads")
     p.add_argument("--topk", type=int, help="also report MAP@K when scoring")
@@ -51,8 +52,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         overrides["eps"] = None
     if args.separate_query_network:
         overrides["separate_query_network"] = True
-    if args.batchnorm:
-        overrides["batchnorm"] = True
+    if args.batchnorm is not None:
+        overrides["batchnorm"] = args.batchnorm
     return TrainConfig.from_recipe(args.recipe, **overrides)
 
 
