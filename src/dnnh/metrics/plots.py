@@ -15,6 +15,14 @@ from matplotlib.figure import Figure
 from dnnh.metrics.report import RetrievalReport
 
 
+def _distinct_colors(ax, n: int) -> None:
+    """More than ten methods would repeat matplotlib's default ten colours; tab20 keeps them apart."""
+    if n > 10:
+        from matplotlib import colormaps
+
+        ax.set_prop_cycle(color=[colormaps["tab20"](i % 20) for i in range(n)])
+
+
 def _check(reports: Mapping[str, RetrievalReport]) -> None:
     if not reports:
         raise ValueError("reports must map at least one method name to a RetrievalReport; got none")
@@ -40,6 +48,7 @@ def plot_pr_curves(reports: Mapping[str, RetrievalReport], path: str | Path, *, 
     _check(reports)
     fig = Figure(figsize=(6, 4.5), dpi=120)
     ax = fig.add_subplot()
+    _distinct_colors(ax, len(reports))
     for name, rep in reports.items():
         label = f"{name} ({rep.nbits} bits, MAP {rep.map:.3f})"
         (line,) = ax.plot(rep.pr_recall, rep.pr_precision, marker=".", label=label)
@@ -61,6 +70,7 @@ def plot_precision_at_k(reports: Mapping[str, RetrievalReport], path: str | Path
     _check(reports)
     fig = Figure(figsize=(6, 4.5), dpi=120)
     ax = fig.add_subplot()
+    _distinct_colors(ax, len(reports))
     for name, rep in reports.items():
         ax.plot(rep.precision_at, rep.precision_at_k, marker="o", label=f"{name} ({rep.nbits} bits)")
     ax.set_xscale("log")
