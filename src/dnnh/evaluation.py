@@ -7,9 +7,7 @@ bench, so every number in a table comes from the same encoding and metric code.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import numpy as np
 
 from dnnh.codes import CodeSet
 from dnnh.data.pipeline import BatchSource
@@ -66,9 +64,3 @@ def format_report(report: RetrievalReport) -> str:
               f"queries with no relevant item: {report.n_no_relevant} of {report.n_queries}"]
     lines += [f"precision@{k:<17d} {p:.4f}" for k, p in zip(report.precision_at, report.precision_at_k)]
     return "\n".join(lines)
-
-
-def codes_labels(codes: CodeSet) -> np.ndarray:
-    if codes.labels is None:
-        raise ValueError("this codes file carries no labels, so it cannot be scored")
-    return codes.labels

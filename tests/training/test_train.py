@@ -59,7 +59,7 @@ def test_run_directory_contents_and_reload(tmp_path, digits, small_split, tiny_c
 
 
 def test_training_beats_untrained_network(tmp_path, digits, small_split, tiny_config):
-    from dnnh.data.pipeline import BatchSource, Preprocessing
+    from dnnh.data.pipeline import BatchSource
     from dnnh.metrics import mean_average_precision
     from dnnh.training.encode import encode_indices
     from dnnh.training.train import build_model

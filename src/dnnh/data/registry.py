@@ -31,7 +31,7 @@ from dnnh.data.cifar import CIFAR10_FOLDER, CIFAR10_TARBALL, load_cifar10
 from dnnh.data.dataset import ArrayDataset, FileDataset
 from dnnh.data.digits import load_digits
 from dnnh.data.folders import load_image_folder, load_manifest
-from dnnh.data.idx import PARTS, find_idx_file, load_fashion_mnist, load_idx_set, load_mnist
+from dnnh.data.idx import PARTS, find_idx_file, load_fashion_mnist, load_mnist
 from dnnh.data.nuswide import load_nuswide
 from dnnh.data.splits import Split, _carve_validation, paper_split
 from dnnh.data.svhn import SVHN_FILES, load_svhn
