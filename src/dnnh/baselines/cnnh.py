@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dnnh.baselines.base import similarity_pm1
+
 #: Coordinate updates per sweep above which the numba kernel (when installed) pays for its compile.
 NUMBA_MIN_UPDATES = 50_000
 
@@ -48,13 +50,10 @@ def similarity_matrix(labels: np.ndarray) -> np.ndarray:
     """
     labels = np.asarray(labels)
     if labels.ndim == 1:
-        same = labels[:, None] == labels[None, :]
-    elif labels.ndim == 2:
-        y = (labels > 0).astype(np.float64)
-        same = (y @ y.T) > 0
-    else:
-        raise ValueError(f"labels must be 1-D class ids or a 2-D 0/1 matrix, got shape {labels.shape}")
-    return np.where(same, 1.0, -1.0)
+        return np.where(labels[:, None] == labels[None, :], 1.0, -1.0)
+    if labels.ndim == 2:
+        return similarity_pm1((labels > 0).astype(np.float64))
+    raise ValueError(f"labels must be 1-D class ids or a 2-D 0/1 matrix, got shape {labels.shape}")
 
 
 def _sweep(Ht: np.ndarray, S: np.ndarray, G: np.ndarray, order: np.ndarray) -> float:

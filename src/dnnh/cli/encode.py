@@ -19,18 +19,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dnnh.codes import CodeSet
-    from dnnh.data.images import read_image
     from dnnh.evaluation import encode_split
-    from dnnh.training.encode import TrainedRun, encode_images
+    from dnnh.training.encode import TrainedRun, encode_image_files
 
     trained = TrainedRun.load(args.run)
     out = args.out or args.run
     if args.images:
-        import numpy as np
-
-        images = np.stack([read_image(p, channels=trained.prep.channels,
-                                      size=(trained.prep.input_size, trained.prep.input_size)) for p in args.images])
-        codes = CodeSet.from_bits(encode_images(trained.model, trained.prep, images, role="query"))
+        codes = CodeSet.from_bits(encode_image_files(trained.model, trained.prep, args.images))
         codes.save(out / "codes_images.npz")
         print(f"wrote {len(codes)} codes of {codes.nbits} bits to {out / 'codes_images.npz'}")
         return 0

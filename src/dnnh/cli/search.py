@@ -21,19 +21,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
 
     from dnnh.codes import CodeSet, pack_bits
-    from dnnh.data.images import read_image
     from dnnh.index import HammingIndex
-    from dnnh.training.encode import TrainedRun, encode_images
+    from dnnh.training.encode import TrainedRun, encode_image_files
 
     if args.topk <= 0:
         raise ValueError(f"-k must be positive, got {args.topk}")
     trained = TrainedRun.load(args.run)
-    size = (trained.prep.input_size, trained.prep.input_size)
-    images = np.stack([read_image(p, channels=trained.prep.channels, size=size) for p in args.images])
-    bits = encode_images(trained.model, trained.prep, images, role="query")
+    bits = encode_image_files(trained.model, trained.prep, args.images)
     if args.index:
         index = HammingIndex.load(args.index)
     else:

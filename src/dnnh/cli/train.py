@@ -64,11 +64,12 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     dataset = load_data(args)
-    split = resolve_split(args, dataset)
-    if args.resume and (args.run / "split.json").exists():
+    if args.resume and (args.run / "split.json").exists():  # a resumed run keeps its own split
         from dnnh.data.splits import Split
 
         split = Split.load(args.run / "split.json")
+    else:
+        split = resolve_split(args, dataset)
     print(f"{dataset.name}: {len(dataset)} images; {split.summary()}")
     result = train(config, dataset, split, args.run, resume=args.resume, progress=not args.quiet)
     save_data_source(args.run, args)

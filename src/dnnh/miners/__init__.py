@@ -2,8 +2,8 @@
 
 from dnnh.miners.balanced_batches import ClassBalancedBatches
 from dnnh.miners.batch_miner import STRATEGIES, BatchTripletMiner
-from dnnh.miners.random_triplets import RandomTripletSampler
+from dnnh.miners.random_triplets import RandomTripletBatches, RandomTripletSampler
 from dnnh.miners.relevance import members_by_label, relevance
 
-__all__ = ["BatchTripletMiner", "ClassBalancedBatches", "RandomTripletSampler", "STRATEGIES",
+__all__ = ["BatchTripletMiner", "ClassBalancedBatches", "RandomTripletBatches", "RandomTripletSampler", "STRATEGIES",
            "members_by_label", "relevance"]

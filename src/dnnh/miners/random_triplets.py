@@ -67,3 +67,21 @@ class RandomTripletSampler:
         if len(candidates) == 0:
             raise ValueError(f"item {a} shares a label with every other item: no negative exists")
         return int(candidates[rng.integers(len(candidates))])
+
+
+class RandomTripletBatches:
+    """An epoch of three-stream batches: ``batch_size`` random triplets stacked as [anchors; pos; neg].
+
+    About one anchor per item an epoch, as ``ClassBalancedBatches`` gives about one pass.
+    """
+
+    def __init__(self, labels: np.ndarray, batch_size: int) -> None:
+        self.sampler = RandomTripletSampler(labels)
+        self.batch_size = batch_size
+        self.n_items = len(labels)
+
+    def __len__(self) -> int:
+        return max(1, self.n_items // self.batch_size)
+
+    def epoch(self, rng: np.random.Generator) -> list[np.ndarray]:
+        return [np.concatenate(self.sampler.sample(self.batch_size, rng)) for _ in range(len(self))]

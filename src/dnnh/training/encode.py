@@ -38,6 +38,15 @@ def encode_images(model: DNNH, prep: Preprocessing, images: np.ndarray, role: st
     return np.concatenate(out) if out else np.empty((0, model.bits), dtype=np.uint8)
 
 
+def encode_image_files(model: DNNH, prep: Preprocessing, paths: list[Path], role: str = "query") -> np.ndarray:
+    """Codes of image files (search queries, ``dnnh encode --images``), each resized to the model's input."""
+    from dnnh.data.images import read_image
+
+    size = (prep.input_size, prep.input_size)
+    images = np.stack([read_image(p, channels=prep.channels, size=size) for p in paths])
+    return encode_images(model, prep, images, role=role)
+
+
 @dataclass
 class TrainedRun:
     """A run directory loaded back: the best model, its preprocessing, config and split."""

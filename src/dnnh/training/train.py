@@ -19,7 +19,7 @@ from dnnh.data.dataset import ArrayDataset, FileDataset
 from dnnh.data.pipeline import BatchSource, Preprocessing, shift_augment
 from dnnh.data.splits import Split
 from dnnh.losses import TripletRankingLoss
-from dnnh.miners import BatchTripletMiner, ClassBalancedBatches, RandomTripletSampler
+from dnnh.miners import BatchTripletMiner, ClassBalancedBatches, RandomTripletBatches
 from dnnh.nn import DNNH, PRESETS, PiecewiseThreshold
 from dnnh.training.checkpoint import (RUN_FORMAT, load_state, load_weights, read_json, save_state, save_weights,
                                       write_json)
@@ -73,15 +73,11 @@ def build_objective(config: TrainConfig, labels: np.ndarray, train_idx: np.ndarr
     return MinedTriplets(loss, BatchTripletMiner(config.triplets, margin=config.margin))
 
 
-def epoch_batches(config: TrainConfig, train_idx: np.ndarray, labels: np.ndarray, rng: np.random.Generator
-                  ) -> list[np.ndarray]:
-    """Dataset indices of each batch of one epoch; three-stream batches are [anchors; pos; neg]."""
+def build_batches(config: TrainConfig, train_labels: np.ndarray) -> ClassBalancedBatches | RandomTripletBatches:
+    """Batches of positions into the training set: class-balanced, or three-stream [anchors; pos; neg]."""
     if config.triplets == "random":
-        sampler = RandomTripletSampler(labels[train_idx])
-        n_batches = max(1, len(train_idx) // config.batch_size)
-        return [train_idx[np.concatenate(sampler.sample(config.batch_size, rng))] for _ in range(n_batches)]
-    batches = ClassBalancedBatches(labels[train_idx], config.batch_size, config.per_class)
-    return [train_idx[b] for b in batches.epoch(rng)]
+        return RandomTripletBatches(train_labels, config.batch_size)
+    return ClassBalancedBatches(train_labels, config.batch_size, config.per_class)
 
 
 def threshold_eps(config: TrainConfig, epoch: int) -> float | None:
@@ -152,9 +148,9 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
     rng = np.random.default_rng(config.seed)
     aug_gen = torch.Generator().manual_seed(config.seed + 1)
     model = build_model(config, prep.channels).to(memory_format=torch.channels_last)
-    steps_per_epoch = len(epoch_batches(config, train_idx, labels, np.random.default_rng(0)))
+    batcher = build_batches(config, labels[train_idx])
     objective = build_objective(config, labels, train_idx)
-    optimizer, schedule = build_optimizer(config, [*model.parameters(), *objective.parameters()], steps_per_epoch)
+    optimizer, schedule = build_optimizer(config, [*model.parameters(), *objective.parameters()], len(batcher))
     source = BatchSource(dataset, prep, cache_indices=np.union1d(train_idx, val_idx), num_workers=config.num_workers)
     history: list[dict] = []
     best_val, best_epoch, start_epoch = -1.0, -1, 0
@@ -175,7 +171,7 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
     for epoch in range(start_epoch, config.epochs):
         model.train()
         set_threshold_eps(model, threshold_eps(config, epoch))
-        batches = epoch_batches(config, train_idx, labels, rng)
+        batches = [train_idx[b] for b in batcher.epoch(rng)]
         bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
                    leave=False, unit="batch")
         t0, seen, loss_sum, triplet_sum = time.perf_counter(), 0, 0.0, 0
