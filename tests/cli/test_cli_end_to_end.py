@@ -16,7 +16,7 @@ TINY = ["--data", "digits", "--queries-per-class", "5", "--train-per-class", "30
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("cli") / "run"
-    assert main(["train", "--run", str(run), *TINY]) == 0
+    assert main(["train", "--run", str(run), *TINY, "--erase", "0.25", "--val-every", "2"]) == 0
     return run
 
 
@@ -27,6 +27,10 @@ def test_train_writes_run_directory(trained_run):
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert 0.0 <= metrics["map"] <= 1.0 and metrics["n_queries"] == 50
     assert (trained_run / "pr_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    config = json.loads((trained_run / "config.json").read_text())["config"]
+    assert (config["erase"], config["val_every"]) == (0.25, 2)
+    history = json.loads((trained_run / "history.json").read_text())["history"]
+    assert ["val_map" in h for h in history] == [False, True]  # validated every second epoch only
 
 
 def test_encode_then_eval_codes_match_run_metrics(trained_run, tmp_path, capsys):

@@ -21,7 +21,8 @@ def _stop_after(epoch_to_stop):
     return hook
 
 
-@pytest.mark.parametrize("recipe_overrides", [{}, {"triplets": "random", "optimizer": "sgd", "schedule": "step"}])
+@pytest.mark.parametrize("recipe_overrides", [{}, {"erase": 0.5, "augment": "shift-flip"},
+                                              {"triplets": "random", "optimizer": "sgd", "schedule": "step"}])
 def test_resume_equals_uninterrupted(tmp_path, digits, small_split, tiny_config, recipe_overrides):
     config = tiny_config.replace(**recipe_overrides)
     full = train(config, digits, small_split, tmp_path / "full", progress=False)
@@ -86,6 +87,10 @@ def test_config_validation():
         TrainConfig.from_recipe("fast")
     with pytest.raises(ValueError, match="unknown training config keys"):
         TrainConfig.from_dict({"bits": 12, "colour": "red"})
+    with pytest.raises(ValueError, match="val_every must be at least 1"):
+        TrainConfig(val_every=0)
+    with pytest.raises(ValueError, match=r"erase must be a probability in \[0, 1\], got 1.5"):
+        TrainConfig(erase=1.5)
     paper = TrainConfig.from_recipe("paper")
     assert (paper.optimizer, paper.lr, paper.momentum, paper.weight_decay, paper.triplets) == \
         ("sgd", 1e-3, 0.9, 5e-4, "random")

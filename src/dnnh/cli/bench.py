@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="augmentation of every deep method (default: each recipe's)")
     p.add_argument("--batchnorm", action=argparse.BooleanOptionalAction,
                    help="batch norm in every deep method's backbone (default: each recipe's; modern on, paper off)")
+    p.add_argument("--erase", type=float, help="random-erasing probability of every deep method (default 0)")
+    p.add_argument("--val-every", type=int, help="validate (and keep the best model) every N epochs (default 1)")
     p.add_argument("--threads", type=int, help="torch threads")
     p.add_argument("--workers", type=int, help="decoding worker processes for image files (default 2)")
     p.add_argument("--topk", type=int, help="report MAP@K instead of MAP over the whole database (NUS-WIDE: 5000)")
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from dnnh.bench import run_bench, shell_command
 
     counts = {k: getattr(args, k) for k in ("queries_per_class", "train_per_class") if getattr(args, k) is not None}
-    options = {k: getattr(args, k) for k in ("batch_size", "augment") if getattr(args, k) is not None}
+    options = {k: getattr(args, k) for k in ("batch_size", "augment", "erase", "val_every") if getattr(args, k) is not None}
     if args.batchnorm is not None:
         options["batchnorm"] = args.batchnorm
     t0 = time.perf_counter()

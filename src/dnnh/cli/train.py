@@ -21,8 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backbone", choices=sorted(PRESETS), help="default nin-small")
     p.add_argument("--input-size", type=int, help="side images are resized to (default: the preset's)")
     p.add_argument("--encoder", choices=("divide-and-encode", "fc"))
-    p.add_argument("--eps", type=float, help="half-width of the threshold's band (default 0.1)")
-    p.add_argument("--no-threshold", action="store_true", help="sigmoid only (the ablation)")
+    p.add_argument("--eps", type=float, help="half-width of the threshold's band, narrowed from 0.5 over the run "
+                                                  "(modern default: no threshold; paper: 0.1 from the start)")
+    p.add_argument("--no-threshold", action="store_true", help="sigmoid only (the paper recipe without its threshold)")
     p.add_argument("--separate-query-network", action="store_true")
     p.add_argument("--triplets", choices=TRIPLET_MODES, help="random (paper) or an in-batch mining strategy")
     p.add_argument("--margin", type=float)
@@ -34,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--augment", choices=("none", "shift", "shift-flip"))
     p.add_argument("--batchnorm", action=argparse.BooleanOptionalAction,
                    help="batch norm after each convolution (default: modern on, paper off)")
+    p.add_argument("--erase", type=float, help="probability of random erasing per training image (default 0)")
+    p.add_argument("--val-every", type=int, help="validate (and keep the best model) every N epochs (default 1)")
     p.add_argument("--workers", type=int, help="decoding worker processes for image files (default 2)")
     p.add_argument("--threads", type=int, help="torch threads")
     p.add_argument("--topk", type=int, help="also report MAP@K when scoring")
@@ -46,7 +49,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         ("bits", "bits"), ("backbone", "backbone"), ("input_size", "input_size"), ("encoder", "encoder"),
         ("eps", "eps"), ("triplets", "triplets"), ("margin", "margin"), ("distance", "distance"),
         ("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"), ("weight_decay", "weight_decay"),
-        ("augment", "augment"), ("num_workers", "workers"), ("threads", "threads"), ("seed", "seed"))
+        ("augment", "augment"), ("erase", "erase"), ("val_every", "val_every"), ("num_workers", "workers"), ("threads", "threads"), ("seed", "seed"))
         if getattr(args, a, None) is not None}
     if args.no_threshold:
         overrides["eps"] = None

@@ -57,6 +57,7 @@ class TrainConfig:
     epochs: int = 30
     augment: str = "shift"  # none | shift | shift-flip
     max_shift: int = 2
+    erase: float = 0.0  # probability of random erasing (Zhong et al. 2017) per training image
     seed: int = 0
     val_every: int = 1
     num_workers: int = 2
@@ -73,6 +74,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         if self.loss != "triplet" and self.triplets == "random":
             raise ValueError(f"the {self.loss} loss trains on class-balanced batches, not random triplets")
+        if self.val_every < 1:
+            raise ValueError(f"val_every must be at least 1 (epochs between validations), got {self.val_every}")
+        if not 0.0 <= self.erase <= 1.0:
+            raise ValueError(f"erase must be a probability in [0, 1], got {self.erase}")
         if self.bits <= 0 or self.epochs <= 0 or self.batch_size <= 1:
             raise ValueError(f"bits, epochs must be positive and batch_size > 1, got "
                              f"bits={self.bits}, epochs={self.epochs}, batch_size={self.batch_size}")

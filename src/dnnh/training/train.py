@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from dnnh.data.dataset import ArrayDataset, FileDataset
-from dnnh.data.pipeline import BatchSource, Preprocessing, shift_augment
+from dnnh.data.pipeline import BatchSource, Preprocessing, random_erase, shift_augment
 from dnnh.data.splits import Split
 from dnnh.losses import TripletRankingLoss
 from dnnh.miners import BatchTripletMiner, ClassBalancedBatches, RandomTripletBatches
@@ -178,6 +178,8 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
         for idx, images in zip(batches, source.batches(batches)):
             if config.augment != "none":
                 images = shift_augment(images, aug_gen, config.max_shift, flip=config.augment == "shift-flip")
+            if config.erase > 0:
+                images = random_erase(images, aug_gen, config.erase)
             batch_labels = torch.from_numpy(labels[idx])
             forward = model.logits if objective.uses_logits else model
             outputs = forward(images)
