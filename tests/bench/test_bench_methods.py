@@ -18,7 +18,7 @@ def test_unknown_method_lists_the_known_ones(tmp_path, digits):
     message = str(info.value)
     assert "'dnnh-bogus'" in message
     for name in ("lsh", "itq", "ksh", "dnnh", "dnnh-paper", "dnnh-random", "dpsh", "classifier", "cnnh",
-                 "dnnh-eps<X>", "@features"):
+                 "dnnh-eps<X>", "dnnh-margin<X>", "@features"):
         assert name in message, name
     assert not (tmp_path / "out").exists()  # refused before anything was written
 
@@ -38,6 +38,7 @@ def test_cli_unknown_method_is_one_line(tmp_path, capsys):
     ("dnnh-random", {"triplets": "random", "optimizer": "adamw", "schedule": "cosine", "recipe": "modern"}),
     ("dnnh-eps0.05", {"eps": 0.05}),
     ("DNNH-EPS0.250", {"eps": 0.25}),
+    ("dnnh-margin4", {"margin": 4.0, "eps": None, "recipe": "modern"}),
     ("dpsh", {"loss": "dpsh"}), ("dsh", {"loss": "dsh"}), ("csq", {"loss": "csq"}),
     ("classifier", {"loss": "classifier"}), ("cnnh", {"loss": "cnnh"}),
 ])
@@ -54,6 +55,9 @@ def test_names_are_canonical_and_patterns_checked():
     assert resolve_method("KSH").kind == "shallow"
     with pytest.raises(ValueError, match=r"\[0, 0.5\]"):
         resolve_method("dnnh-eps0.7")
+    assert resolve_method("dnnh-margin4.0").name == "dnnh-margin4"
+    with pytest.raises(ValueError, match="margin must be positive"):
+        resolve_method("dnnh-margin0")
     with pytest.raises(ValueError, match="unknown method"):
         resolve_method("dnnh@features")
     with pytest.raises(ValueError, match="add 'dnnh'"):

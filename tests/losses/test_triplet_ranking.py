@@ -22,6 +22,22 @@ def test_dot_product_form_of_the_seed():
     assert TripletRankingLoss(margin=1.0, distance=DotProduct())(A, N, P).item() == pytest.approx(2.0)
 
 
+def test_smooth_loss_is_softplus_of_the_same_gap():
+    import math
+
+    # gap d(a,p) - d(a,n) = 1 - 2 = -1: log(1 + e^(-1 + m))
+    assert TripletRankingLoss(margin=0.0, smooth=True)(A, P, N).item() == pytest.approx(math.log1p(math.exp(-1.0)))
+    assert TripletRankingLoss(margin=1.0, smooth=True)(A, P, N).item() == pytest.approx(math.log(2.0))
+    # where the hinge is zero the smooth loss still pushes the negative away
+    x = torch.cat([A, P, N]).requires_grad_(True)
+    TripletRankingLoss(margin=0.0, smooth=True)(x[:1], x[1:2], x[2:]).backward()
+    assert x.grad.abs().sum() > 0
+    # every triplet is active, so "active" and "mean" agree
+    a = torch.cat([A, A]); p = torch.cat([P, N]); n = torch.cat([N, P])
+    assert TripletRankingLoss(1.0, reduction="active", smooth=True)(a, p, n).item() == \
+        pytest.approx(TripletRankingLoss(1.0, smooth=True)(a, p, n).item())
+
+
 def test_mean_over_triplets_and_active_reduction():
     a = torch.cat([A, A]); p = torch.cat([P, N]); n = torch.cat([N, P])
     # per-triplet losses with m=1: [0, 2]

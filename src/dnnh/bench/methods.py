@@ -11,7 +11,8 @@ Three kinds:
   features of the bench's own ``dnnh`` model at the same code length: it separates what the
   learned features buy from what the learned hash layer buys.
 
-``dnnh-eps<X>`` names are parsed, so any threshold band can be measured without a registry entry.
+``dnnh-eps<X>`` and ``dnnh-margin<X>`` names are parsed, so any threshold band or margin can be
+measured without a registry entry.
 """
 
 from __future__ import annotations
@@ -89,7 +90,9 @@ _SHALLOW = {name: Method(name, "shallow", f"{cls.__name__} on raw pixels"
 METHODS: dict[str, Method] = {**_SHALLOW, **{m.name: m for m in _DEEP}}
 
 _EPS = re.compile(r"dnnh-eps(?P<value>[0-9]*\.?[0-9]+)")
+_MARGIN = re.compile(r"dnnh-margin(?P<value>[0-9]*\.?[0-9]+)")
 PATTERNS = ("dnnh-eps<X> (threshold half band 0 <= X <= 0.5, e.g. dnnh-eps0.05)",
+            "dnnh-margin<X> (triplet margin X > 0 in squared-distance units, e.g. dnnh-margin4)",
             "<shallow>@features (e.g. itq@features: a shallow method on the penultimate features of this "
             "bench's dnnh model at the same bits)")
 
@@ -110,6 +113,12 @@ def resolve_method(name: str) -> Method:
         if not 0.0 <= value <= 0.5:
             raise ValueError(f"method {name!r}: the threshold half band must be in [0, 0.5], got {value}")
         return _deep(f"dnnh-eps{value:g}", f"DNNH with threshold half band eps={value:g}", eps=value)
+    margin = _MARGIN.fullmatch(key)
+    if margin:
+        value = float(margin["value"])
+        if value <= 0:
+            raise ValueError(f"method {name!r}: the triplet margin must be positive, got {value}")
+        return _deep(f"dnnh-margin{value:g}", f"DNNH with triplet margin {value:g}", margin=value)
     if key.endswith("@features"):
         base = key[: -len("@features")]
         if base in _SHALLOW:

@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--separate-query-network", action="store_true")
     p.add_argument("--triplets", choices=TRIPLET_MODES, help="random (paper) or an in-batch mining strategy")
     p.add_argument("--margin", type=float)
+    p.add_argument("--smooth-loss", action="store_true", help="softplus instead of the hinge (soft margin)")
     p.add_argument("--distance", choices=("l2", "dot"))
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
@@ -53,6 +54,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         if getattr(args, a, None) is not None}
     if args.no_threshold:
         overrides["eps"] = None
+    if args.smooth_loss:
+        overrides["smooth_loss"] = True
     if args.separate_query_network:
         overrides["separate_query_network"] = True
     if args.batchnorm is not None:

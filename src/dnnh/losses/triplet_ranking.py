@@ -5,7 +5,10 @@ form): max(0, m - (s(a, p) - s(a, n))). Averaged over triplets. No triplets give
 still attached to the graph, so a batch without a valid triplet back-propagates nothing instead
 of failing. ``reduction="active"`` averages over the triplets that still violate the margin
 (Hermans et al. 2017): with every triplet of a batch mined, most are already satisfied and a
-plain mean shrinks the gradient as training succeeds.
+plain mean shrinks the gradient as training succeeds. ``smooth=True`` replaces the hinge by
+softplus (Hermans et al.'s soft margin; pytorch-metric-learning's ``smooth_loss``): the hinge stops
+pushing two classes apart once they are ``m`` apart on the training set, softplus keeps pushing
+with a force that decays exponentially in the gap. Every triplet then counts, so "active" is "mean".
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from dnnh.losses.distances import DISTANCES, DotProduct, SquaredL2
 
 class TripletRankingLoss(nn.Module):
     def __init__(self, margin: float = 1.0, distance: SquaredL2 | DotProduct | str | None = None,
-                 reduction: str = "mean") -> None:
+                 reduction: str = "mean", smooth: bool = False) -> None:
         super().__init__()
+        self.smooth = bool(smooth)
         if reduction not in ("mean", "active"):
             raise ValueError(f"reduction must be 'mean' or 'active', got {reduction!r}")
         self.reduction = reduction
@@ -40,7 +44,7 @@ class TripletRankingLoss(nn.Module):
 
     def _hinge(self, d_ap: torch.Tensor, d_an: torch.Tensor) -> torch.Tensor:
         gap = d_an - d_ap if self.distance.is_similarity else d_ap - d_an
-        return torch.relu(gap + self.margin)
+        return nn.functional.softplus(gap + self.margin) if self.smooth else torch.relu(gap + self.margin)
 
     def forward(self, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
         if anchor.shape[0] == 0:
@@ -62,4 +66,4 @@ class TripletRankingLoss(nn.Module):
         return self._reduce(self._hinge(matrix[a, p], matrix[a, n]))
 
     def extra_repr(self) -> str:
-        return f"margin={self.margin}, distance={type(self.distance).__name__}, reduction={self.reduction}"
+        return f"margin={self.margin}, distance={type(self.distance).__name__}, reduction={self.reduction}, smooth={self.smooth}"

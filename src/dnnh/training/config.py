@@ -42,6 +42,7 @@ class TrainConfig:
     batchnorm: bool = True  # batch norm after each convolution (not in the paper; measured better)
     loss: str = "triplet"  # or a later loss: dpsh, dsh, csq, classifier (the Sablayrolles reference)
     margin: float = 1.0
+    smooth_loss: bool = False  # softplus instead of the hinge (Hermans et al. 2017's soft margin)
     distance: str = "l2"
     reduction: str = "active"  # mean over violating triplets; "mean": over all
     recipe: str = "modern"
