@@ -87,6 +87,11 @@ def test_config_validation():
         TrainConfig.from_recipe("fast")
     with pytest.raises(ValueError, match="unknown training config keys"):
         TrainConfig.from_dict({"bits": 12, "colour": "red"})
+    assert TrainConfig(bits=48).triplet_margin == 4.0 and TrainConfig(bits=12).triplet_margin == 1.0
+    assert TrainConfig(bits=48, margin=2.5).triplet_margin == 2.5
+    assert TrainConfig.from_recipe("paper", bits=48).triplet_margin == 1.0  # the paper's margin at every q
+    with pytest.raises(ValueError, match="margin must be >= 0"):
+        TrainConfig(margin=-1.0)
     with pytest.raises(ValueError, match="val_every must be at least 1"):
         TrainConfig(val_every=0)
     with pytest.raises(ValueError, match=r"erase must be a probability in \[0, 1\], got 1.5"):

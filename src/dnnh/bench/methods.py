@@ -64,7 +64,7 @@ def _deep(name: str, description: str, recipe: str = "modern", **overrides: Any)
 
 _DEEP = [
     _deep("dnnh", "DNNH, modern recipe: class-balanced batches, every valid in-batch triplet, AdamW, cosine schedule, "
-          "no threshold while training"),
+          "no threshold while training, margin bits/12"),
     _deep("dnnh-paper", "DNNH, paper recipe: random triplets (three streams), SGD momentum 0.9, lr x0.1 late",
           recipe="paper"),
     _deep("dnnh-fc", "DNNH with one fully connected hash layer instead of divide-and-encode (paper ablation)",

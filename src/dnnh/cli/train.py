@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-threshold", action="store_true", help="sigmoid only (the paper recipe without its threshold)")
     p.add_argument("--separate-query-network", action="store_true")
     p.add_argument("--triplets", choices=TRIPLET_MODES, help="random (paper) or an in-batch mining strategy")
-    p.add_argument("--margin", type=float)
+    p.add_argument("--margin", type=float, help="triplet margin, squared-distance units (default bits/12; paper recipe 1)")
     p.add_argument("--smooth-loss", action="store_true", help="softplus instead of the hinge (soft margin)")
     p.add_argument("--distance", choices=("l2", "dot"))
     p.add_argument("--epochs", type=int)
