@@ -7,8 +7,8 @@
 A thin script over :func:`dnnh.bench.run_bench`, the same function as ``dnnh bench``; rerunning
 it resumes (finished entries are read back, interrupted deep runs continue from their
 checkpoint). The defaults are those of the recorded Fashion-MNIST table (docs/RESULTS.md): 60
-epochs, shifts and horizontal flips, batch norm. Validation MAP was still rising at epoch 20 and
-60 epochs lifted DNNH from 0.770 to 0.810 at 48 bits. A 60-epoch nin-small run is 15-18 minutes
+epochs, shifts and horizontal flips, batch norm. Validation MAP was still rising at epoch 20;
+60 epochs and the bits/12 margin lifted DNNH from 0.770 to 0.840 at 48 bits. A 60-epoch nin-small run is 15-18 minutes
 on one shared core (about 420 images/s plus per-epoch validation), so the full table, 12 deep
 methods x 4 code lengths, is about half a day on 2 cores; results.md fills in as entries finish.
 """
