@@ -24,12 +24,12 @@ from dnnh.index import HammingIndex
 
 
 def geometry(query: CodeSet, database: CodeSet, k: int = 50) -> dict[str, float]:
-    if query.labels is None or database.labels is None or np.asarray(database.labels).ndim != 1:
+    labels = None if database.labels is None else np.asarray(database.labels)
+    if query.labels is None or labels is None or labels.ndim != 1:
         raise ValueError("code geometry needs single-label class ids on both code sets")
     index = HammingIndex(database.nbits)
     index.add(database.codes)
     _, ids = index.search(query.codes, k)
-    labels = np.asarray(database.labels)
     n_classes = int(labels.max()) + 1
     votes = np.stack([np.bincount(labels[row[row >= 0]], minlength=n_classes) for row in ids])
     accuracy = float((votes.argmax(1) == np.asarray(query.labels)).mean())

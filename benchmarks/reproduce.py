@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="results folder (default results/fmnist, with --quick results/fmnist-quick)")
     p.add_argument("--methods", default=",".join(FULL))
     p.add_argument("--bits", default="12,24,32,48")
-    p.add_argument("--epochs", type=int, default=60, help="epochs of every deep method (default 60)")
+    p.add_argument("--epochs", type=int, help="epochs of every deep method (default 60; 2 with --quick)")
     p.add_argument("--augment", default="shift-flip", choices=("none", "shift", "shift-flip"),
                    help="augmentation of every deep method (default shift-flip)")
     p.add_argument("--backbone", default="nin-small")
@@ -42,8 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help=f"2 epochs, 12 and 32 bits, methods {','.join(QUICK)}")
     args = p.parse_args(argv)
     if args.quick:  # its own folder: a bench folder refuses entries made with other epochs
-        args.epochs, args.bits = 2, "12,32"
+        args.epochs, args.bits = args.epochs or 2, "12,32"
         args.methods = ",".join(QUICK) if args.methods == ",".join(FULL) else args.methods
+    args.epochs = args.epochs or 60
     args.out = args.out or ("results/fmnist-quick" if args.quick else "results/fmnist")
     run_bench(args.data, args.out, args.methods, args.bits, protocol="paper", queries_per_class=100,
               train_per_class=500, epochs=args.epochs, backbone=args.backbone, threads=args.threads,

@@ -8,6 +8,7 @@ trainer's torch generator, which keeps a resumed run identical to an uninterrupt
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 from typing import Iterator, Sequence
 
@@ -142,8 +143,7 @@ def random_erase(x: torch.Tensor, generator: torch.Generator, p: float, area: tu
         return x
     chosen = torch.rand(n, generator=generator) < p
     frac = torch.empty(n).uniform_(*area, generator=generator)
-    log_ratio = torch.empty(n).uniform_(np.log(aspect[0]), np.log(aspect[1]), generator=generator)
-    ratio = torch.exp(log_ratio)
+    ratio = torch.empty(n).uniform_(math.log(aspect[0]), math.log(aspect[1]), generator=generator).exp()
     eh = torch.sqrt(frac * h * w * ratio).round().clamp(1, h).long()
     ew = torch.sqrt(frac * h * w / ratio).round().clamp(1, w).long()
     top = (torch.rand(n, generator=generator) * (h - eh + 1)).long()

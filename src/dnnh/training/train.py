@@ -67,11 +67,12 @@ def build_objective(config: TrainConfig, labels: np.ndarray, train_idx: np.ndarr
         return CNNHObjective(labels, train_idx, config.bits, seed=config.seed)
     if config.loss != "triplet":
         return make_batch_loss(config.loss, config.bits, labels, seed=config.seed)
-    loss = TripletRankingLoss(margin=config.triplet_margin, distance=config.distance, reduction=config.reduction,
+    margin = config.triplet_margin
+    loss = TripletRankingLoss(margin=margin, distance=config.distance, reduction=config.reduction,
                               smooth=config.smooth_loss)
     if config.triplets == "random":
         return ThreeStreamTriplets(loss)
-    return MinedTriplets(loss, BatchTripletMiner(config.triplets, margin=config.triplet_margin))
+    return MinedTriplets(loss, BatchTripletMiner(config.triplets, margin=margin))
 
 
 def build_batches(config: TrainConfig, train_labels: np.ndarray) -> ClassBalancedBatches | RandomTripletBatches:
