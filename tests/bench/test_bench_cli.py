@@ -6,6 +6,8 @@ import json
 import re
 import shlex
 
+import pytest
+
 from dnnh.cli.main import main
 
 
@@ -25,3 +27,34 @@ def test_cli_runs_and_records_a_command_that_reruns_it(tmp_path, capsys, monkeyp
                         lambda *a, **k: (_ for _ in ()).throw(AssertionError("refit on rerun")))
     assert main(shlex.split(command)[1:]) == 0
     assert json.loads((out / "results.json").read_text())["entries"] == entries
+
+
+def test_shared_training_flags_configure_train_and_every_bench_method_alike(monkeypatch):
+    from dnnh.bench import resolve_method
+    from dnnh.cli import bench as bench_cli
+    from dnnh.cli.common import SHARED_TRAINING_FLAGS
+    from dnnh.cli.main import build_parser
+    from dnnh.cli.train import config_from_args
+
+    flags = ["--backbone", "nin-cifar", "--input-size", "24", "--epochs", "7", "--batch-size", "60",
+             "--augment", "shift-flip", "--no-batchnorm", "--erase", "0.3", "--val-every", "3",
+             "--threads", "2", "--workers", "1"]
+    trained = config_from_args(build_parser().parse_args(["train", "--data", "digits", "--run", "r", "--bits", "24",
+                                                          *flags]))
+    captured = {}
+
+    def fake_run_bench(data, out, methods, bits, **kwargs):
+        captured.update(kwargs)
+        raise RuntimeError("stop before any work")
+
+    monkeypatch.setattr("dnnh.bench.run_bench", fake_run_bench)
+    args = build_parser().parse_args(["bench", "--data", "digits", "--methods", "dnnh", "--out", "o", *flags])
+    with pytest.raises(RuntimeError, match="stop before any work"):
+        bench_cli.run(args)
+    common = {**captured["train_options"], **{k: captured[k] for k in
+                                              ("epochs", "backbone", "input_size", "threads", "num_workers")}}
+    benched = resolve_method("dnnh").train_config(24, common)
+    expected = {"backbone": "nin-cifar", "input_size": 24, "epochs": 7, "batch_size": 60, "augment": "shift-flip",
+                "batchnorm": False, "erase": 0.3, "val_every": 3, "threads": 2, "num_workers": 1}
+    assert set(expected) == set(SHARED_TRAINING_FLAGS)
+    assert {k: getattr(trained, k) for k in expected} == expected == {k: getattr(benched, k) for k in expected}

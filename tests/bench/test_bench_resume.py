@@ -70,3 +70,59 @@ def test_another_split_in_the_same_folder_is_refused(tmp_path, digits):
     run_bench(digits, out, ["lsh"], [12], **TINY)
     with pytest.raises(ValueError, match="another split.*queries_per_class"):
         run_bench(digits, out, ["lsh"], [12], **{**TINY, "queries_per_class": 6})
+
+
+def test_a_setting_a_method_never_reads_voids_nothing(tmp_path, digits, monkeypatch):
+    out = tmp_path / "out"
+    run_bench(digits, out, ["classifier", "dnnh"], [12], epochs=1, **TINY)
+    retrained = []
+    real_train = runners.train
+    monkeypatch.setattr(runners, "train", lambda *a, **k: retrained.append(a[0].loss) or real_train(*a, **k))
+    # The margin is read by the triplet loss only: the classifier's finished entry stands, DNNH's is refused.
+    options = {**TINY, "train_options": {**TINY["train_options"], "margin": 2.0}}
+    with pytest.raises(ValueError, match="dnnh_12.json was made with other settings.*margin: saved 1.0, requested 2.0"):
+        run_bench(digits, out, ["classifier", "dnnh"], [12], epochs=1, **options)
+    result = run_bench(digits, out, ["classifier"], [12], epochs=1, **options)
+    assert retrained == [] and result.entries[0]["method"] == "classifier"
+    # The default margin at 12 bits is 1: asking for it explicitly is the same DNNH run.
+    explicit = {**TINY, "train_options": {**TINY["train_options"], "margin": 1.0}}
+    run_bench(digits, out, ["dnnh"], [12], epochs=1, **explicit)
+    assert retrained == []
+
+
+def test_entries_written_with_the_whole_config_still_resume(tmp_path, digits, monkeypatch):
+    """Raw records from before signatures were reduced carry every config field (margin None)."""
+    out = tmp_path / "out"
+    run_bench(digits, out, ["dnnh"], [12], epochs=1, **TINY)
+    raw = out / "raw" / "dnnh_12.json"
+    entry = json.loads(raw.read_text())
+    full = {k: v for k, v in entry["config"].items() if k not in ("threads", "num_workers")}
+    assert full["margin"] is None and entry["signature"]["config"]["margin"] == 1.0
+    entry["signature"]["config"] = full
+    raw.write_text(json.dumps(entry))
+    monkeypatch.setattr(runners, "train", lambda *a, **k: pytest.fail("retrained an entry written by an older dnnh"))
+    run_bench(digits, out, ["dnnh"], [12], epochs=1, **TINY)
+    with pytest.raises(ValueError, match="other settings.*epochs: saved 1, requested 2"):
+        run_bench(digits, out, ["dnnh"], [12], epochs=2, **TINY)
+
+
+def test_an_interrupted_run_continues_across_a_setting_it_never_reads(tmp_path, digits, monkeypatch):
+    out = tmp_path / "out"
+    run_bench(digits, out, ["lsh"], [12], **TINY)
+    split = Split.load(out / "split.json")
+    common = {"epochs": 2, "input_size": 8, "threads": 1, "num_workers": 0, "batch_size": 40, "per_class": 4,
+              "seed": 0}
+    config = resolve_method("classifier").train_config(12, common)
+    with pytest.raises(Interrupt):
+        train(config, digits, split, out / "runs" / "classifier_12", progress=False,
+              on_epoch_end=_stop_after_first_epoch)
+    calls = []
+    monkeypatch.setattr(runners, "train", lambda *a, **k: calls.append(k["resume"]) or train(*a, **k))
+    options = {**TINY, "train_options": {**TINY["train_options"], "margin": 2.0, "momentum": 0.5}}
+    entry = run_bench(digits, out, ["classifier"], [12], epochs=2, **options).entries[0]
+    assert calls == [True] and entry["config"]["margin"] is None  # continued with the saved config
+    assert [h["epoch"] for h in entry["history"]] == [1, 2]
+    (out / "raw" / "classifier_12.json").unlink()  # the run folder (with its checkpoint) stays
+    with pytest.raises(ValueError, match=r"unfinished classifier run.*'per_class': \(4, 5\)"):
+        run_bench(digits, out, ["classifier"], [12], epochs=2,
+                  **{**TINY, "train_options": {**TINY["train_options"], "per_class": 5}})

@@ -42,7 +42,7 @@ def test_fresh_run_refuses_to_overwrite_and_resume_checks_config(tmp_path, digit
     train(config, digits, small_split, tmp_path / "r", progress=False)
     with pytest.raises(ValueError, match="--resume"):
         train(config, digits, small_split, tmp_path / "r", progress=False)
-    with pytest.raises(ValueError, match="same training config"):
+    with pytest.raises(ValueError, match=r"same training config.*margin: saved None, given 3\.0"):
         train(config.replace(margin=3.0), digits, small_split, tmp_path / "r", resume=True, progress=False)
 
 
@@ -99,3 +99,26 @@ def test_config_validation():
     paper = TrainConfig.from_recipe("paper")
     assert (paper.optimizer, paper.lr, paper.momentum, paper.weight_decay, paper.triplets) == \
         ("sgd", 1e-3, 0.9, 5e-4, "random")
+
+
+def test_decisive_fields_resolve_defaults_and_drop_what_is_never_read():
+    triplet = TrainConfig(bits=48)
+    assert triplet.decisive()["margin"] == 4.0 and triplet.decisive() == TrainConfig(bits=48, margin=4.0).decisive()
+    assert triplet.decisive() != TrainConfig(bits=48, margin=2.0).decisive()
+    assert "threads" not in triplet.decisive() and triplet.decisive() == triplet.replace(threads=3).decisive()
+    # AdamW never reads momentum, no threshold never reads the anneal share: changing them decides nothing.
+    assert triplet.decisive() == triplet.replace(momentum=0.5, eps_anneal=0.3).decisive()
+    assert triplet.replace(eps=0.1).decisive() != triplet.replace(eps=0.1, eps_anneal=0.3).decisive()
+    sgd = triplet.replace(optimizer="sgd")
+    assert sgd.decisive() != sgd.replace(momentum=0.5).decisive()
+    # The later losses never read the triplet fields.
+    cls = TrainConfig(bits=48, loss="classifier")
+    assert cls.decisive() == cls.replace(margin=2.0, smooth_loss=True, distance="dot", triplets="hard").decisive()
+    assert cls.decisive() != cls.replace(per_class=5).decisive()
+    # Random triplets are not class-balanced: per_class is unread there, but read by mined batches.
+    rnd = triplet.replace(triplets="random")
+    assert rnd.decisive() == rnd.replace(per_class=5).decisive()
+    assert triplet.decisive() != triplet.replace(per_class=5).decisive()
+    assert triplet.replace(augment="none").decisive() == triplet.replace(augment="none", max_shift=4).decisive()
+    # A reduced view reads back to the same view (old and new bench entries compare on it).
+    assert TrainConfig.from_dict(cls.decisive()).decisive() == cls.decisive()

@@ -13,7 +13,7 @@ Layout of ``OUT``::
 Resuming is by files: a finished entry (its raw JSON) is read back, not recomputed; a deep run
 whose folder holds a checkpoint is continued. A rerun that would score on another split or under
 other settings than a finished entry is refused with a message saying what differs, so a table
-never mixes them; threads and worker counts may change between runs.
+never mixes them; threads, worker counts and settings a method never reads may change between runs.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 
 from dnnh.bench.methods import Method, resolve_methods
 from dnnh.bench.report import format_markdown, machine_info, write_plots
-from dnnh.bench.runners import ENTRY_FORMAT, RUNNERS, BenchContext, signature
+from dnnh.bench.runners import ENTRY_FORMAT, RUNNERS, BenchContext, comparable, signature
 from dnnh.bench.speed import SPEED_PAIR, compare_speed
 from dnnh.atomic import atomic_write_text
 from dnnh.data.splits import Split
@@ -138,9 +138,9 @@ def _load_finished(path: Path, method: Method, bits: int, ctx: BenchContext) -> 
         raise ValueError(f"{path} is not a bench entry (format {entry.get('format')!r}); move it away")
     if entry["split_sha256"] != ctx.split_sha256:
         raise ValueError(f"{path} was scored on another split than {ctx.out / 'split.json'}; delete it to redo it")
-    wanted = signature(method, bits, ctx)
-    if entry["signature"] != wanted:
-        differences = _differences(entry["signature"], wanted)
+    saved, wanted = comparable(entry["signature"]), comparable(signature(method, bits, ctx))
+    if saved != wanted:
+        differences = _differences(saved, wanted)
         raise ValueError(f"{path} was made with other settings than this run asks for ({differences}); "
                          f"use the saved settings, another output folder, or delete {path.name} "
                          f"(and runs/{path.stem}) to redo it")

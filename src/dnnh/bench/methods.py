@@ -25,8 +25,6 @@ from dnnh.baselines import SHALLOW_METHODS
 from dnnh.training.config import TrainConfig
 
 KINDS = ("shallow", "deep", "features")
-#: Config fields that change how fast a run goes, not what it computes: a rerun may change them.
-RUNTIME_FIELDS = ("threads", "num_workers")
 
 
 @dataclass(frozen=True)

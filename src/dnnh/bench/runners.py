@@ -3,9 +3,10 @@
 Every entry is scored by :func:`dnnh.evaluation.score_codes` on the codes of the bench's one
 split, and its codes are kept beside the numbers (``codes/``), so any number can be re-derived
 (``dnnh eval --query-codes ... --db-codes ...``) without retraining. An entry also carries a
-``signature``: what decided its numbers (the training config, or the estimator and its
-parameters). A rerun that would produce an entry with another signature is refused, so one
-results table never mixes settings.
+``signature``: what decided its numbers (the training config's decisive fields, or the
+estimator and its parameters). A rerun that would produce an entry with another signature is
+refused, so one results table never mixes settings; settings a method never reads (the margin,
+for the classifier) are not part of its signature, so changing them voids nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from dnnh.bench.methods import RUNTIME_FIELDS, Method
+from dnnh.bench.methods import Method
 from dnnh.codes import CodeSet
 from dnnh.data.splits import Split
 from dnnh.evaluation import encode_split, score_codes
@@ -76,10 +77,9 @@ def normalise(value: Any) -> Any:
 
 
 def signature(method: Method, bits: int, ctx: BenchContext) -> dict:
-    """What decides the entry's numbers; runtime-only fields (threads, workers) are left out."""
+    """What decides the entry's numbers: for deep methods :meth:`TrainConfig.decisive`."""
     if method.kind == "deep":
-        config = method.train_config(bits, ctx.common).to_dict()
-        return normalise({"kind": "deep", "config": {k: v for k, v in config.items() if k not in RUNTIME_FIELDS}})
+        return normalise({"kind": "deep", "config": method.train_config(bits, ctx.common).decisive()})
     from dnnh.baselines import make_shallow
 
     params = make_shallow(method.shallow, bits, random_state=ctx.seed).get_params()
@@ -89,6 +89,20 @@ def signature(method: Method, bits: int, ctx: BenchContext) -> dict:
 
         sig["features_from"] = signature(resolve_method("dnnh"), bits, ctx)
     return normalise(sig)
+
+
+def comparable(sig: dict) -> dict:
+    """``sig`` with every training config reduced to its decisive fields.
+
+    Entries written before signatures were reduced carry the whole config; this puts old and new
+    on one footing, so they compare equal exactly when they would train the same model.
+    """
+    sig = dict(sig)
+    if sig.get("kind") == "deep":
+        sig["config"] = normalise(TrainConfig.from_dict(sig["config"]).decisive())
+    if "features_from" in sig:
+        sig["features_from"] = comparable(sig["features_from"])
+    return sig
 
 
 def _now() -> str:
@@ -170,17 +184,17 @@ def run_features(method: Method, bits: int, ctx: BenchContext) -> dict:
 
 
 def _resumable_config(method: Method, bits: int, ctx: BenchContext, run_dir: Path) -> TrainConfig:
-    """The config to continue ``run_dir`` with: the saved one, if it matches this method's.
+    """The config to continue ``run_dir`` with: the saved one, if it trains what this method's would.
 
-    threads and workers may differ from the saved run (they change speed, not results); train()
-    needs the saved config verbatim, so those come from the saved run.
+    Runtime fields and fields neither config reads may differ (see :meth:`TrainConfig.decisive`);
+    train() needs the saved config verbatim, so it is returned as saved.
     """
     saved = TrainConfig.from_dict(read_json(run_dir / "config.json")["config"])
     wanted = method.train_config(bits, ctx.common)
-    keep = {k: getattr(saved, k) for k in RUNTIME_FIELDS}
-    if wanted.replace(**keep) != saved:
-        diff = {k: (v, getattr(wanted, k)) for k, v in saved.to_dict().items()
-                if k not in RUNTIME_FIELDS and getattr(wanted, k) != v}
+    a, b = saved.decisive(), wanted.decisive()
+    if a != b:
+        diff = {k: (a.get(k, "<not read>"), b.get(k, "<not read>")) for k in sorted(set(a) | set(b))
+                if a.get(k, "<not read>") != b.get(k, "<not read>")}
         raise ValueError(f"{run_dir} holds an unfinished {method.name} run with other settings "
                          f"(field: (saved, requested)) {diff}; rerun with the saved settings, "
                          f"or delete {run_dir} to start it over")

@@ -10,12 +10,11 @@ import argparse
 import time
 from pathlib import Path
 
-from dnnh.cli.common import add_data_args, add_split_args
+from dnnh.cli.common import add_data_args, add_shared_training_args, add_split_args, shared_training_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     from dnnh.bench.methods import known_methods
-    from dnnh.nn import PRESETS
 
     p = sub.add_parser("bench", help="compare methods x code lengths on one split; table, curves, JSON",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -24,18 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--methods", required=True, help=f"comma-separated method names. Known: {known_methods()}")
     p.add_argument("--bits", default="12,24,32,48", help="comma-separated code lengths (default 12,24,32,48)")
     p.add_argument("--out", type=Path, required=True, help="results folder (reused and resumed on rerun)")
-    p.add_argument("--epochs", type=int, help="epochs of every deep method (default: each recipe's)")
-    p.add_argument("--backbone", choices=sorted(PRESETS), help="backbone of every deep method (default nin-small)")
-    p.add_argument("--input-size", type=int, help="side images are resized to (default: the backbone's)")
-    p.add_argument("--batch-size", type=int, help="batch size of every deep method (default: each recipe's)")
-    p.add_argument("--augment", choices=("none", "shift", "shift-flip"),
-                   help="augmentation of every deep method (default: each recipe's)")
-    p.add_argument("--batchnorm", action=argparse.BooleanOptionalAction,
-                   help="batch norm in every deep method's backbone (default: each recipe's; modern on, paper off)")
-    p.add_argument("--erase", type=float, help="random-erasing probability of every deep method (default 0)")
-    p.add_argument("--val-every", type=int, help="validate (and keep the best model) every N epochs (default 1)")
-    p.add_argument("--threads", type=int, help="torch threads")
-    p.add_argument("--workers", type=int, help="decoding worker processes for image files (default 2)")
+    add_shared_training_args(p, every=True)
     p.add_argument("--topk", type=int, help="report MAP@K instead of MAP over the whole database (NUS-WIDE: 5000)")
     p.add_argument("--radius", type=int, default=2, help="Hamming radius of the precision column (default 2)")
     p.add_argument("--target-map", type=float, help="validation MAP of the dnnh vs dnnh-random speed comparison "
@@ -48,17 +36,14 @@ def run(args: argparse.Namespace) -> int:
     from dnnh.bench import run_bench, shell_command
 
     counts = {k: getattr(args, k) for k in ("queries_per_class", "train_per_class") if getattr(args, k) is not None}
-    options = {k: getattr(args, k) for k in ("batch_size", "augment", "erase", "val_every") if getattr(args, k) is not None}
-    if args.batchnorm is not None:
-        options["batchnorm"] = args.batchnorm
+    options = shared_training_options(args)
+    named = {k: options.pop(k, None) for k in ("epochs", "backbone", "input_size", "threads", "num_workers")}
     t0 = time.perf_counter()
     result = run_bench(args.data, args.out, args.methods, args.bits, protocol=args.protocol,
                        val_fraction=args.val_fraction, seed=args.seed, split_file=args.split, root=args.root,
-                       skip_corrupt=args.skip_corrupt, epochs=args.epochs, backbone=args.backbone,
-                       input_size=args.input_size, threads=args.threads, num_workers=args.workers,
-                       train_options=options, topk=args.topk, radius=args.radius, target_map=args.target_map,
-                       command=shell_command(equivalent_argv(args)),
-                       progress=not args.quiet, **counts)
+                       skip_corrupt=args.skip_corrupt, train_options=options, topk=args.topk, radius=args.radius,
+                       target_map=args.target_map, command=shell_command(equivalent_argv(args)),
+                       progress=not args.quiet, **named, **counts)
     print()
     print((result.out / "results.md").read_text())
     print(f"bench finished in {time.perf_counter() - t0:.0f}s; results in {result.out}")

@@ -27,6 +27,37 @@ def add_split_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", type=Path, help="reuse this split.json instead of drawing one")
 
 
+#: Config field -> flag destination of the training options both ``train`` and ``bench`` take.
+SHARED_TRAINING_FLAGS = {"backbone": "backbone", "input_size": "input_size", "epochs": "epochs",
+                         "batch_size": "batch_size", "augment": "augment", "batchnorm": "batchnorm",
+                         "erase": "erase", "val_every": "val_every", "threads": "threads", "num_workers": "workers"}
+
+
+def add_shared_training_args(p: argparse.ArgumentParser, every: bool = False) -> None:
+    """The training flags of ``train`` and ``bench`` (``every``: the bench applies them to every deep method)."""
+    from dnnh.nn import PRESETS
+    from dnnh.training.config import AUGMENTS
+
+    of = " of every deep method" if every else ""
+    p.add_argument("--backbone", choices=sorted(PRESETS), help=f"backbone{of} (default nin-small)")
+    p.add_argument("--input-size", type=int, help="side images are resized to (default: the backbone's)")
+    p.add_argument("--epochs", type=int, help=f"training epochs{of} (default: the recipe's)")
+    p.add_argument("--batch-size", type=int, help=f"batch size{of} (default: the recipe's)")
+    p.add_argument("--augment", choices=AUGMENTS, help=f"augmentation{of} (default: the recipe's)")
+    p.add_argument("--batchnorm", action=argparse.BooleanOptionalAction,
+                   help=f"batch norm after each convolution{of} (default: modern on, paper off)")
+    p.add_argument("--erase", type=float, help=f"probability of random erasing per training image{of} (default 0)")
+    p.add_argument("--val-every", type=int, help="validate (and keep the best model) every N epochs (default 1)")
+    p.add_argument("--threads", type=int, help="torch threads")
+    p.add_argument("--workers", type=int, help="decoding worker processes for image files (default 2)")
+
+
+def shared_training_options(args: argparse.Namespace) -> dict:
+    """The config fields set by the flags of :func:`add_shared_training_args` that were given."""
+    return {field: getattr(args, dest) for field, dest in SHARED_TRAINING_FLAGS.items()
+            if getattr(args, dest, None) is not None}
+
+
 def load_data(args: argparse.Namespace):
     from dnnh.data import load_dataset
 

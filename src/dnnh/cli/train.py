@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dnnh.cli.common import add_data_args, add_split_args, load_data, resolve_split, save_data_source
-from dnnh.nn import PRESETS
+from dnnh.cli.common import (add_data_args, add_shared_training_args, add_split_args, load_data, resolve_split,
+                             save_data_source, shared_training_options)
 from dnnh.training.config import RECIPES, TRIPLET_MODES, TrainConfig
 
 
@@ -18,8 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--recipe", choices=RECIPES, default="modern", help="modern (default) or paper")
     p.add_argument("--bits", type=int, default=48)
-    p.add_argument("--backbone", choices=sorted(PRESETS), help="default nin-small")
-    p.add_argument("--input-size", type=int, help="side images are resized to (default: the preset's)")
+    add_shared_training_args(p)
     p.add_argument("--encoder", choices=("divide-and-encode", "fc"))
     p.add_argument("--eps", type=float, help="half-width of the threshold's band, narrowed from 0.5 over the run "
                                                   "(modern default: no threshold; paper: 0.1 from the start)")
@@ -29,37 +28,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--margin", type=float, help="triplet margin, squared-distance units (default bits/12; paper recipe 1)")
     p.add_argument("--smooth-loss", action="store_true", help="softplus instead of the hinge (soft margin)")
     p.add_argument("--distance", choices=("l2", "dot"))
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--weight-decay", type=float)
-    p.add_argument("--augment", choices=("none", "shift", "shift-flip"))
-    p.add_argument("--batchnorm", action=argparse.BooleanOptionalAction,
-                   help="batch norm after each convolution (default: modern on, paper off)")
-    p.add_argument("--erase", type=float, help="probability of random erasing per training image (default 0)")
-    p.add_argument("--val-every", type=int, help="validate (and keep the best model) every N epochs (default 1)")
-    p.add_argument("--workers", type=int, help="decoding worker processes for image files (default 2)")
-    p.add_argument("--threads", type=int, help="torch threads")
     p.add_argument("--topk", type=int, help="also report MAP@K when scoring")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    overrides = {k: getattr(args, a) for k, a in (
-        ("bits", "bits"), ("backbone", "backbone"), ("input_size", "input_size"), ("encoder", "encoder"),
-        ("eps", "eps"), ("triplets", "triplets"), ("margin", "margin"), ("distance", "distance"),
-        ("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"), ("weight_decay", "weight_decay"),
-        ("augment", "augment"), ("erase", "erase"), ("val_every", "val_every"), ("num_workers", "workers"), ("threads", "threads"), ("seed", "seed"))
-        if getattr(args, a, None) is not None}
+    overrides = {k: getattr(args, k) for k in ("bits", "encoder", "eps", "triplets", "margin", "distance", "lr",
+                                               "weight_decay", "seed") if getattr(args, k, None) is not None}
+    overrides.update(shared_training_options(args))
     if args.no_threshold:
         overrides["eps"] = None
     if args.smooth_loss:
         overrides["smooth_loss"] = True
     if args.separate_query_network:
         overrides["separate_query_network"] = True
-    if args.batchnorm is not None:
-        overrides["batchnorm"] = args.batchnorm
     return TrainConfig.from_recipe(args.recipe, **overrides)
 
 

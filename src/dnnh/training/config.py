@@ -35,6 +35,11 @@ from dnnh.training.objectives import LOSSES
 
 TRIPLET_MODES = ("random",) + STRATEGIES  # "random": the paper's three streams; else a miner strategy
 RECIPES = ("modern", "paper")
+AUGMENTS = ("none", "shift", "shift-flip")
+#: Fields that change how fast a run goes, not what it computes.
+RUNTIME_FIELDS = ("threads", "num_workers")
+#: Fields only the triplet objective reads (the later losses train on class-balanced batches).
+TRIPLET_FIELDS = ("margin", "smooth_loss", "distance", "reduction", "triplets")
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,7 @@ class TrainConfig:
         checks = {
             "recipe": (self.recipe, RECIPES), "loss": (self.loss, LOSSES), "triplets": (self.triplets, TRIPLET_MODES),
             "optimizer": (self.optimizer, ("adamw", "sgd")), "schedule": (self.schedule, ("cosine", "step")),
-            "augment": (self.augment, ("none", "shift", "shift-flip")), "distance": (self.distance, ("l2", "dot")),
+            "augment": (self.augment, AUGMENTS), "distance": (self.distance, ("l2", "dot")),
         }
         for name, (value, allowed) in checks.items():
             if value not in allowed:
@@ -113,6 +118,31 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def decisive(self) -> dict:
+        """The fields that decide what the run learns, with defaults resolved.
+
+        Fields the run never reads under the other settings (the margin for the classifier loss,
+        momentum for AdamW, the anneal share without a threshold) and runtime fields are left
+        out, and a default margin is written as its value. Two configs with equal ``decisive()``
+        train the same model, so a finished or interrupted run of one stands for the other: a
+        changed default that a method never reads does not void its results.
+        """
+        out = {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
+        if self.loss == "triplet":
+            out["margin"] = self.triplet_margin
+            if self.triplets == "random":  # three-stream batches are not class-balanced
+                del out["per_class"]
+        else:
+            for k in TRIPLET_FIELDS:
+                del out[k]
+        if self.eps is None:
+            del out["eps_anneal"]
+        if self.optimizer != "sgd":
+            del out["momentum"]
+        if self.augment == "none":
+            del out["max_shift"]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":

@@ -130,8 +130,11 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
     # Run directory: a fresh run refuses to overwrite one; a resumed run must match it.
     if resume:
         saved = read_json(run_dir / "config.json")
-        if TrainConfig.from_dict(saved["config"]) != config:
-            raise ValueError(f"--resume needs the same training config as {run_dir / 'config.json'}; it differs")
+        before = TrainConfig.from_dict(saved["config"]).to_dict()
+        if before != config.to_dict():
+            diff = ", ".join(f"{k}: saved {v!r}, given {getattr(config, k)!r}" for k, v in before.items()
+                             if getattr(config, k) != v)
+            raise ValueError(f"--resume needs the same training config as {run_dir / 'config.json'}; it differs ({diff})")
         if not np.array_equal(Split.load(run_dir / "split.json").train, split.train):
             raise ValueError(f"--resume needs the same split as {run_dir / 'split.json'}; it differs")
         prep = Preprocessing(**saved["preprocessing"])
