@@ -20,6 +20,7 @@ def test_cli_runs_and_records_a_command_that_reruns_it(tmp_path, capsys, monkeyp
     assert "| lsh |" in printed and "| pcah |" in printed
     entries = json.loads((out / "results.json").read_text())["entries"]
     assert [(e["method"], e["bits"]) for e in entries] == [("lsh", 12), ("lsh", 16), ("pcah", 12), ("pcah", 16)]
+    assert (out / "map_vs_bits.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # two lengths: the MAP figure
     command = re.search(r"- command: `(.*)`", (out / "results.md").read_text()).group(1)
     assert command.startswith("dnnh bench ") and "--queries-per-class 5" in command and "--seed 0" in command
 

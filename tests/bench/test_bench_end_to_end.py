@@ -50,6 +50,7 @@ def test_writes_every_file(bench):
         assert (out / name).exists(), name
     for name in ("pr_curves_12.png", "precision_at_k_12.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (out / "map_vs_bits.png").exists()  # one code length: no line to draw
     for method in METHODS:
         assert (out / "raw" / f"{method}_12.json").exists(), method
         assert (out / "codes" / f"{method}_12_query.npz").exists(), method

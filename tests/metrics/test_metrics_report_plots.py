@@ -13,7 +13,7 @@ import pytest
 
 import dnnh.metrics
 from dnnh.metrics import RetrievalReport, retrieval_report
-from dnnh.metrics.plots import plot_pr_curves, plot_precision_at_k
+from dnnh.metrics.plots import map_vs_bits_figure, plot_map_vs_bits, plot_pr_curves, plot_precision_at_k
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -56,6 +56,19 @@ def test_plots_write_png_files(tmp_path):
     for path in (pr, pk):
         data = path.read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 5_000
+
+
+def test_map_vs_bits_draws_each_method_in_bit_order(tmp_path):
+    series = {"dnnh": {48: 0.84, 12: 0.80, 24: 0.83}, "lsh": {12: 0.26, 48: 0.39}}
+    ax = map_vs_bits_figure(series).axes[0]
+    lines = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in ax.get_lines()}
+    assert lines == {"dnnh": ([12, 24, 48], [0.80, 0.83, 0.84]), "lsh": ([12, 48], [0.26, 0.39])}
+    assert list(ax.get_xticks()) == [12, 24, 48]
+    assert plot_map_vs_bits(series, tmp_path / "m.png").read_bytes().startswith(PNG_MAGIC)
+    with pytest.raises(ValueError, match=r"series\['lsh'\] has no"):
+        map_vs_bits_figure({"dnnh": {12: 0.8}, "lsh": {}})
+    with pytest.raises(ValueError, match="at least one method"):
+        map_vs_bits_figure({})
 
 
 def test_plot_input_is_checked(tmp_path):

@@ -8,7 +8,7 @@ Layout of ``OUT``::
     codes/<method>_<bits>_{query,database}.npz   the codes behind each record
     runs/<method>_<bits>/       deep training runs (checkpoints; resumable)
     results.json, results.md    all entries of this invocation, the table and its context
-    pr_curves_<bits>.png, precision_at_k_<bits>.png
+    pr_curves_<bits>.png, precision_at_k_<bits>.png, map_vs_bits.png (two or more lengths)
 
 Resuming is by files: a finished entry (its raw JSON) is read back, not recomputed; a deep run
 whose folder holds a checkpoint is continued. A rerun that would score on another split or under

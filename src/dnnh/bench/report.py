@@ -139,10 +139,16 @@ def format_markdown(summary: dict) -> str:
 
 
 def write_plots(out: Path, entries: Sequence[dict], dataset_name: str) -> list[Path]:
-    """pr_curves_<bits>.png and precision_at_k_<bits>.png, every method of that code length on one figure."""
-    from dnnh.metrics import plot_pr_curves, plot_precision_at_k
+    """pr_curves_<bits>.png and precision_at_k_<bits>.png, every method of that code length on one
+    figure; with more than one code length also map_vs_bits.png, every method on one figure."""
+    from dnnh.metrics import plot_map_vs_bits, plot_pr_curves, plot_precision_at_k
 
     paths = []
+    series: dict[str, dict[int, float]] = {}
+    for e in entries:
+        series.setdefault(e["method"], {})[int(e["bits"])] = entry_report(e).map
+    if len({int(e["bits"]) for e in entries}) > 1:
+        paths.append(plot_map_vs_bits(series, out / "map_vs_bits.png", title=f"{dataset_name}: MAP against code length"))
     for bits in sorted({int(e["bits"]) for e in entries}):
         reports = {e["method"]: entry_report(e) for e in entries if int(e["bits"]) == bits}
         paths.append(plot_pr_curves(reports, out / f"pr_curves_{bits}.png",

@@ -13,6 +13,7 @@ from dnnh.metrics.retrieval import mean_average_precision, precision_within_radi
 __all__ = [
     "RetrievalReport",
     "mean_average_precision",
+    "plot_map_vs_bits",
     "plot_pr_curves",
     "plot_precision_at_k",
     "precision_within_radius",
@@ -21,7 +22,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("plot_pr_curves", "plot_precision_at_k"):
+    if name in ("plot_pr_curves", "plot_precision_at_k", "plot_map_vs_bits"):
         from dnnh.metrics import plots
 
         return getattr(plots, name)

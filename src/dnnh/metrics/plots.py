@@ -82,3 +82,35 @@ def plot_precision_at_k(reports: Mapping[str, RetrievalReport], path: str | Path
     ax.set_title(title or "Precision at top k")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def map_vs_bits_figure(series: Mapping[str, Mapping[int, float]], *, title: str | None = None) -> Figure:
+    """MAP against code length, one line a method: the shape of a hashing paper's main figure.
+
+    ``series`` maps a method name to {bits: MAP}; lengths a method lacks are simply not drawn.
+    """
+    if not series:
+        raise ValueError("series must map at least one method name to {bits: MAP}; got none")
+    for name, points in series.items():
+        if not points:
+            raise ValueError(f"series[{name!r}] has no (bits, MAP) points")
+    fig = Figure(figsize=(6, 4.5), dpi=120)
+    ax = fig.add_subplot()
+    _distinct_colors(ax, len(series))
+    lengths = sorted({int(b) for points in series.values() for b in points})
+    for name, points in series.items():
+        bits = sorted(int(b) for b in points)
+        ax.plot(bits, [float(points[b]) for b in bits], marker="o", label=name)
+    ax.set_xticks(lengths)
+    ax.set_xlabel("code length (bits)")
+    ax.set_ylabel("MAP")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title(title or "MAP against code length")
+    fig.tight_layout()
+    return fig
+
+
+def plot_map_vs_bits(series: Mapping[str, Mapping[int, float]], path: str | Path, *, title: str | None = None) -> Path:
+    """:func:`map_vs_bits_figure` saved as a PNG."""
+    return _save(map_vs_bits_figure(series, title=title), path)
