@@ -94,7 +94,7 @@ def map_vs_bits_figure(series: Mapping[str, Mapping[int, float]], *, title: str 
     for name, points in series.items():
         if not points:
             raise ValueError(f"series[{name!r}] has no (bits, MAP) points")
-    fig = Figure(figsize=(6, 4.5), dpi=120)
+    fig = Figure(figsize=(7.5, 4.5), dpi=120)
     ax = fig.add_subplot()
     _distinct_colors(ax, len(series))
     lengths = sorted({int(b) for points in series.values() for b in points})
@@ -105,7 +105,7 @@ def map_vs_bits_figure(series: Mapping[str, Mapping[int, float]], *, title: str 
     ax.set_xlabel("code length (bits)")
     ax.set_ylabel("MAP")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))  # beside: lines run across
     ax.set_title(title or "MAP against code length")
     fig.tight_layout()
     return fig
