@@ -148,7 +148,8 @@ def write_plots(out: Path, entries: Sequence[dict], dataset_name: str) -> list[P
     for e in entries:
         series.setdefault(e["method"], {})[int(e["bits"])] = entry_report(e).map
     if len({int(e["bits"]) for e in entries}) > 1:
-        paths.append(plot_map_vs_bits(series, out / "map_vs_bits.png", title=f"{dataset_name}: MAP against code length"))
+        paths.append(plot_map_vs_bits(series, out / "map_vs_bits.png",
+                                      title=f"{dataset_name}: MAP against code length"))
     for bits in sorted({int(e["bits"]) for e in entries}):
         reports = {e["method"]: entry_report(e) for e in entries if int(e["bits"]) == bits}
         paths.append(plot_pr_curves(reports, out / f"pr_curves_{bits}.png",

@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-threshold", action="store_true", help="sigmoid only (the paper recipe without its threshold)")
     p.add_argument("--separate-query-network", action="store_true")
     p.add_argument("--triplets", choices=TRIPLET_MODES, help="random (paper) or an in-batch mining strategy")
-    p.add_argument("--margin", type=float, help="triplet margin, squared-distance units (default bits/12; paper recipe 1)")
+    p.add_argument("--margin", type=float,
+                   help="triplet margin, squared-distance units (default bits/12; paper recipe 1)")
     p.add_argument("--smooth-loss", action="store_true", help="softplus instead of the hinge (soft margin)")
     p.add_argument("--distance", choices=("l2", "dot"))
     p.add_argument("--lr", type=float)
@@ -64,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{dataset.name}: {len(dataset)} images; {split.summary()}")
     result = train(config, dataset, split, args.run, resume=args.resume, progress=not args.quiet)
     save_data_source(args.run, args)
-    print(f"trained in {result.seconds:.1f}s; best validation MAP {result.best_val_map:.4f} at epoch {result.best_epoch}")
+    print(f"trained in {result.seconds:.1f}s; "
+          f"best validation MAP {result.best_val_map:.4f} at epoch {result.best_epoch}")
     report = evaluate_run(TrainedRun.load(args.run), dataset, topk=args.topk, num_workers=config.num_workers)
     print(format_report(report))
     print(f"run saved in {args.run}")

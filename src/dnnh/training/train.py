@@ -134,7 +134,8 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
         if before != config.to_dict():
             diff = ", ".join(f"{k}: saved {v!r}, given {getattr(config, k)!r}" for k, v in before.items()
                              if getattr(config, k) != v)
-            raise ValueError(f"--resume needs the same training config as {run_dir / 'config.json'}; it differs ({diff})")
+            raise ValueError(f"--resume needs the same training config as {run_dir / 'config.json'}; "
+                             f"it differs ({diff})")
         if not np.array_equal(Split.load(run_dir / "split.json").train, split.train):
             raise ValueError(f"--resume needs the same split as {run_dir / 'split.json'}; it differs")
         prep = Preprocessing(**saved["preprocessing"])
@@ -212,8 +213,8 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
             save_weights(model, run_dir / "model.safetensors", metadata={"epoch": str(epoch + 1)})
         history.append(record)
         save_weights(model, ckpt_dir / "last.safetensors")
-        save_state({"epoch": epoch, "objective": objective.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                    "numpy_rng": rng.bit_generator.state, "aug_rng": aug_gen.get_state(),
+        save_state({"epoch": epoch, "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(), "numpy_rng": rng.bit_generator.state, "aug_rng": aug_gen.get_state(),
                     "torch_rng": torch.get_rng_state(), "history": history, "best_val": best_val,
                     "best_epoch": best_epoch}, ckpt_dir / "state.pt")
         write_json(run_dir / "history.json", {"history": history, "best_epoch": best_epoch, "best_val_map": best_val})
