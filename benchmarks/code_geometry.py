@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bits", type=int, default=48)
     p.add_argument("--k", type=int, default=50, help="neighbours in the vote (default 50)")
     args = p.parse_args(argv)
-    methods = sorted(q.name[:-len(f"_{args.bits}_query.npz")] for q in (args.folder / "codes").glob(f"*_{args.bits}_query.npz"))
+    suffix = f"_{args.bits}_query.npz"
+    methods = sorted(q.name[:-len(suffix)] for q in (args.folder / "codes").glob(f"*{suffix}"))
     if not methods:
         raise SystemExit(f"no {args.bits}-bit codes under {args.folder / 'codes'}")
     print(f"| method | {args.k}-NN accuracy | distinct codes | mean bits to class centre | "

@@ -7,8 +7,9 @@ For each trained run (a ``dnnh train`` run folder or a bench's ``runs/<method>_<
 the run's own split and prints the MAP of its binary codes (Hamming ranking, the metric every
 table uses), the MAP of the continuous outputs the codes are cut from (squared Euclidean ranking
 of sigmoid(u) for the triplet loss, which trains on it, and of tanh(u) for the later losses), the
-ratio of the two, and the share of outputs with sigmoid(u) within 0.1 of the cut at 0.5. Two methods can rank equally
-well before the cut and differ after it: a short code pays for every output left near 0.5.
+ratio of the two, and the share of outputs with sigmoid(u) within 0.1 of the cut at 0.5. Two
+methods can rank equally well before the cut and differ after it: a short code pays for every
+output left near 0.5.
 Single-label datasets; ties are broken by database order in both rankings.
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.special import expit
 
 from dnnh.codes import CodeSet
 from dnnh.data import load_dataset
@@ -27,10 +29,9 @@ from dnnh.evaluation import score_codes
 from dnnh.training.encode import TrainedRun
 
 
-def outputs(run: TrainedRun, dataset, part: str, batch_size: int = 1024) -> np.ndarray:
+def outputs(run: TrainedRun, source: BatchSource, part: str, batch_size: int = 1024) -> np.ndarray:
     """Pre-sigmoid outputs u of the split's ``part`` (query or database)."""
     idx = getattr(run.split, part)
-    source = BatchSource(dataset, run.prep, num_workers=0)
     chunks = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
     run.model.eval()
     with torch.no_grad():
@@ -65,14 +66,15 @@ def main(argv: list[str] | None = None) -> int:
         labels = {part: dataset.labels[getattr(run.split, part)] for part in ("query", "database")}
         if labels["query"].ndim != 1:
             raise SystemExit(f"{run_dir}: single-label datasets only")
-        u = {part: outputs(run, dataset, part) for part in ("query", "database")}
+        source = BatchSource(dataset, run.prep, num_workers=0)
+        u = {part: outputs(run, source, part) for part in ("query", "database")}
         codes = [CodeSet.from_bits((u[part] > 0).astype(np.uint8), ids=getattr(run.split, part), labels=labels[part])
                  for part in ("query", "database")]
         binary = score_codes(*codes).map
-        squash = (lambda x: 1 / (1 + np.exp(-x))) if run.config.loss == "triplet" else np.tanh
+        squash = expit if run.config.loss == "triplet" else np.tanh
         cont = {part: squash(u[part]).astype(np.float32) for part in u}
         real = continuous_map(cont["query"], cont["database"], labels["query"], labels["database"])
-        near = float(np.mean(np.abs(1 / (1 + np.exp(-u["database"])) - 0.5) < 0.1))
+        near = float(np.mean(np.abs(expit(u["database"]) - 0.5) < 0.1))
         print(f"| {run_dir} | {run.config.bits} | {binary:.4f} | {real:.4f} | {binary / real:.3f} | {near:.3f} |",
               flush=True)
     return 0

@@ -34,6 +34,7 @@ from dnnh.bench.runners import ENTRY_FORMAT, RUNNERS, BenchContext, comparable, 
 from dnnh.bench.speed import SPEED_PAIR, compare_speed
 from dnnh.atomic import atomic_write_text
 from dnnh.data.splits import Split
+from dnnh.training.config import config_differences
 
 BENCH_FORMAT = "dnnh-bench/1"
 
@@ -114,22 +115,6 @@ def _prepare_split(out: Path, dataset: Any, split_settings: dict, split_file: st
     return split
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix.rstrip("."): value}
-
-
-def _differences(saved: dict, wanted: dict) -> str:
-    """"epochs: saved 2, requested 3; ..." for two nested signatures."""
-    a, b = _flatten(saved), _flatten(wanted)
-    keys = sorted(k for k in set(a) | set(b) if a.get(k, "<absent>") != b.get(k, "<absent>"))
-    return "; ".join(f"{k}: saved {a.get(k, '<absent>')!r}, requested {b.get(k, '<absent>')!r}" for k in keys)
-
-
 def _load_finished(path: Path, method: Method, bits: int, ctx: BenchContext) -> dict | None:
     if not path.exists():
         return None
@@ -138,9 +123,10 @@ def _load_finished(path: Path, method: Method, bits: int, ctx: BenchContext) -> 
         raise ValueError(f"{path} is not a bench entry (format {entry.get('format')!r}); move it away")
     if entry["split_sha256"] != ctx.split_sha256:
         raise ValueError(f"{path} was scored on another split than {ctx.out / 'split.json'}; delete it to redo it")
-    saved, wanted = comparable(entry["signature"]), comparable(signature(method, bits, ctx))
+    # Only the saved side may predate reduced signatures; signature() gives the reduced form.
+    saved, wanted = comparable(entry["signature"]), signature(method, bits, ctx)
     if saved != wanted:
-        differences = _differences(saved, wanted)
+        differences = config_differences(saved, wanted, asked="requested")
         raise ValueError(f"{path} was made with other settings than this run asks for ({differences}); "
                          f"use the saved settings, another output folder, or delete {path.name} "
                          f"(and runs/{path.stem}) to redo it")

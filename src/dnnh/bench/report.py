@@ -143,17 +143,19 @@ def write_plots(out: Path, entries: Sequence[dict], dataset_name: str) -> list[P
     figure; with more than one code length also map_vs_bits.png, every method on one figure."""
     from dnnh.metrics import plot_map_vs_bits, plot_pr_curves, plot_precision_at_k
 
+    reports = {(e["method"], int(e["bits"])): entry_report(e) for e in entries}
+    lengths = sorted({bits for _, bits in reports})
     paths = []
-    series: dict[str, dict[int, float]] = {}
-    for e in entries:
-        series.setdefault(e["method"], {})[int(e["bits"])] = entry_report(e).map
-    if len({int(e["bits"]) for e in entries}) > 1:
+    if len(lengths) > 1:
+        series: dict[str, dict[int, float]] = {}
+        for (method, bits), report in reports.items():
+            series.setdefault(method, {})[bits] = report.map
         paths.append(plot_map_vs_bits(series, out / "map_vs_bits.png",
                                       title=f"{dataset_name}: MAP against code length"))
-    for bits in sorted({int(e["bits"]) for e in entries}):
-        reports = {e["method"]: entry_report(e) for e in entries if int(e["bits"]) == bits}
-        paths.append(plot_pr_curves(reports, out / f"pr_curves_{bits}.png",
+    for bits in lengths:
+        of_length = {method: report for (method, b), report in reports.items() if b == bits}
+        paths.append(plot_pr_curves(of_length, out / f"pr_curves_{bits}.png",
                                     title=f"{dataset_name}, {bits} bits: precision-recall over Hamming radius"))
-        paths.append(plot_precision_at_k(reports, out / f"precision_at_k_{bits}.png",
+        paths.append(plot_precision_at_k(of_length, out / f"precision_at_k_{bits}.png",
                                          title=f"{dataset_name}, {bits} bits: precision at top k"))
     return paths

@@ -13,8 +13,8 @@ Why the margin grows with q: squared distances between codes in [0, 1]^q range o
 the paper's margin of 1 asks for one bit of separation whatever q is. The hinge then stops
 pushing two classes apart once they are one bit clear on the training images, and on Fashion-
 MNIST at 48 bits (60 epochs) the two closest class centres ended 4 bits apart (margin 4: 10;
-the classifier reference: 12). bits / 12 (4 at 48 bits) lifted test MAP from 0.810 to 0.840 there (60 epochs); 8 and 12
-at 48 bits trained worse (20 epochs: 0.70 and 0.51 against 0.77 at 1).
+the classifier reference: 12). bits / 12 (4 at 48 bits) lifted test MAP from 0.810 to 0.840
+there (60 epochs); 8 and 12 at 48 bits trained worse (20 epochs: 0.70 and 0.51 against 0.77 at 1).
 
 Why no threshold by default: g has zero gradient outside its band, so an output that leaves the
 band for every image is never updated again; with the band in place from the start most bits
@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 from dnnh.miners import STRATEGIES
 from dnnh.training.objectives import LOSSES
@@ -40,6 +41,22 @@ AUGMENTS = ("none", "shift", "shift-flip")
 RUNTIME_FIELDS = ("threads", "num_workers")
 #: Fields only the triplet objective reads (the later losses train on class-balanced batches).
 TRIPLET_FIELDS = ("margin", "smooth_loss", "distance", "reduction", "triplets")
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): value}
+
+
+def config_differences(saved: dict, given: dict, asked: str = "given") -> str:
+    """"epochs: saved 2, given 3; ..." for two (possibly nested) config dicts, for refusal messages."""
+    a, b = _flatten(saved), _flatten(given)
+    keys = sorted(k for k in set(a) | set(b) if a.get(k, "<absent>") != b.get(k, "<absent>"))
+    return "; ".join(f"{k}: saved {a.get(k, '<absent>')!r}, {asked} {b.get(k, '<absent>')!r}" for k in keys)
 
 
 @dataclass(frozen=True)

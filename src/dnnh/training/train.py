@@ -23,7 +23,7 @@ from dnnh.miners import BatchTripletMiner, ClassBalancedBatches, RandomTripletBa
 from dnnh.nn import DNNH, PRESETS, PiecewiseThreshold
 from dnnh.training.checkpoint import (RUN_FORMAT, load_state, load_weights, read_json, save_state, save_weights,
                                       write_json)
-from dnnh.training.config import TrainConfig
+from dnnh.training.config import TrainConfig, config_differences
 from dnnh.training.objectives import MinedTriplets, ThreeStreamTriplets, make_batch_loss
 
 
@@ -130,12 +130,10 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
     # Run directory: a fresh run refuses to overwrite one; a resumed run must match it.
     if resume:
         saved = read_json(run_dir / "config.json")
-        before = TrainConfig.from_dict(saved["config"]).to_dict()
-        if before != config.to_dict():
-            diff = ", ".join(f"{k}: saved {v!r}, given {getattr(config, k)!r}" for k, v in before.items()
-                             if getattr(config, k) != v)
+        before = TrainConfig.from_dict(saved["config"])
+        if before != config:
             raise ValueError(f"--resume needs the same training config as {run_dir / 'config.json'}; "
-                             f"it differs ({diff})")
+                             f"it differs ({config_differences(before.to_dict(), config.to_dict())})")
         if not np.array_equal(Split.load(run_dir / "split.json").train, split.train):
             raise ValueError(f"--resume needs the same split as {run_dir / 'split.json'}; it differs")
         prep = Preprocessing(**saved["preprocessing"])
@@ -214,9 +212,9 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
         history.append(record)
         save_weights(model, ckpt_dir / "last.safetensors")
         save_state({"epoch": epoch, "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
-                    "schedule": schedule.state_dict(), "numpy_rng": rng.bit_generator.state, "aug_rng": aug_gen.get_state(),
-                    "torch_rng": torch.get_rng_state(), "history": history, "best_val": best_val,
-                    "best_epoch": best_epoch}, ckpt_dir / "state.pt")
+                    "schedule": schedule.state_dict(), "numpy_rng": rng.bit_generator.state,
+                    "aug_rng": aug_gen.get_state(), "torch_rng": torch.get_rng_state(), "history": history,
+                    "best_val": best_val, "best_epoch": best_epoch}, ckpt_dir / "state.pt")
         write_json(run_dir / "history.json", {"history": history, "best_epoch": best_epoch, "best_val_map": best_val})
         if progress:
             val = f", val MAP {record['val_map']:.4f}" if validate else ""
