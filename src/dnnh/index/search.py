@@ -1,6 +1,6 @@
 """Running k-NN and radius searches over grouped codes on one of three engines.
 
-- ``numba`` (extra ``fast``): compiled kernels for scan, probe and MIH, one query block a thread.
+- ``numba`` (a core dependency): compiled kernels for scan, probe and MIH, one query block a thread.
 - ``faiss`` (extra ``faiss``): FAISS's flat binary scan over the distinct codes; probing and MIH in numpy.
 - ``numpy``: everything vectorised with ``np.bitwise_count``; exact and threaded, several times slower.
 
@@ -62,7 +62,7 @@ def resolve_engine(engine: str) -> str:
     if engine == "auto":
         return available_engines()[0]
     if engine == "numba" and not HAVE_NUMBA:
-        raise ImportError("engine='numba' needs numba (pip install 'dnnh[fast]')")
+        raise ImportError("engine='numba' needs numba, a dependency of dnnh that did not import (pip install numba)")
     if engine == "faiss" and not HAVE_FAISS:
         raise ImportError("engine='faiss' needs faiss-cpu (pip install 'dnnh[faiss]')")
     return engine

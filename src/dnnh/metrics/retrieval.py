@@ -3,8 +3,8 @@
 Hashing papers report numbers that differ for reasons other than the codes: how ties in Hamming
 distance are ordered, whether queries with nothing relevant are skipped, what AP@K divides by, and
 an off-by-one in some peers that drops the last database item. Each is a parameter here whose
-default is the convention the literature's headline tables use (DESIGN.md, "Protocols and
-metrics"), so two methods compared with the same call are compared on the codes alone:
+default is the convention the literature's headline tables use (docs/METHOD.md §9), so two
+methods compared with the same call are compared on the codes alone:
 
 - ``ties="index"``: equal distances are ordered by database index, as FAISS orders them. Peers
   that argsort unstably get an arbitrary order; ``"optimistic"`` / ``"pessimistic"`` put relevant

@@ -29,13 +29,13 @@ def _conv(c: int | str, k: int, stride: int = 1, pad: int = 0) -> tuple:
 
 
 PRESETS: dict[str, Preset] = {
-    # DESIGN.md item 2: the first author's 32x32 network (CIFAR-10, SVHN).
+    # docs/METHOD.md §2: the first author's 32x32 network (CIFAR-10, SVHN).
     "nin-cifar": Preset((
         _conv(96, 5, pad=2), _conv(96, 1), ("maxpool", 3, 2), ("dropout", 0.5),
         _conv(256, 5, pad=2), _conv(256, 1), ("maxpool", 3, 2),
         _conv(384, 1), _conv(384, 1), ("avgpool", 3, 2), ("dropout", 0.5),
         _conv(1024, 3, pad=1), _conv(OUT, 1), ("gap",),
-    ), input_size=32, min_size=8, description="paper width, 32x32 inputs (DESIGN.md item 2)"),
+    ), input_size=32, min_size=8, description="paper width, 32x32 inputs (docs/METHOD.md §2)"),
     # Table 1 of the paper: 256x256 images, 224 crops; avgpool 6x6 at 224 is the global pool.
     "nin-imagenet": Preset((
         _conv(96, 11, stride=4), _conv(96, 1), ("maxpool", 3, 2),
