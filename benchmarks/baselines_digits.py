@@ -5,7 +5,7 @@ unsupervised, ITQ > PCAH) on real images before the long Fashion-MNIST runs. Pro
 ``paper_split(labels, 10, 100, seed=0)``: 100 queries (10 a class), the other 1,697 items are
 the database, training on ``split.train`` (900 images after the 10% validation carve-out). Features:
 raw pixels in [0, 1] (64 of them). MAP: whole-database AP, Hamming ranking with ties broken by
-database index, by the slow reference used in the tests (tests/baselines/baseline_testutils.py),
+database index, by the slow reference the tests use (``dnnh.testing.reference.brute_force_map``),
 cross-checked against ``dnnh.metrics.mean_average_precision`` when that module is importable.
 
 BLAS is pinned to one thread: on this busy 2-core machine two OpenBLAS threads spin against other
@@ -24,7 +24,6 @@ import platform
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -32,9 +31,7 @@ from threadpoolctl import threadpool_limits
 from dnnh.baselines import SHALLOW_METHODS, make_shallow, pixel_features
 from dnnh.data.digits import load_digits
 from dnnh.data.splits import paper_split
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "baselines"))
-from baseline_testutils import brute_force_map  # noqa: E402
+from dnnh.testing.reference import brute_force_map
 
 
 def cpu_model() -> str:

@@ -23,19 +23,20 @@ import torch
 from scipy.special import expit
 
 from dnnh.codes import CodeSet
-from dnnh.data import load_dataset
 from dnnh.data.pipeline import BatchSource
+from dnnh.data.sources import DataSource
 from dnnh.evaluation import score_codes
-from dnnh.training.encode import TrainedRun
+from dnnh.nn import DNNH
+from dnnh.runs import Run
 
 
-def outputs(run: TrainedRun, source: BatchSource, part: str, batch_size: int = 1024) -> np.ndarray:
+def outputs(model: DNNH, split, source: BatchSource, part: str, batch_size: int = 1024) -> np.ndarray:
     """Pre-sigmoid outputs u of the split's ``part`` (query or database)."""
-    idx = getattr(run.split, part)
+    idx = getattr(split, part)
     chunks = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
-    run.model.eval()
+    model.eval()
     with torch.no_grad():
-        return np.concatenate([run.model.logits(x, role=part).float().numpy() for x in source.batches(chunks)])
+        return np.concatenate([model.logits(x, role=part).float().numpy() for x in source.batches(chunks)])
 
 
 def continuous_map(query: np.ndarray, database: np.ndarray, q_labels: np.ndarray, db_labels: np.ndarray) -> float:
@@ -58,16 +59,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    dataset = load_dataset(args.data, root=args.root)
+    dataset = DataSource(args.data, root=args.root).load()
     print("| run | bits | MAP of 0/1 codes | MAP of continuous outputs | ratio | outputs within 0.1 of the cut |\n"
           "|---|---|---|---|---|---|")
     for run_dir in args.runs:
-        run = TrainedRun.load(run_dir)
+        run = Run.open(run_dir)
+        model = run.load_model()
         labels = {part: dataset.labels[getattr(run.split, part)] for part in ("query", "database")}
         if labels["query"].ndim != 1:
             raise SystemExit(f"{run_dir}: single-label datasets only")
         source = BatchSource(dataset, run.prep, num_workers=0)
-        u = {part: outputs(run, source, part) for part in ("query", "database")}
+        u = {part: outputs(model, run.split, source, part) for part in ("query", "database")}
         codes = [CodeSet.from_bits((u[part] > 0).astype(np.uint8), ids=getattr(run.split, part), labels=labels[part])
                  for part in ("query", "database")]
         binary = score_codes(*codes).map

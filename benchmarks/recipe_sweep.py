@@ -20,8 +20,8 @@ from pathlib import Path
 from dnnh.data import load_dataset
 from dnnh.data.splits import Split
 from dnnh.evaluation import evaluate_run
+from dnnh.runs import Run
 from dnnh.training.config import TrainConfig
-from dnnh.training.encode import TrainedRun
 from dnnh.training.train import train
 
 BASE = dict(bits=48, epochs=20, augment="shift-flip", batchnorm=True, threads=1, num_workers=0, seed=0)
@@ -44,9 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         config = TrainConfig.from_recipe(settings.pop("recipe", "modern"), **settings)
         run_dir = args.out / str(n)
         t0 = time.perf_counter()
-        result = train(config, dataset, split, run_dir, resume=(run_dir / "checkpoint" / "state.pt").exists())
+        resume = (run_dir / "config.json").exists() and Run.open(run_dir).has_checkpoint
+        result = train(config, dataset, split, run_dir, resume=resume)
         seconds = time.perf_counter() - t0
-        report = evaluate_run(TrainedRun.load(run_dir), dataset, write=False, num_workers=config.num_workers)
+        report = evaluate_run(result.run, dataset, write=False)
         rows.append((text, report.map, report.precision_radius, result.best_val_map, result.best_epoch, seconds))
         print(f"{text}: MAP {report.map:.4f}", flush=True)
 

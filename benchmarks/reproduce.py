@@ -20,6 +20,7 @@ import shlex
 import sys
 
 from dnnh.bench import run_bench
+from dnnh.data.sources import SplitSpec
 
 SHALLOW = ["lsh", "pcah", "itq", "sh", "cca-itq", "ksh", "sdh"]
 DEEP = ["dnnh", "dnnh-paper", "dnnh-fc", "dnnh-threshold", "dnnh-random", "dnnh-eps0.05", "dnnh-eps0.25",
@@ -46,9 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         args.methods = ",".join(QUICK) if args.methods == ",".join(FULL) else args.methods
     args.epochs = args.epochs or 60
     args.out = args.out or ("results/fmnist-quick" if args.quick else "results/fmnist")
-    run_bench(args.data, args.out, args.methods, args.bits, protocol="paper", queries_per_class=100,
-              train_per_class=500, epochs=args.epochs, backbone=args.backbone, threads=args.threads,
-              train_options={"augment": args.augment},
+    run_bench(args.data, args.out, args.methods, args.bits,
+              split=SplitSpec(protocol="paper", queries_per_class=100, train_per_class=500),
+              training={"epochs": args.epochs, "backbone": args.backbone, "threads": args.threads,
+                        "augment": args.augment},
               command=shlex.join(["python", "benchmarks/reproduce.py", *(sys.argv[1:] if argv is None else argv)]))
     print(open(f"{args.out}/results.md").read())
     return 0

@@ -23,10 +23,9 @@ from PIL import Image
 
 from dnnh.data.dataset import ArrayDataset, FileDataset
 from dnnh.data.pipeline import BatchSource, Preprocessing
-from dnnh.losses import TripletRankingLoss
+from dnnh.losses import MinedTriplets, TripletRankingLoss
 from dnnh.miners import BatchTripletMiner
 from dnnh.nn import DNNH
-from dnnh.training.objectives import MinedTriplets
 
 
 def step_rate(model: DNNH, batches, labels: torch.Tensor, steps: int) -> float:

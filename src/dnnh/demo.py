@@ -9,23 +9,28 @@ harness, so the demo's numbers come from the same code as every other table.
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from dnnh.bench import run_bench
 from dnnh.bench.report import ResultRow, entry_row, format_table
+from dnnh.data.sources import DataSource, SplitSpec
 
 DEMO_BITS = (12, 24, 32, 48)
 DEMO_METHODS = ("dnnh", "lsh", "itq")
+DEMO_SPLIT = SplitSpec(protocol="paper", queries_per_class=10, train_per_class=100)
 
 
-def run_demo(out_dir: str | Path = "runs/demo", bits: tuple[int, ...] = DEMO_BITS, epochs: int | None = None,
+def run_demo(out_dir: str | Path = "runs/demo", nbits: tuple[int, ...] = DEMO_BITS, epochs: int | None = None,
              seed: int = 0, progress: bool = True) -> list[ResultRow]:
     """Train, encode and score; a previous demo in ``out_dir`` is replaced, not resumed."""
     out_dir = Path(out_dir)
     if (out_dir / "bench.json").exists():
         shutil.rmtree(out_dir)
-    result = run_bench("digits", out_dir, DEMO_METHODS, bits, queries_per_class=10, train_per_class=100,
-                       seed=seed, epochs=epochs, progress=progress, command="dnnh demo")
+    split = replace(DEMO_SPLIT, seed=seed)
+    training = {"epochs": epochs} if epochs is not None else {}
+    result = run_bench(DataSource("digits"), out_dir, DEMO_METHODS, nbits, split=split, training=training,
+                       progress=progress, command="dnnh demo")
     return [entry_row(e) for e in result.entries]
 
 

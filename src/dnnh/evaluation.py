@@ -1,57 +1,42 @@
-"""Scoring a trained run on its split: encode queries and database, then the retrieval report.
+"""Scoring: codes against codes, and a trained run on its own split.
 
 Shared by ``dnnh eval``, ``dnnh train`` (which scores the run when it ends), the demo and the
-bench, so every number in a table comes from the same encoding and metric code.
+bench, so every number in a table comes from the same encoding and metric code. The metric
+conventions (ties by database index, AP@K over the relevant items retrieved, an empty radius
+ball scoring 0, the radius inclusive) are those of :mod:`dnnh.metrics` (docs/METHOD.md §9).
 """
 
 from __future__ import annotations
 
-import json
-
+from typing import Any
 
 from dnnh.codes import CodeSet
-from dnnh.data.pipeline import BatchSource
+from dnnh.encoder import Encoder
 from dnnh.metrics import RetrievalReport, retrieval_report
-from dnnh.training.encode import TrainedRun, encode_indices
-
-PRECISION_AT = (1, 10, 50, 100, 500, 1000)
-
-
-def encode_split(run: TrainedRun, dataset, num_workers: int = 2, progress: bool = False) -> tuple[CodeSet, CodeSet]:
-    """Codes of the split's queries (query role) and database, with dataset ids and labels."""
-    run.split.check_fits(len(dataset))
-    source = BatchSource(dataset, run.prep, num_workers=num_workers)
-    out = []
-    for part, role in (("query", "query"), ("database", "database")):
-        idx = getattr(run.split, part)
-        bits = encode_indices(run.model, source, idx, role=role, progress=progress)
-        out.append(CodeSet.from_bits(bits, ids=idx, labels=dataset.labels[idx]))
-    return out[0], out[1]
+from dnnh.runs import Run
 
 
 def score_codes(query: CodeSet, database: CodeSet, topk: int | None = None, radius: int = 2) -> RetrievalReport:
+    """The retrieval report of labelled query codes against labelled database codes."""
     if query.nbits != database.nbits:
         raise ValueError(f"code length mismatch: queries have {query.nbits} bits, database {database.nbits}")
-    precision_at = tuple(k for k in PRECISION_AT if k <= len(database)) or (len(database),)
-    return retrieval_report(query.bits, database.bits, query.labels, database.labels, topk=topk, radius=radius,
-                            precision_at=precision_at)
+    if query.labels is None or database.labels is None:
+        raise ValueError("codes without labels cannot be scored")
+    return retrieval_report(query.bits, database.bits, query.labels, database.labels, topk=topk, radius=radius)
 
 
-def evaluate_run(run: TrainedRun, dataset, topk: int | None = None, radius: int = 2, write: bool = True,
-                 num_workers: int = 2, progress: bool = False) -> RetrievalReport:
-    """Score ``run`` on its own split; with ``write`` save metrics.json, codes and pr_curve.png in the run."""
-    query, database = encode_split(run, dataset, num_workers=num_workers, progress=progress)
+def evaluate_run(run: Run, dataset: Any | None = None, topk: int | None = None, radius: int = 2,
+                 write: bool = True, progress: bool = False, encoder: Encoder | None = None) -> RetrievalReport:
+    """Score ``run``'s best model on its own split (``dataset``: default, the run's own data).
+
+    With ``write`` the codes, metrics.json and the PR / precision@k figures go into the run.
+    """
+    dataset = dataset if dataset is not None else run.load_dataset()
+    encoder = encoder or Encoder.from_run(run)
+    query, database = encoder.encode_split(dataset, run.split, progress=progress)
     report = score_codes(query, database, topk=topk, radius=radius)
     if write:
-        from dnnh.atomic import atomic_write_text
-        from dnnh.metrics import plot_pr_curves, plot_precision_at_k
-
-        query.save(run.path / "codes_query.npz")
-        database.save(run.path / "codes_database.npz")
-        atomic_write_text(run.path / "metrics.json", json.dumps(report.to_dict(), indent=2))
-        name = f"DNNH {run.config.bits} bits"
-        plot_pr_curves({name: report}, run.path / "pr_curve.png", title=f"{run.dataset_name}: precision-recall")
-        plot_precision_at_k({name: report}, run.path / "precision_at_k.png", title=f"{run.dataset_name}: precision@k")
+        run.write_evaluation(query, database, report)
     return report
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from baseline_testutils import brute_force_map
+from dnnh.testing.reference import brute_force_map
 from dnnh.baselines import label_matrix, pixel_features
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from baseline_testutils import brute_force_map, multilabel_clusters, separable_clusters
+from dnnh.testing.problems import multilabel_clusters, separable_clusters
+from dnnh.testing.reference import brute_force_map
 from dnnh.baselines import CCAITQ, KSH, LSH, SDH
 
 SUPERVISED = {

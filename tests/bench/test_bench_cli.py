@@ -52,9 +52,7 @@ def test_shared_training_flags_configure_train_and_every_bench_method_alike(monk
     args = build_parser().parse_args(["bench", "--data", "digits", "--methods", "dnnh", "--out", "o", *flags])
     with pytest.raises(RuntimeError, match="stop before any work"):
         bench_cli.run(args)
-    common = {**captured["train_options"], **{k: captured[k] for k in
-                                              ("epochs", "backbone", "input_size", "threads", "num_workers")}}
-    benched = resolve_method("dnnh").train_config(24, common)
+    benched = resolve_method("dnnh").train_config(24, captured["training"])
     expected = {"backbone": "nin-cifar", "input_size": 24, "epochs": 7, "batch_size": 60, "augment": "shift-flip",
                 "batchnorm": False, "erase": 0.3, "val_every": 3, "threads": 2, "num_workers": 1}
     assert set(expected) == set(SHARED_TRAINING_FLAGS)

@@ -15,18 +15,17 @@ import pytest
 from dnnh.bench import run_bench, time_to_reach
 from dnnh.codes import CodeSet
 from dnnh.data.splits import Split
-from dnnh.evaluation import encode_split, score_codes
-from dnnh.training.encode import TrainedRun
-
-from bench_testutils import TINY
+from dnnh.encoder import Encoder
+from dnnh.evaluation import score_codes
+from dnnh.runs import Run
 
 METHODS = ["lsh", "itq", "dnnh", "dnnh-random"]
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory, digits):
+def bench(tmp_path_factory, digits, tiny_bench):
     out = tmp_path_factory.mktemp("bench") / "out"
-    result = run_bench(digits, out, METHODS, [12], epochs=2, **TINY)
+    result = run_bench(digits, out, METHODS, [12], **tiny_bench(epochs=2))
     return out, result
 
 
@@ -96,8 +95,8 @@ def test_json_numbers_are_the_saved_codes_scored(bench, digits):
                              CodeSet.load(out / entry["codes"]["database"]))
         assert report.to_dict() == entry["report"], method
     # The deep codes are the saved model's codes (best epoch), not anything else.
-    run = TrainedRun.load(out / "runs" / "dnnh_12")
-    query, database = encode_split(run, digits, num_workers=0)
+    run = Run.open(out / "runs" / "dnnh_12")
+    query, database = Encoder.from_run(run, num_workers=0).encode_split(digits, run.split)
     assert np.array_equal(query.codes, CodeSet.load(out / "codes" / "dnnh_12_query.npz").codes)
     assert np.array_equal(database.codes, CodeSet.load(out / "codes" / "dnnh_12_database.npz").codes)
 
@@ -135,7 +134,7 @@ def test_speed_comparison_in_json_and_markdown(bench):
     assert time_to_reach(histories["dnnh"], 2.0) is None
 
 
-def test_rerun_reads_finished_entries_back(bench, digits, monkeypatch):
+def test_rerun_reads_finished_entries_back(bench, digits, monkeypatch, tiny_bench):
     out, first = bench
 
     def refuse(*args, **kwargs):
@@ -145,7 +144,7 @@ def test_rerun_reads_finished_entries_back(bench, digits, monkeypatch):
     monkeypatch.setattr("dnnh.baselines.base.ShallowHasher.fit", refuse)
     files = sorted(p for p in out.rglob("*") if p.is_file() and p.parent.name in ("raw", "codes", "checkpoint"))
     before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in files}
-    again = run_bench(digits, out, METHODS, [12], epochs=2, **TINY)
+    again = run_bench(digits, out, METHODS, [12], **tiny_bench(epochs=2))
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in files} == before
     assert again.entries == first.entries
     report_cells = {e["method"]: [f"{e['report']['map']:.4f}", f"{e['report']['precision_radius']:.4f}",

@@ -7,14 +7,12 @@ import pytest
 from dnnh.bench import METHODS, parse_bits, resolve_method, resolve_methods, run_bench
 from dnnh.cli.main import main
 
-from bench_testutils import TINY
-
 DEEP = [name for name, m in METHODS.items() if m.kind == "deep"]
 
 
-def test_unknown_method_lists_the_known_ones(tmp_path, digits):
+def test_unknown_method_lists_the_known_ones(tmp_path, digits, tiny_bench):
     with pytest.raises(ValueError) as info:
-        run_bench(digits, tmp_path / "out", ["lsh", "dnnh-bogus"], [12], **TINY)
+        run_bench(digits, tmp_path / "out", ["lsh", "dnnh-bogus"], [12], **tiny_bench())
     message = str(info.value)
     assert "'dnnh-bogus'" in message
     for name in ("lsh", "itq", "ksh", "dnnh", "dnnh-paper", "dnnh-random", "dpsh", "classifier", "cnnh",

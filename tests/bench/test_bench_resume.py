@@ -11,8 +11,6 @@ from dnnh.bench import runners
 from dnnh.data.splits import Split
 from dnnh.training.train import train
 
-from bench_testutils import TINY
-
 
 class Interrupt(Exception):
     pass
@@ -23,9 +21,9 @@ def _stop_after_first_epoch(epoch, record):
         raise Interrupt
 
 
-def test_interrupted_deep_run_is_continued_not_restarted(tmp_path, digits, monkeypatch):
+def test_interrupted_deep_run_is_continued_not_restarted(tmp_path, digits, monkeypatch, tiny_bench):
     out = tmp_path / "out"
-    run_bench(digits, out, ["lsh"], [12], **TINY)  # writes the split first
+    run_bench(digits, out, ["lsh"], [12], **tiny_bench())  # writes the split first
     lsh_mtime = (out / "raw" / "lsh_12.json").stat().st_mtime_ns
     split = Split.load(out / "split.json")
 
@@ -46,10 +44,10 @@ def test_interrupted_deep_run_is_continued_not_restarted(tmp_path, digits, monke
 
     monkeypatch.setattr(runners, "train", spy)
     with pytest.raises(ValueError, match="other settings"):  # 3 epochs asked, the run was started for 2
-        run_bench(digits, out, ["lsh", "dnnh"], [12], epochs=3, **TINY)
+        run_bench(digits, out, ["lsh", "dnnh"], [12], **tiny_bench(epochs=3))
     assert calls == []
 
-    result = run_bench(digits, out, ["lsh", "dnnh"], [12], epochs=2, **TINY)
+    result = run_bench(digits, out, ["lsh", "dnnh"], [12], **tiny_bench(epochs=2))
     assert calls == [True]
     lsh, dnnh = result.entries
     assert (out / "raw" / "lsh_12.json").stat().st_mtime_ns == lsh_mtime
@@ -57,43 +55,41 @@ def test_interrupted_deep_run_is_continued_not_restarted(tmp_path, digits, monke
     assert dnnh["history"][0] == cut[0]
 
 
-def test_runtime_only_options_may_change_between_runs(tmp_path, digits, monkeypatch):
+def test_runtime_only_options_may_change_between_runs(tmp_path, digits, monkeypatch, tiny_bench):
     out = tmp_path / "out"
-    run_bench(digits, out, ["dnnh"], [12], epochs=1, **TINY)
+    run_bench(digits, out, ["dnnh"], [12], **tiny_bench(epochs=1))
     monkeypatch.setattr(runners, "train", lambda *a, **k: pytest.fail("retrained after a threads change"))
-    changed = {**TINY, "threads": 2}
-    run_bench(digits, out, ["dnnh"], [12], epochs=1, **changed)
+    run_bench(digits, out, ["dnnh"], [12], **tiny_bench(epochs=1, threads=2))
 
 
-def test_another_split_in_the_same_folder_is_refused(tmp_path, digits):
+def test_another_split_in_the_same_folder_is_refused(tmp_path, digits, tiny_bench):
     out = tmp_path / "out"
-    run_bench(digits, out, ["lsh"], [12], **TINY)
+    run_bench(digits, out, ["lsh"], [12], **tiny_bench())
     with pytest.raises(ValueError, match="another split.*queries_per_class"):
-        run_bench(digits, out, ["lsh"], [12], **{**TINY, "queries_per_class": 6})
+        run_bench(digits, out, ["lsh"], [12], **tiny_bench(split={"queries_per_class": 6}))
 
 
-def test_a_setting_a_method_never_reads_voids_nothing(tmp_path, digits, monkeypatch):
+def test_a_setting_a_method_never_reads_voids_nothing(tmp_path, digits, monkeypatch, tiny_bench):
     out = tmp_path / "out"
-    run_bench(digits, out, ["classifier", "dnnh"], [12], epochs=1, **TINY)
+    run_bench(digits, out, ["classifier", "dnnh"], [12], **tiny_bench(epochs=1))
     retrained = []
     real_train = runners.train
     monkeypatch.setattr(runners, "train", lambda *a, **k: retrained.append(a[0].loss) or real_train(*a, **k))
     # The margin is read by the triplet loss only: the classifier's finished entry stands, DNNH's is refused.
-    options = {**TINY, "train_options": {**TINY["train_options"], "margin": 2.0}}
+    options = tiny_bench(epochs=1, margin=2.0)
     with pytest.raises(ValueError, match="dnnh_12.json was made with other settings.*margin: saved 1.0, requested 2.0"):
-        run_bench(digits, out, ["classifier", "dnnh"], [12], epochs=1, **options)
-    result = run_bench(digits, out, ["classifier"], [12], epochs=1, **options)
+        run_bench(digits, out, ["classifier", "dnnh"], [12], **options)
+    result = run_bench(digits, out, ["classifier"], [12], **options)
     assert retrained == [] and result.entries[0]["method"] == "classifier"
     # The default margin at 12 bits is 1: asking for it explicitly is the same DNNH run.
-    explicit = {**TINY, "train_options": {**TINY["train_options"], "margin": 1.0}}
-    run_bench(digits, out, ["dnnh"], [12], epochs=1, **explicit)
+    run_bench(digits, out, ["dnnh"], [12], **tiny_bench(epochs=1, margin=1.0))
     assert retrained == []
 
 
-def test_entries_written_with_the_whole_config_still_resume(tmp_path, digits, monkeypatch):
+def test_entries_written_with_the_whole_config_still_resume(tmp_path, digits, monkeypatch, tiny_bench):
     """Raw records from before signatures were reduced carry every config field (margin None)."""
     out = tmp_path / "out"
-    run_bench(digits, out, ["dnnh"], [12], epochs=1, **TINY)
+    run_bench(digits, out, ["dnnh"], [12], **tiny_bench(epochs=1))
     raw = out / "raw" / "dnnh_12.json"
     entry = json.loads(raw.read_text())
     full = {k: v for k, v in entry["config"].items() if k not in ("threads", "num_workers")}
@@ -101,14 +97,14 @@ def test_entries_written_with_the_whole_config_still_resume(tmp_path, digits, mo
     entry["signature"]["config"] = full
     raw.write_text(json.dumps(entry))
     monkeypatch.setattr(runners, "train", lambda *a, **k: pytest.fail("retrained an entry written by an older dnnh"))
-    run_bench(digits, out, ["dnnh"], [12], epochs=1, **TINY)
+    run_bench(digits, out, ["dnnh"], [12], **tiny_bench(epochs=1))
     with pytest.raises(ValueError, match="other settings.*epochs: saved 1, requested 2"):
-        run_bench(digits, out, ["dnnh"], [12], epochs=2, **TINY)
+        run_bench(digits, out, ["dnnh"], [12], **tiny_bench(epochs=2))
 
 
-def test_an_interrupted_run_continues_across_a_setting_it_never_reads(tmp_path, digits, monkeypatch):
+def test_an_interrupted_run_continues_across_a_setting_it_never_reads(tmp_path, digits, monkeypatch, tiny_bench):
     out = tmp_path / "out"
-    run_bench(digits, out, ["lsh"], [12], **TINY)
+    run_bench(digits, out, ["lsh"], [12], **tiny_bench())
     split = Split.load(out / "split.json")
     common = {"epochs": 2, "input_size": 8, "threads": 1, "num_workers": 0, "batch_size": 40, "per_class": 4,
               "seed": 0}
@@ -118,11 +114,10 @@ def test_an_interrupted_run_continues_across_a_setting_it_never_reads(tmp_path, 
               on_epoch_end=_stop_after_first_epoch)
     calls = []
     monkeypatch.setattr(runners, "train", lambda *a, **k: calls.append(k["resume"]) or train(*a, **k))
-    options = {**TINY, "train_options": {**TINY["train_options"], "margin": 2.0, "momentum": 0.5}}
-    entry = run_bench(digits, out, ["classifier"], [12], epochs=2, **options).entries[0]
+    options = tiny_bench(epochs=2, margin=2.0, momentum=0.5)
+    entry = run_bench(digits, out, ["classifier"], [12], **options).entries[0]
     assert calls == [True] and entry["config"]["margin"] is None  # continued with the saved config
     assert [h["epoch"] for h in entry["history"]] == [1, 2]
     (out / "raw" / "classifier_12.json").unlink()  # the run folder (with its checkpoint) stays
     with pytest.raises(ValueError, match=r"unfinished classifier run.*'per_class': \(4, 5\)"):
-        run_bench(digits, out, ["classifier"], [12], epochs=2,
-                  **{**TINY, "train_options": {**TINY["train_options"], "per_class": 5}})
+        run_bench(digits, out, ["classifier"], [12], **tiny_bench(epochs=2, per_class=5))

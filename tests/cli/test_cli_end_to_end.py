@@ -22,13 +22,15 @@ def trained_run(tmp_path_factory):
 
 def test_train_writes_run_directory(trained_run):
     for name in ("config.json", "split.json", "model.safetensors", "history.json", "metrics.json",
-                 "pr_curve.png", "codes_query.npz", "codes_database.npz", "data.json"):
+                 "pr_curve.png", "codes_query.npz", "codes_database.npz", "checkpoint/state.pt"):
         assert (trained_run / name).exists(), name
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert 0.0 <= metrics["map"] <= 1.0 and metrics["n_queries"] == 50
     assert (trained_run / "pr_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    config = json.loads((trained_run / "config.json").read_text())["config"]
-    assert (config["erase"], config["val_every"]) == (0.25, 2)
+    saved = json.loads((trained_run / "config.json").read_text())
+    assert (saved["config"]["erase"], saved["config"]["val_every"]) == (0.25, 2)
+    # Where the data came from is part of the run, so encode/eval/index build reload it unasked.
+    assert saved["dataset"]["source"]["data"] == "digits" and saved["model"]["nbits"] == 12
     history = json.loads((trained_run / "history.json").read_text())["history"]
     assert ["val_map" in h for h in history] == [False, True]  # validated every second epoch only
 
@@ -62,7 +64,11 @@ def test_search_finds_the_query_itself_at_distance_zero(trained_run, tmp_path, c
 def test_errors_are_one_line(tmp_path, capsys):
     assert main(["eval", "--run", str(tmp_path / "nope")]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "config.json not found" in err
+    assert err.count("\n") == 1 and "run directory" in err and "nope not found" in err
+    (tmp_path / "empty").mkdir()
+    assert main(["eval", "--run", str(tmp_path / "empty")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "config.json not found: is" in err and "a dnnh run directory?" in err
     assert main(["train", "--run", str(tmp_path / "r"), "--data", "digits", "--bits", "0", "--quiet"]) == 1
     assert "bits" in capsys.readouterr().err
 

@@ -12,7 +12,9 @@ import pytest
 
 from dnnh.index import HammingIndex, IndexFormatError
 from dnnh.index.fileformat import HEADER, MAGIC
-from index_brute import assert_same_range, clustered_bits, knn, packed, random_bits, range_
+from dnnh.codes import pack_bits
+from dnnh.testing.problems import clustered_bits, random_bits
+from dnnh.testing.reference import assert_same_range, knn, range_search
 
 
 @pytest.fixture()
@@ -21,7 +23,7 @@ def saved(tmp_path: Path) -> tuple[Path, np.ndarray, np.ndarray]:
     bits = clustered_bits(rng, 500, 36, centres=8)
     ids = rng.choice(2**33, 500, replace=False)  # beyond int32: stored as int64
     index = HammingIndex(36)
-    index.add(packed(bits), ids=ids)
+    index.add(pack_bits(bits), ids=ids)
     index.remove(ids[:50])
     path = tmp_path / "db.dhi"
     index.save(path)
@@ -35,12 +37,12 @@ def test_round_trip_searches_the_same(saved, mmap: bool, engine: str) -> None:
     index = HammingIndex.load(path, mmap=mmap, engine=engine)
     assert index.ntotal == 450 and index.nbits == 36
     q = clustered_bits(np.random.default_rng(11), 6, 36, centres=8)
-    d, i = index.search(packed(q), 40)
+    d, i = index.search(pack_bits(q), 40)
     wd, wi = knn(bits, ids, q, 40)
     np.testing.assert_array_equal(d, wd)
     np.testing.assert_array_equal(i, wi)
-    assert_same_range(index.range_search(packed(q), 3), range_(bits, ids, q, 3))
-    index.add(packed(bits[:5]))  # a loaded (even mapped) index stays writable; the file does not change
+    assert_same_range(index.range_search(pack_bits(q), 3), range_search(bits, ids, q, 3))
+    index.add(pack_bits(bits[:5]))  # a loaded (even mapped) index stays writable; the file does not change
     assert index.ntotal == 455
     assert HammingIndex.load(path).ntotal == 450
 
@@ -51,7 +53,7 @@ def test_default_ids_and_empty_index_round_trip(tmp_path: Path) -> None:
     loaded = HammingIndex.load(tmp_path / "empty.dhi", mmap=True)
     assert loaded.ntotal == 0 and loaded.nbits == 12
     index = HammingIndex(20)
-    index.add(packed(random_bits(np.random.default_rng(12), 30, 20)))
+    index.add(pack_bits(random_bits(np.random.default_rng(12), 30, 20)))
     index.save(tmp_path / "plain.dhi")
     again = HammingIndex.load(tmp_path / "plain.dhi")
     np.testing.assert_array_equal(again.ids, np.arange(30))
@@ -64,7 +66,7 @@ def test_save_is_atomic_and_leaves_no_temporary(tmp_path: Path, saved) -> None:
     path, _, _ = saved
     before = path.read_bytes()
     index = HammingIndex(36)
-    index.add(packed(random_bits(np.random.default_rng(13), 3, 36)))
+    index.add(pack_bits(random_bits(np.random.default_rng(13), 3, 36)))
     index.save(path)
     assert path.read_bytes() != before
     assert sorted(os.listdir(path.parent)) == ["db.dhi"]

@@ -13,7 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dnnh.index import HammingIndex
-from index_brute import ENGINES, assert_same_range, knn, packed, range_
+from dnnh.index.search import ENGINES as _ALL_ENGINES
+from dnnh.codes import pack_bits
+from dnnh.testing.reference import assert_same_range, knn, range_search
+
+ENGINES = [e for e in _ALL_ENGINES if e != "auto"]
 
 SETTINGS = settings(max_examples=int(os.environ.get("DNNH_HYPOTHESIS_EXAMPLES", 40)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -53,7 +57,7 @@ def test_matches_brute_force(data, ops, k, radius, engine, strategy, reload) -> 
             continue
         new = sample(n)
         new_ids = np.arange(next_id, next_id + n) if op == "add" else np.arange(n) * 7 + 1000
-        index.add(packed(new), ids=None if op == "add" else new_ids)
+        index.add(pack_bits(new), ids=None if op == "add" else new_ids)
         next_id = max(next_id + (n if op == "add" else 0), int(new_ids.max()) + 1 if n else 0)
         bits, ids = np.concatenate([bits, new]), np.concatenate([ids, new_ids])
     if reload:
@@ -62,21 +66,21 @@ def test_matches_brute_force(data, ops, k, radius, engine, strategy, reload) -> 
             index = HammingIndex.load(Path(tmp) / "ix.dhi", mmap=reload == "mmap", engine=engine)
     assert index.ntotal == len(bits)
     q = np.concatenate([sample(3), bits[:2]])
-    d, i = index.search(packed(q), k, strategy="auto" if strategy == "auto" else "scan")
+    d, i = index.search(pack_bits(q), k, strategy="auto" if strategy == "auto" else "scan")
     wd, wi = knn(bits, ids, q, k)
     np.testing.assert_array_equal(d, wd)
     np.testing.assert_array_equal(i, wi)
     if strategy == "probe" and sum(math.comb(nbits, r) for r in range(radius + 1)) > 100_000:
         strategy = "mih"  # a forced probe of a huge ball is refused (tested elsewhere)
-    assert_same_range(index.range_search(packed(q), radius, strategy=strategy), range_(bits, ids, q, radius))
+    assert_same_range(index.range_search(pack_bits(q), radius, strategy=strategy), range_search(bits, ids, q, radius))
 
 
 @given(data=code_sets(), k=st.integers(1, 30))
 @SETTINGS
 def test_engines_agree_with_each_other(data, k) -> None:
     nbits, sample = data
-    codes = packed(sample(120))
-    q = packed(sample(6))
+    codes = pack_bits(sample(120))
+    q = pack_bits(sample(6))
     answers = []
     for engine in ENGINES:
         index = HammingIndex(nbits, engine=engine)

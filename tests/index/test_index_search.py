@@ -6,19 +6,24 @@ import numpy as np
 import pytest
 
 from dnnh.index import HammingIndex
-from index_brute import (ENGINES, assert_same_range, clustered_bits, knn, packed, random_bits, range_)
+from dnnh.index.search import ENGINES as _ALL_ENGINES
+from dnnh.codes import pack_bits
+from dnnh.testing.problems import clustered_bits, random_bits
+from dnnh.testing.reference import assert_same_range, knn, range_search
+
+ENGINES = [e for e in _ALL_ENGINES if e != "auto"]
 
 NBITS = [12, 24, 32, 48, 64, 128]
 
 
 def _index(bits: np.ndarray, engine: str, ids: np.ndarray | None = None) -> HammingIndex:
     index = HammingIndex(bits.shape[1], engine=engine, num_threads=2)
-    index.add(packed(bits), ids=ids)
+    index.add(pack_bits(bits), ids=ids)
     return index
 
 
 def _check_knn(index: HammingIndex, db: np.ndarray, ids: np.ndarray, q: np.ndarray, k: int, **kw) -> None:
-    d, i = index.search(packed(q), k, **kw)
+    d, i = index.search(pack_bits(q), k, **kw)
     assert d.dtype == np.int32 and i.dtype == np.int64 and d.shape == i.shape == (len(q), k)
     wd, wi = knn(db, ids, q, k)
     np.testing.assert_array_equal(d, wd)
@@ -42,7 +47,7 @@ def test_knn_and_range_match_brute_force(engine: str, nbits: int, data: str) -> 
         for strategy in ("auto", "scan", "probe", "mih"):
             if strategy == "probe" and radius > 3:
                 continue
-            assert_same_range(index.range_search(packed(q), radius, strategy=strategy), range_(db, ids, q, radius))
+            assert_same_range(index.range_search(pack_bits(q), radius, strategy=strategy), range_search(db, ids, q, radius))
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -56,7 +61,7 @@ def test_heavy_duplicates_ties_follow_insertion_order(engine: str) -> None:
     for k in (1, 50, 700, 2_500):
         _check_knn(index, db, ids, q, k)
     for radius in (0, 1, 3):
-        assert_same_range(index.range_search(packed(q), radius), range_(db, ids, q, radius))
+        assert_same_range(index.range_search(pack_bits(q), radius), range_search(db, ids, q, radius))
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -64,7 +69,7 @@ def test_k_larger_than_ntotal_pads_with_minus_one(engine: str) -> None:
     rng = np.random.default_rng(2)
     db = random_bits(rng, 7, 24)
     index = _index(db, engine)
-    d, i = index.search(packed(db[:2]), 10)
+    d, i = index.search(pack_bits(db[:2]), 10)
     assert (i[:, 7:] == -1).all() and (d[:, 7:] == -1).all()
     _check_knn(index, db, np.arange(7), db[:2], 10)
 
@@ -72,7 +77,7 @@ def test_k_larger_than_ntotal_pads_with_minus_one(engine: str) -> None:
 @pytest.mark.parametrize("engine", ENGINES)
 def test_empty_index_and_no_queries(engine: str) -> None:
     index = HammingIndex(32, engine=engine)
-    q = packed(random_bits(np.random.default_rng(3), 3, 32))
+    q = pack_bits(random_bits(np.random.default_rng(3), 3, 32))
     d, i = index.search(q, 4)
     assert d.shape == (3, 4) and (d == -1).all() and (i == -1).all()
     lims, rd, ri = index.range_search(q, 5)
@@ -95,9 +100,9 @@ def test_remove_then_search_and_add_again(engine: str) -> None:
     keep = np.setdiff1d(np.arange(400), gone)
     q = clustered_bits(rng, 8, 40, centres=5)
     _check_knn(index, db[keep], keep, q, 30)
-    assert_same_range(index.range_search(packed(q), 2), range_(db[keep], keep, q, 2))
+    assert_same_range(index.range_search(pack_bits(q), 2), range_search(db[keep], keep, q, 2))
     extra = random_bits(rng, 20, 40)
-    index.add(packed(extra))  # default ids continue after the largest id held: 400, 401, ...
+    index.add(pack_bits(extra))  # default ids continue after the largest id held: 400, 401, ...
     all_bits = np.concatenate([db[keep], extra])
     all_ids = np.concatenate([keep, np.arange(400, 420)])
     np.testing.assert_array_equal(index.ids, all_ids)
@@ -112,13 +117,13 @@ def test_default_ids_are_insertion_order_across_adds() -> None:
     rng = np.random.default_rng(5)
     a, b = random_bits(rng, 5, 16), random_bits(rng, 4, 16)
     index = HammingIndex(16)
-    index.add(packed(a))
-    index.add(packed(b))
+    index.add(pack_bits(a))
+    index.add(pack_bits(b))
     np.testing.assert_array_equal(index.ids, np.arange(9))
     assert index.memory_usage()["ids"] == 0  # identity ids cost nothing
-    np.testing.assert_array_equal(index.codes(), packed(np.concatenate([a, b])))
-    index.add(packed(a[:1]), ids=np.array([2**40]))
-    index.add(packed(a[:1]))
+    np.testing.assert_array_equal(index.codes(), pack_bits(np.concatenate([a, b])))
+    index.add(pack_bits(a[:1]), ids=np.array([2**40]))
+    index.add(pack_bits(a[:1]))
     assert index.ids[-2:].tolist() == [2**40, 2**40 + 1]
 
 
@@ -134,8 +139,8 @@ def test_int64_positions_path(engine: str, monkeypatch: pytest.MonkeyPatch) -> N
     assert index.memory_usage()["members"] == 60 * 8
     q = db[:6]
     _check_knn(index, db, np.arange(60), q, 25)
-    assert_same_range(index.range_search(packed(q), 2, strategy="mih"), range_(db, np.arange(60), q, 2))
-    assert_same_range(index.range_search(packed(q), 2, strategy="probe"), range_(db, np.arange(60), q, 2))
+    assert_same_range(index.range_search(pack_bits(q), 2, strategy="mih"), range_search(db, np.arange(60), q, 2))
+    assert_same_range(index.range_search(pack_bits(q), 2, strategy="probe"), range_search(db, np.arange(60), q, 2))
 
 
 def test_strategy_choice_follows_cost() -> None:
@@ -173,4 +178,4 @@ def test_numpy_row_by_row_scan(data: str, monkeypatch: pytest.MonkeyPatch) -> No
         q = np.concatenate([db[:3], random_bits(rng, 3, nbits)])
         index = _index(db, "numpy")
         _check_knn(index, db, np.arange(400), q, 50, strategy="scan")
-        assert_same_range(index.range_search(packed(q), nbits // 3, strategy="scan"), range_(db, np.arange(400), q, nbits // 3))
+        assert_same_range(index.range_search(pack_bits(q), nbits // 3, strategy="scan"), range_search(db, np.arange(400), q, nbits // 3))

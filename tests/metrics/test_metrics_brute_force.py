@@ -1,4 +1,4 @@
-"""Every metric against a slow reference written from the definitions with plain Python loops.
+"""Every metric against the slow reference of :mod:`dnnh.testing.reference` (plain Python loops).
 
 The reference shares no code with dnnh.metrics: distances by comparing bits one at a time,
 ranking by a full ``sorted`` on (distance, index), relevance by comparing labels directly.
@@ -12,48 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dnnh.metrics import mean_average_precision, precision_within_radius, retrieval_report
-
-
-def naive_distance(a, b) -> int:
-    return sum(1 for x, y in zip(a, b) if x != y)
-
-
-def naive_relevant(qlab, dlab) -> bool:
-    if np.ndim(qlab) == 0:
-        return int(qlab) == int(dlab)
-    return any(int(x) == 1 and int(y) == 1 for x, y in zip(qlab, dlab))
-
-
-def naive_query(qbits, qlab, db_bits, db_labels, ties="index"):
-    """Relevance flags in ranked order, and the distances of the database in index order."""
-    dists = [naive_distance(qbits, row) for row in db_bits]
-    rels = [naive_relevant(qlab, lab) for lab in db_labels]
-    if ties == "index":
-        order = sorted(range(len(dists)), key=lambda j: (dists[j], j))
-    elif ties == "optimistic":
-        order = sorted(range(len(dists)), key=lambda j: (dists[j], not rels[j], j))
-    else:
-        order = sorted(range(len(dists)), key=lambda j: (dists[j], rels[j], j))
-    return [rels[j] for j in order], dists, rels
-
-
-def naive_ap(ranked, k, normalize):
-    """AP@k from the definition; None when its denominator is 0."""
-    hits, total = 0, 0.0
-    for pos in range(1, k + 1):
-        if ranked[pos - 1]:
-            hits += 1
-            total += hits / pos
-    n_rel = sum(ranked)
-    den = {"retrieved": hits, "all_relevant": n_rel, "capped": min(n_rel, k)}[normalize]
-    return None if den == 0 else total / den
-
-
-def naive_mean(values, empty):
-    if empty == "zero":
-        return sum(0.0 if v is None else v for v in values) / len(values)
-    kept = [v for v in values if v is not None]
-    return float("nan") if not kept else sum(kept) / len(kept)
+from dnnh.testing.reference import naive_ap, naive_distance, naive_mean, naive_relevant
+from dnnh.testing.reference import ranked_relevance as naive_query
 
 
 def random_case(rng, n_query, n_db, nbits, multilabel, n_classes=4):

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from dnnh.miners import BatchTripletMiner, ClassBalancedBatches, RandomTripletSampler
+from dnnh.similarity import DotProduct, SquaredL2
 
 
 def brute_force_triplets(dist, labels, strategy, margin):
@@ -30,7 +31,7 @@ def test_mined_triplets_equal_brute_force(strategy, multilabel):
     rng = np.random.default_rng(3)
     labels = (rng.random((9, 3)) < 0.4).astype(np.uint8) if multilabel else rng.integers(0, 3, 9)
     dist = rng.random((9, 9))
-    a, p, n = BatchTripletMiner(strategy, margin=0.3).mine(torch.tensor(dist), torch.tensor(labels))
+    a, p, n = BatchTripletMiner(strategy, margin=0.3).from_matrix(torch.tensor(dist), torch.tensor(labels))
     got = sorted(zip(a.tolist(), p.tolist(), n.tolist()))
     assert got == brute_force_triplets(dist, labels, strategy, 0.3)
 
@@ -38,7 +39,7 @@ def test_mined_triplets_equal_brute_force(strategy, multilabel):
 def test_batch_hard_takes_farthest_positive_and_closest_negative():
     labels = torch.tensor([0, 0, 0, 1, 1])
     dist = torch.tensor([[0, 1, 5, 2, 3], [1, 0, 2, 9, 1], [5, 2, 0, 4, 4], [2, 9, 4, 0, 7], [3, 1, 4, 7, 0.]])
-    a, p, n = BatchTripletMiner("batch-hard").mine(dist, labels)
+    a, p, n = BatchTripletMiner("batch-hard").from_matrix(dist, labels)
     assert a.tolist() == [0, 1, 2, 3, 4]
     assert p.tolist() == [2, 2, 0, 4, 3]
     assert n.tolist() == [3, 4, 3, 0, 1]
@@ -48,9 +49,21 @@ def test_similarity_matrix_is_mined_as_negated_distance():
     labels = torch.tensor([0, 0, 1])
     sim = torch.tensor([[9.0, 1.0, 5.0], [1.0, 9.0, 0.0], [5.0, 0.0, 9.0]])
     # anchor 0: positive 1 has similarity 1, negative 2 has 5 -> negative closer -> "hard"
-    a, p, n = BatchTripletMiner("hard").mine(sim, labels, is_similarity=True)
+    a, p, n = BatchTripletMiner("hard", distance=DotProduct()).from_matrix(sim, labels)
     assert (0, 1, 2) in set(zip(a.tolist(), p.tolist(), n.tolist()))
     assert (1, 0, 2) not in set(zip(a.tolist(), p.tolist(), n.tolist()))
+
+
+@pytest.mark.parametrize("distance", [SquaredL2(), DotProduct()])
+def test_miner_measures_with_its_own_distance(distance):
+    """mine(embeddings) is from_matrix() of the miner's own distance matrix; anchors may come from elsewhere."""
+    torch.manual_seed(0)
+    x, anchors = torch.rand(8, 5), torch.rand(8, 5)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 0, 1])
+    miner = BatchTripletMiner("semi-hard", margin=0.5, distance=distance)
+    got = miner.mine(x, labels, anchors)
+    want = miner.from_matrix(distance.matrix(anchors, x), labels)
+    assert all(torch.equal(g, w) for g, w in zip(got, want))
 
 
 def test_random_triplets_single_label_valid_and_cover_classes():

@@ -1,13 +1,7 @@
 import pytest
 
-from dnnh.data.digits import load_digits
 from dnnh.data.splits import paper_split
 from dnnh.training.config import TrainConfig
-
-
-@pytest.fixture(scope="session")
-def digits():
-    return load_digits()
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from dnnh.encoder import Encoder
+from dnnh.nn import DNNH
+from dnnh.runs import Run
 from dnnh.training.config import TrainConfig
-from dnnh.training.encode import TrainedRun
 from dnnh.training.train import train
 
 
@@ -29,10 +31,12 @@ def test_resume_equals_uninterrupted(tmp_path, digits, small_split, tiny_config,
     with pytest.raises(Interrupt):
         train(config, digits, small_split, tmp_path / "cut", progress=False, on_epoch_end=_stop_after(2))
     resumed = train(config, digits, small_split, tmp_path / "cut", resume=True, progress=False)
-    for name in ("model.safetensors", "checkpoint/last.safetensors"):
-        a, b = load_file(tmp_path / "full" / name), load_file(tmp_path / "cut" / name)
-        assert a.keys() == b.keys()
-        assert all(torch.equal(a[k], b[k]) for k in a), name
+    a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "cut" / "model.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    last_full, last_cut = (torch.load(tmp_path / d / "checkpoint" / "state.pt", weights_only=True)["model"]
+                           for d in ("full", "cut"))
+    assert last_full.keys() == last_cut.keys() and all(torch.equal(last_full[k], last_cut[k]) for k in last_full)
     assert [h["loss"] for h in full.history] == [h["loss"] for h in resumed.history]
     assert [h["val_map"] for h in full.history] == [h["val_map"] for h in resumed.history]
 
@@ -53,28 +57,31 @@ def test_run_directory_contents_and_reload(tmp_path, digits, small_split, tiny_c
     history = json.loads((tmp_path / "r" / "history.json").read_text())
     assert len(history["history"]) == 3
     assert history["best_val_map"] == max(h["val_map"] for h in history["history"])
-    run = TrainedRun.load(tmp_path / "r")
+    run = Run.open(tmp_path / "r")
+    assert run.model_config == tiny_config.model_config(1) and run.source.data == "digits"
     x = result.prep(digits.images[:10])
-    assert torch.equal(run.model.encode(x), result.model.encode(x))
+    assert torch.equal(run.load_model().encode(x), result.model.encode(x))
     assert np.array_equal(run.split.query, small_split.query)
+    # The encoder of the reopened run gives the trained model's codes, through every input form.
+    encoder = Encoder.from_run(tmp_path / "r", num_workers=0)
+    want = result.model.encode(x).numpy()
+    assert np.array_equal(encoder.encode_images(digits.images[:10]), want)
+    assert np.array_equal(encoder.encode_items(digits, np.arange(10)), want)
 
 
 def test_training_beats_untrained_network(tmp_path, digits, small_split, tiny_config):
-    from dnnh.data.pipeline import BatchSource
     from dnnh.metrics import mean_average_precision
-    from dnnh.training.encode import encode_indices
-    from dnnh.training.train import build_model
 
     config = tiny_config.replace(epochs=8, input_size=16)
     result = train(config, digits, small_split, tmp_path / "r", progress=False)
     torch.manual_seed(config.seed)
-    untrained = build_model(config, 1).eval()
-    source = BatchSource(digits, result.prep)
+    untrained = DNNH.from_config(config.model_config(1)).eval()
     labels = digits.labels
 
     def score(model):
-        q = encode_indices(model, source, small_split.query)
-        d = encode_indices(model, source, small_split.database)
+        encoder = Encoder(model, result.prep, num_workers=0)
+        q = encoder.encode_items(digits, small_split.query, role="query")
+        d = encoder.encode_items(digits, small_split.database)
         return mean_average_precision(q, d, labels[small_split.query], labels[small_split.database])
 
     assert score(result.model) > score(untrained) + 0.1
@@ -122,3 +129,45 @@ def test_decisive_fields_resolve_defaults_and_drop_what_is_never_read():
     assert triplet.replace(augment="none").decisive() == triplet.replace(augment="none", max_shift=4).decisive()
     # A reduced view reads back to the same view (old and new bench entries compare on it).
     assert TrainConfig.from_dict(cls.decisive()).decisive() == cls.decisive()
+
+
+def test_run_of_another_format_is_refused_in_one_line(tmp_path, digits, small_split, tiny_config):
+    train(tiny_config.replace(epochs=1), digits, small_split, tmp_path / "r", progress=False)
+    config_path = tmp_path / "r" / "config.json"
+    saved = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**saved, "format": "dnnh-run/99"}))
+    with pytest.raises(ValueError, match=r"format 'dnnh-run/99'; this dnnh reads"):
+        Run.open(tmp_path / "r")
+
+
+def test_run_of_format_1_still_opens(tmp_path, digits, small_split, tiny_config):
+    """A run written before the model config and data source moved into config.json."""
+    train(tiny_config.replace(epochs=1), digits, small_split, tmp_path / "r", progress=False)
+    config_path = tmp_path / "r" / "config.json"
+    saved = json.loads(config_path.read_text())
+    del saved["model"], saved["dataset"]["source"]
+    config_path.write_text(json.dumps({**saved, "format": "dnnh-run/1"}))
+    (tmp_path / "r" / "data.json").write_text(json.dumps({"data": "digits", "root": None, "skip_corrupt": False}))
+    run = Run.open(tmp_path / "r")
+    assert run.model_config == tiny_config.model_config(1)
+    assert run.source.data == "digits" and len(run.load_dataset()) == len(digits)
+    run.load_model()
+
+
+def test_edited_config_gives_one_clear_error(tmp_path, digits, small_split, tiny_config):
+    train(tiny_config.replace(epochs=1), digits, small_split, tmp_path / "r", progress=False)
+    config_path = tmp_path / "r" / "config.json"
+    saved = json.loads(config_path.read_text())
+    saved["model"]["nbits"] = 24
+    config_path.write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=r"do not fit the model its config describes \(was config.json edited\?\)"):
+        Run.open(tmp_path / "r").load_model()
+
+
+def test_model_rebuilds_from_its_config():
+    model = DNNH(24, backbone="nin-small", in_channels=1, encoder="fc", eps=None, batchnorm=True)
+    rebuilt = DNNH.from_config(model.config.to_dict())
+    assert rebuilt.config == model.config and rebuilt.nbits == rebuilt.bits == 24
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="unknown model config keys"):
+        DNNH.from_config({"nbits": 12, "depth": 3})

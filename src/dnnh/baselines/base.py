@@ -157,8 +157,3 @@ def label_matrix(y, n_samples: int) -> np.ndarray:
         raise ValueError(f"y as a 2-D label matrix must hold only 0 and 1 (multi-hot); found values such as "
                          f"{bad if bad.size else 'NaN'}")
     return arr.astype(np.float64)
-
-
-def similarity_pm1(Y: np.ndarray) -> np.ndarray:
-    """(n, n) pairwise similarity in {-1, +1}: +1 where two rows of a 0/1 label matrix share a label."""
-    return np.where(Y @ Y.T > 0, 1.0, -1.0)

@@ -27,8 +27,8 @@ from scipy.linalg import eigh
 from scipy.optimize import minimize
 
 from dnnh.baselines._kernel import ANCHOR_METHODS, anchor_features, auto_gamma, choose_anchors
-from dnnh.baselines.base import (ShallowHasher, check_choice_param, check_float_param, check_int_param,
-                                 similarity_pm1)
+from dnnh.baselines.base import ShallowHasher, check_choice_param, check_float_param, check_int_param
+from dnnh.similarity import similarity_pm1
 
 
 def _pm1(z: np.ndarray) -> np.ndarray:

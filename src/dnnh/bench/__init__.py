@@ -1,6 +1,6 @@
 """The comparison harness: every method at every code length on one saved split, one table.
 
-``run_bench(data, out, methods, bits, ...)`` is the entry point (``dnnh bench`` and
+``run_bench(data, out, methods, nbits, split=SplitSpec(...), training={...})`` is the entry point (``dnnh bench`` and
 ``benchmarks/reproduce.py`` are thin layers over it); ``METHODS`` / ``resolve_method`` are the
 registry of method names; ``time_to_reach`` / ``compare_speed`` measure training speed as time
 to a validation MAP; ``format_table`` / ``ResultRow`` format a methods x bits Markdown table.

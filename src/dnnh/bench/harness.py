@@ -22,17 +22,17 @@ import hashlib
 import json
 import shlex
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from dnnh.atomic import atomic_write_text
 from dnnh.bench.methods import Method, resolve_methods
-from dnnh.bench.report import format_markdown, machine_info, write_plots
+from dnnh.bench.report import format_markdown, machine_info, utc_now, write_plots
 from dnnh.bench.runners import ENTRY_FORMAT, RUNNERS, BenchContext, comparable, signature
 from dnnh.bench.speed import SPEED_PAIR, compare_speed
-from dnnh.atomic import atomic_write_text
+from dnnh.data.sources import DataSource, SplitSpec
 from dnnh.data.splits import Split
 from dnnh.training.config import config_differences
 
@@ -48,9 +48,9 @@ class BenchResult:
     summary: dict = field(default_factory=dict)
 
 
-def parse_bits(bits: Sequence[int] | str) -> list[int]:
+def parse_bits(nbits: Sequence[int] | str) -> list[int]:
     """Code lengths from a list or "12,24,32": positive integers, repeats dropped, order kept."""
-    items = bits.split(",") if isinstance(bits, str) else list(bits)
+    items = nbits.split(",") if isinstance(nbits, str) else list(nbits)
     out = []
     for b in items:
         try:
@@ -65,28 +65,25 @@ def parse_bits(bits: Sequence[int] | str) -> list[int]:
     return list(dict.fromkeys(out))
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _load_dataset(data: Any, root: str | Path | None, skip_corrupt: bool):
+def _load_dataset(data: Any) -> tuple[Any, DataSource | None]:
+    """The dataset and where it came from, for a DataSource, a name or path, or a loaded dataset."""
     if isinstance(data, (str, Path)):
-        from dnnh.data import load_dataset
-
-        return load_dataset(data, root=root, skip_corrupt=skip_corrupt)
+        data = DataSource(str(data))
+    if isinstance(data, DataSource):
+        return data.load(), data
     if not hasattr(data, "labels"):
-        raise TypeError(f"data must be a dataset name, a path or a loaded dataset, got {type(data).__name__}")
-    return data
+        raise TypeError(f"data must be a DataSource, a dataset name, a path or a loaded dataset, "
+                        f"got {type(data).__name__}")
+    return data, DataSource.of(data)
 
 
 def _same_split(a: Split, b: Split) -> bool:
     return all(np.array_equal(getattr(a, k), getattr(b, k)) for k in ("query", "database", "train", "val"))
 
 
-def _prepare_split(out: Path, dataset: Any, split_settings: dict, split_file: str | Path | None) -> Split:
+def _prepare_split(out: Path, dataset: Any, split_settings: dict, spec: SplitSpec) -> Split:
     """OUT/split.json: reused when present (after checking its settings), else drawn and written first."""
-    from dnnh.data import make_split
-
+    split_file = spec.file
     split_path, bench_path = out / "split.json", out / "bench.json"
     if bench_path.exists():
         saved = json.loads(bench_path.read_text())
@@ -103,19 +100,16 @@ def _prepare_split(out: Path, dataset: Any, split_settings: dict, split_file: st
         split = Split.load(split_file)
         split.save(split_path)
     else:
-        split = make_split(dataset, protocol=split_settings["protocol"], seed=split_settings["seed"],
-                           queries_per_class=split_settings["queries_per_class"],
-                           train_per_class=split_settings["train_per_class"],
-                           val_fraction=split_settings["val_fraction"])
+        split = spec.draw(dataset)
         split.save(split_path)
     split.check_fits(len(dataset))
     if not bench_path.exists():
-        atomic_write_text(bench_path, json.dumps({"format": BENCH_FORMAT, "started": _now(),
+        atomic_write_text(bench_path, json.dumps({"format": BENCH_FORMAT, "started": utc_now(),
                                                   "split_settings": split_settings}, indent=2))
     return split
 
 
-def _load_finished(path: Path, method: Method, bits: int, ctx: BenchContext) -> dict | None:
+def _load_finished(path: Path, method: Method, nbits: int, ctx: BenchContext) -> dict | None:
     if not path.exists():
         return None
     entry = json.loads(path.read_text())
@@ -124,7 +118,7 @@ def _load_finished(path: Path, method: Method, bits: int, ctx: BenchContext) -> 
     if entry["split_sha256"] != ctx.split_sha256:
         raise ValueError(f"{path} was scored on another split than {ctx.out / 'split.json'}; delete it to redo it")
     # Only the saved side may predate reduced signatures; signature() gives the reduced form.
-    saved, wanted = comparable(entry["signature"]), signature(method, bits, ctx)
+    saved, wanted = comparable(entry["signature"]), signature(method, nbits, ctx)
     if saved != wanted:
         differences = config_differences(saved, wanted, asked="requested")
         raise ValueError(f"{path} was made with other settings than this run asks for ({differences}); "
@@ -133,9 +127,9 @@ def _load_finished(path: Path, method: Method, bits: int, ctx: BenchContext) -> 
     return entry
 
 
-def _speed(entries: dict[tuple[str, int], dict], bits: list[int], target: float | None) -> list[dict]:
+def _speed(entries: dict[tuple[str, int], dict], nbits_list: list[int], target: float | None) -> list[dict]:
     out = []
-    for b in bits:
+    for b in nbits_list:
         pair = [entries.get((name, b)) for name in SPEED_PAIR]
         if all(pair):
             histories = {e["method"]: e["history"] for e in pair}
@@ -144,52 +138,46 @@ def _speed(entries: dict[tuple[str, int], dict], bits: list[int], target: float 
     return out
 
 
-def run_bench(data: Any, out: str | Path, methods: Sequence[str] | str, bits: Sequence[int] | str = (12, 24, 32, 48),
-              *, protocol: str = "paper", queries_per_class: int = 100, train_per_class: int = 500,
-              val_fraction: float = 0.1, seed: int = 0, split_file: str | Path | None = None,
-              root: str | Path | None = None, skip_corrupt: bool = False, epochs: int | None = None,
-              backbone: str | None = None, input_size: int | None = None, threads: int | None = None,
-              num_workers: int | None = None, train_options: Mapping[str, Any] | None = None,
-              topk: int | None = None, radius: int = 2, target_map: float | None = None,
-              command: str | None = None, progress: bool = True, plots: bool = True,
-              log: Callable[[str], None] = print) -> BenchResult:
-    """Run ``methods`` x ``bits`` on ``data`` (a dataset name, a path, or a loaded dataset) into ``out``.
+def run_bench(data: DataSource | str | Path | Any, out: str | Path, methods: Sequence[str] | str,
+              nbits: Sequence[int] | str = (12, 24, 32, 48), *, split: SplitSpec = SplitSpec(),
+              training: Mapping[str, Any] | None = None, topk: int | None = None, radius: int = 2,
+              target_map: float | None = None, command: str | None = None, progress: bool = True,
+              plots: bool = True, log: Callable[[str], None] = print) -> BenchResult:
+    """Run ``methods`` x ``nbits`` on ``data`` into ``out``.
 
-    The split follows ``protocol`` and its counts (or ``split_file``) and is shared by all
-    entries. Deep methods share ``epochs``, ``backbone``, ``input_size``, ``seed`` and any other
-    ``train_options`` (TrainConfig fields); ``None`` keeps each recipe's default. ``target_map``
-    fixes the target of the dnnh / dnnh-random speed comparison. ``command`` is recorded in
-    results.md (the CLI passes its command line).
+    ``data``: a :class:`DataSource`, a dataset name or path, or a loaded dataset. ``split``: how
+    to split it (shared by all entries). ``training``: :class:`~dnnh.training.config.TrainConfig`
+    fields every deep method shares (epochs, backbone, input_size, threads, ...; the seed
+    defaults to the split's); unset fields keep each recipe's default. ``target_map`` fixes the
+    target of the dnnh / dnnh-random speed comparison. ``command`` is recorded in results.md
+    (the CLI passes its command line).
     """
     chosen = resolve_methods(methods)
-    bit_list = parse_bits(bits)
+    nbits_list = parse_bits(nbits)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    dataset = _load_dataset(data, root, skip_corrupt)
+    dataset, source = _load_dataset(data)
     name = getattr(dataset, "name", str(data))
-    split_settings = {"data": str(data) if isinstance(data, (str, Path)) else name, "protocol": protocol,
-                      "queries_per_class": queries_per_class, "train_per_class": train_per_class,
-                      "val_fraction": val_fraction, "seed": seed}
-    split = _prepare_split(out, dataset, split_settings, split_file)
-    common = {k: v for k, v in (("epochs", epochs), ("backbone", backbone), ("input_size", input_size),
-                                ("threads", threads), ("num_workers", num_workers)) if v is not None}
-    common.update(train_options or {})
-    common["seed"] = common.get("seed", seed)
-    ctx = BenchContext(dataset=dataset, split=split, out=out, common=common, seed=seed, topk=topk, radius=radius,
-                       progress=progress, split_sha256=hashlib.sha256((out / "split.json").read_bytes()).hexdigest())
+    split_settings = {"data": source.data if source is not None else name, **split.settings()}
+    the_split = _prepare_split(out, dataset, split_settings, split)
+    common = dict(training or {})
+    common.setdefault("seed", split.seed)
+    ctx = BenchContext(dataset=dataset, source=source, split=the_split, out=out, common=common, seed=split.seed,
+                       topk=topk, radius=radius, progress=progress,
+                       split_sha256=hashlib.sha256((out / "split.json").read_bytes()).hexdigest())
     for m in chosen:  # settings errors (a clash of shared options) before hours of training
         if m.kind == "deep":
-            for b in bit_list:
+            for b in nbits_list:
                 m.train_config(b, common)
     command = command or f"dnnh.bench.run_bench({name!r}, {str(out)!r}, methods={[m.name for m in chosen]}, " \
-                         f"bits={bit_list})"
+                         f"nbits={nbits_list})"
     order = sorted(chosen, key=lambda m: ("shallow", "deep", "features").index(m.kind))
-    todo = [(m, b) for b in bit_list for m in order]
+    todo = [(m, b) for b in nbits_list for m in order]
     entries: dict[tuple[str, int], dict] = {}
     # Every finished entry is checked before anything runs, so a settings clash fails at once.
     paths = {(m.name, b): out / "raw" / f"{ctx.entry_name(m, b)}.json" for m, b in todo}
     finished = {(m.name, b): _load_finished(paths[m.name, b], m, b, ctx) for m, b in todo}
-    log(f"{name}: {len(dataset)} items; {split.summary()}; {len(todo)} entries into {out}, "
+    log(f"{name}: {len(dataset)} items; {the_split.summary()}; {len(todo)} entries into {out}, "
         f"{sum(e is not None for e in finished.values())} finished before")
     for number, (method, b) in enumerate(todo, start=1):
         path = paths[method.name, b]
@@ -204,29 +192,29 @@ def run_bench(data: Any, out: str | Path, methods: Sequence[str] | str, bits: Se
         entries[method.name, b] = entry
         log(f"[{number}/{len(todo)}] {method.name} at {b} bits: MAP {entry['report']['map']:.4f}, "
             f"{entry['train_seconds']:.1f}s ({status})")
-        _write_summary(out, ctx, chosen, bit_list, entries, command, target_map, plots=False)
-    summary = _write_summary(out, ctx, chosen, bit_list, entries, command, target_map, plots=plots)
-    ordered = [entries[m.name, b] for m in chosen for b in bit_list]
-    return BenchResult(out=out, entries=ordered, split=split, speed=summary["speed"], summary=summary)
+        _write_summary(out, ctx, chosen, nbits_list, entries, command, target_map, plots=False)
+    summary = _write_summary(out, ctx, chosen, nbits_list, entries, command, target_map, plots=plots)
+    ordered = [entries[m.name, b] for m in chosen for b in nbits_list]
+    return BenchResult(out=out, entries=ordered, split=the_split, speed=summary["speed"], summary=summary)
 
 
-def _write_summary(out: Path, ctx: BenchContext, chosen: list[Method], bit_list: list[int],
+def _write_summary(out: Path, ctx: BenchContext, chosen: list[Method], nbits_list: list[int],
                    entries: dict[tuple[str, int], dict], command: str, target_map: float | None,
                    plots: bool) -> dict:
     """results.json and results.md for the entries finished so far (rewritten after each one)."""
-    ordered = [entries[m.name, b] for m in chosen for b in bit_list if (m.name, b) in entries]
+    ordered = [entries[m.name, b] for m in chosen for b in nbits_list if (m.name, b) in entries]
     bench = json.loads((out / "bench.json").read_text())
     summary = {
-        "format": BENCH_FORMAT, "command": command, "date": _now(), "started": bench["started"],
+        "format": BENCH_FORMAT, "command": command, "date": utc_now(), "started": bench["started"],
         "machine": machine_info(),
         "dataset": {"name": getattr(ctx.dataset, "name", "?"), "size": len(ctx.dataset),
                     "multilabel": bool(ctx.dataset.multilabel)},
         "split": {"summary": ctx.split.summary(), "sha256": ctx.split_sha256, "settings": bench["split_settings"],
                   "n_query": len(ctx.split.query), "n_database": len(ctx.split.database)},
-        "methods": [m.name for m in chosen], "bits": bit_list, "topk": ctx.topk, "radius": ctx.radius,
-        "deep_settings": _deep_settings(chosen, bit_list, ctx.common),
-        "missing": [f"{m.name} at {b} bits" for m in chosen for b in bit_list if (m.name, b) not in entries],
-        "speed": _speed(entries, bit_list, target_map), "entries": ordered,
+        "methods": [m.name for m in chosen], "bits": nbits_list, "topk": ctx.topk, "radius": ctx.radius,
+        "deep_settings": _deep_settings(chosen, nbits_list, ctx.common),
+        "missing": [f"{m.name} at {b} bits" for m in chosen for b in nbits_list if (m.name, b) not in entries],
+        "speed": _speed(entries, nbits_list, target_map), "entries": ordered,
     }
     atomic_write_text(out / "results.json", json.dumps(summary, indent=2))
     atomic_write_text(out / "results.md", format_markdown(summary))
@@ -235,14 +223,14 @@ def _write_summary(out: Path, ctx: BenchContext, chosen: list[Method], bit_list:
     return summary
 
 
-def _deep_settings(chosen: list[Method], bit_list: list[int], common: dict[str, Any]) -> str:
+def _deep_settings(chosen: list[Method], nbits_list: list[int], common: dict[str, Any]) -> str:
     """The backbone and input size every deep method uses, and the options the bench set for all."""
     from dnnh.nn import PRESETS
 
     deep = [m for m in chosen if m.kind == "deep"]
     if not deep:
         return ""
-    config = deep[0].train_config(bit_list[0], common)
+    config = deep[0].train_config(nbits_list[0], common)
     size = config.input_size or PRESETS[config.backbone].input_size
     options = ", ".join(f"{k}={v}" for k, v in sorted(common.items()))
     return f"backbone {config.backbone}, input size {size}; options set for all: {options}"

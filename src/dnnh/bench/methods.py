@@ -38,8 +38,8 @@ class Method:
     recipe: str = "modern"
     overrides: tuple[tuple[str, Any], ...] = ()  # the TrainConfig fields that define a deep method
 
-    def train_config(self, bits: int, common: Mapping[str, Any]) -> TrainConfig:
-        """This method's config at ``bits``: the recipe, the bench's shared fields, then its own.
+    def train_config(self, nbits: int, common: Mapping[str, Any]) -> TrainConfig:
+        """This method's config at ``nbits``: the recipe, the bench's shared fields, then its own.
 
         A shared field that the method itself sets (say ``eps`` for dnnh-threshold) is refused
         rather than silently dropped or allowed to erase the difference the method is about.
@@ -53,7 +53,7 @@ class Method:
                              f"sets them itself ({', '.join(f'{k}={own[k]!r}' for k in clash)})")
         if "bits" in common:
             raise ValueError("bits are given per entry, not among the shared training options")
-        return TrainConfig.from_recipe(self.recipe, **{**common, **own, "bits": int(bits)})
+        return TrainConfig.from_recipe(self.recipe, **{**common, **own, "bits": int(nbits)})
 
 
 def _deep(name: str, description: str, recipe: str = "modern", **overrides: Any) -> Method:

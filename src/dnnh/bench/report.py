@@ -10,6 +10,7 @@ import os
 import platform
 import sys
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -57,6 +58,11 @@ def entry_row(entry: dict) -> ResultRow:
 
 def entry_report(entry: dict) -> RetrievalReport:
     return RetrievalReport.from_dict(entry["report"])
+
+
+def utc_now() -> str:
+    """The time stamps of bench records: UTC, to the second, ISO 8601."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def machine_info() -> dict:

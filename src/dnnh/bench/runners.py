@@ -1,4 +1,4 @@
-"""Producing one (method, bits) entry: fit or train, encode the split, score, and describe it.
+"""Producing one (method, nbits) entry: fit or train, encode the split, score, and describe it.
 
 Every entry is scored by :func:`dnnh.evaluation.score_codes` on the codes of the bench's one
 split, and its codes are kept beside the numbers (``codes/``), so any number can be re-derived
@@ -14,20 +14,21 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from dnnh.bench.methods import Method
+from dnnh.bench.methods import Method, resolve_method
+from dnnh.bench.report import utc_now
 from dnnh.codes import CodeSet
+from dnnh.data.sources import DataSource
 from dnnh.data.splits import Split
-from dnnh.evaluation import encode_split, score_codes
+from dnnh.encoder import Encoder
+from dnnh.evaluation import score_codes
 from dnnh.metrics import RetrievalReport
-from dnnh.training.checkpoint import read_json, write_json
+from dnnh.runs import CONFIG, Run
 from dnnh.training.config import TrainConfig
-from dnnh.training.encode import TrainedRun
 from dnnh.training.train import train
 
 ENTRY_FORMAT = "dnnh-bench-entry/1"
@@ -38,6 +39,7 @@ class BenchContext:
     """What every entry of one bench shares."""
 
     dataset: Any
+    source: DataSource | None
     split: Split
     split_sha256: str
     out: Path
@@ -49,11 +51,11 @@ class BenchContext:
     _pixels: dict[str, np.ndarray] = field(default_factory=dict)
     _features: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
 
-    def entry_name(self, method: Method, bits: int) -> str:
-        return f"{method.name}_{bits}"
+    def entry_name(self, method: Method, nbits: int) -> str:
+        return f"{method.name}_{nbits}"
 
-    def run_dir(self, method: Method, bits: int) -> Path:
-        return self.out / "runs" / self.entry_name(method, bits)
+    def run_dir(self, method: Method, nbits: int) -> Path:
+        return self.out / "runs" / self.entry_name(method, nbits)
 
     def pixels(self) -> dict[str, np.ndarray]:
         """Raw-pixel features of train / query / database items, computed once per bench."""
@@ -76,18 +78,16 @@ def normalise(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def signature(method: Method, bits: int, ctx: BenchContext) -> dict:
+def signature(method: Method, nbits: int, ctx: BenchContext) -> dict:
     """What decides the entry's numbers: for deep methods :meth:`TrainConfig.decisive`."""
     if method.kind == "deep":
-        return normalise({"kind": "deep", "config": method.train_config(bits, ctx.common).decisive()})
+        return normalise({"kind": "deep", "config": method.train_config(nbits, ctx.common).decisive()})
     from dnnh.baselines import make_shallow
 
-    params = make_shallow(method.shallow, bits, random_state=ctx.seed).get_params()
+    params = make_shallow(method.shallow, nbits, random_state=ctx.seed).get_params()
     sig = {"kind": method.kind, "estimator": method.shallow, "params": params}
     if method.kind == "features":
-        from dnnh.bench.methods import resolve_method
-
-        sig["features_from"] = signature(resolve_method("dnnh"), bits, ctx)
+        sig["features_from"] = signature(resolve_method("dnnh"), nbits, ctx)
     return normalise(sig)
 
 
@@ -105,25 +105,21 @@ def comparable(sig: dict) -> dict:
     return sig
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _finish(method: Method, bits: int, ctx: BenchContext, query: CodeSet, database: CodeSet,
+def _finish(method: Method, nbits: int, ctx: BenchContext, query: CodeSet, database: CodeSet,
             train_seconds: float, extra: dict) -> dict:
     """Score the codes, save them, and assemble the entry record."""
     report: RetrievalReport = score_codes(query, database, topk=ctx.topk, radius=ctx.radius)
-    name = ctx.entry_name(method, bits)
+    name = ctx.entry_name(method, nbits)
     paths = {"query": f"codes/{name}_query.npz", "database": f"codes/{name}_database.npz"}
     query.save(ctx.out / paths["query"])
     database.save(ctx.out / paths["database"])
-    return {"format": ENTRY_FORMAT, "method": method.name, "bits": int(bits), "kind": method.kind,
-            "description": method.description, "signature": signature(method, bits, ctx),
+    return {"format": ENTRY_FORMAT, "method": method.name, "bits": int(nbits), "kind": method.kind,
+            "description": method.description, "signature": signature(method, nbits, ctx),
             "split_sha256": ctx.split_sha256, "train_seconds": float(train_seconds), "codes": paths,
-            "finished": _now(), **extra, "report": report.to_dict()}
+            "finished": utc_now(), **extra, "report": report.to_dict()}
 
 
-def _fit_shallow(method: Method, bits: int, ctx: BenchContext, features: dict[str, np.ndarray]) -> dict:
+def _fit_shallow(method: Method, nbits: int, ctx: BenchContext, features: dict[str, np.ndarray]) -> dict:
     """Fit on the training items (the deep methods' training images), encode queries and database.
 
     BLAS is pinned to one thread: on a busy small machine its spinning threads made small matrix
@@ -134,7 +130,7 @@ def _fit_shallow(method: Method, bits: int, ctx: BenchContext, features: dict[st
     from dnnh.baselines import make_shallow
 
     labels, split = ctx.dataset.labels, ctx.split
-    model = make_shallow(method.shallow, bits, random_state=ctx.seed)
+    model = make_shallow(method.shallow, nbits, random_state=ctx.seed)
     with threadpool_limits(limits=1):
         t0 = time.perf_counter()
         if model.supervised:
@@ -148,97 +144,77 @@ def _fit_shallow(method: Method, bits: int, ctx: BenchContext, features: dict[st
     query = CodeSet.from_bits(q_bits, split.query, labels[split.query])
     database = CodeSet.from_bits(db_bits, split.database, labels[split.database])
     extra = {"estimator": repr(model), "encode_seconds": encode_seconds,
-             "features": "pixels" if method.kind == "shallow" else f"penultimate features of runs/dnnh_{bits}"}
-    return _finish(method, bits, ctx, query, database, seconds, extra)
+             "features": "pixels" if method.kind == "shallow" else f"penultimate features of runs/dnnh_{nbits}"}
+    return _finish(method, nbits, ctx, query, database, seconds, extra)
 
 
-def run_shallow(method: Method, bits: int, ctx: BenchContext) -> dict:
-    return _fit_shallow(method, bits, ctx, ctx.pixels())
+def run_shallow(method: Method, nbits: int, ctx: BenchContext) -> dict:
+    return _fit_shallow(method, nbits, ctx, ctx.pixels())
 
 
-def penultimate_features(run: TrainedRun, dataset: Any, indices: np.ndarray, num_workers: int = 0,
-                         batch_size: int = 512) -> np.ndarray:
-    """The backbone's 50q features (what the hash layer reads) of the dataset items ``indices``."""
-    import torch
-
-    from dnnh.data.pipeline import BatchSource
-
-    source = BatchSource(dataset, run.prep, num_workers=num_workers)
-    chunks = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
-    run.model.eval()
-    with torch.no_grad():
-        out = [run.model.net.backbone(images).float().numpy() for images in source.batches(chunks)]
-    return np.concatenate(out) if out else np.empty((0, 0), dtype=np.float32)
-
-
-def run_features(method: Method, bits: int, ctx: BenchContext) -> dict:
-    if bits not in ctx._features:
-        from dnnh.bench.methods import resolve_method
-
+def run_features(method: Method, nbits: int, ctx: BenchContext) -> dict:
+    """A shallow method on the penultimate (50q) features of this bench's dnnh model at ``nbits``."""
+    if nbits not in ctx._features:
         ctx._features.clear()  # one code length at a time: 70,000 x 2,400 floats is 670 MB
-        run = TrainedRun.load(ctx.run_dir(resolve_method("dnnh"), bits))
-        ctx._features[bits] = {part: penultimate_features(run, ctx.dataset, getattr(ctx.split, part),
-                                                          num_workers=run.config.num_workers)
-                               for part in ("train", "query", "database")}
-    return _fit_shallow(method, bits, ctx, ctx._features[bits])
+        encoder = Encoder.from_run(ctx.run_dir(resolve_method("dnnh"), nbits))
+        ctx._features[nbits] = {part: encoder.features(ctx.dataset, getattr(ctx.split, part))
+                                for part in ("train", "query", "database")}
+    return _fit_shallow(method, nbits, ctx, ctx._features[nbits])
 
 
-def _resumable_config(method: Method, bits: int, ctx: BenchContext, run_dir: Path) -> TrainConfig:
-    """The config to continue ``run_dir`` with: the saved one, if it trains what this method's would.
+def _resumable_config(method: Method, nbits: int, ctx: BenchContext, run: Run) -> TrainConfig:
+    """The config to continue ``run`` with: the saved one, if it trains what this method's would.
 
     Runtime fields and fields neither config reads may differ (see :meth:`TrainConfig.decisive`);
     train() needs the saved config verbatim, so it is returned as saved.
     """
-    saved = TrainConfig.from_dict(read_json(run_dir / "config.json")["config"])
-    wanted = method.train_config(bits, ctx.common)
-    a, b = saved.decisive(), wanted.decisive()
+    wanted = method.train_config(nbits, ctx.common)
+    a, b = run.config.decisive(), wanted.decisive()
     if a != b:
         diff = {k: (a.get(k, "<not read>"), b.get(k, "<not read>")) for k in sorted(set(a) | set(b))
                 if a.get(k, "<not read>") != b.get(k, "<not read>")}
-        raise ValueError(f"{run_dir} holds an unfinished {method.name} run with other settings "
+        raise ValueError(f"{run.path} holds an unfinished {method.name} run with other settings "
                          f"(field: (saved, requested)) {diff}; rerun with the saved settings, "
-                         f"or delete {run_dir} to start it over")
-    return saved
+                         f"or delete {run.path} to start it over")
+    return run.config
 
 
-def run_deep(method: Method, bits: int, ctx: BenchContext) -> dict:
-    """Train (or continue) the method's run under ``OUT/runs/<method>_<bits>``, then score it.
+def run_deep(method: Method, nbits: int, ctx: BenchContext) -> dict:
+    """Train (or continue) the method's run under ``OUT/runs/<method>_<nbits>``, then score it.
 
     A run dir with a checkpoint is continued with ``train(..., resume=True)``. train_seconds is
     the wall time of training (set-up, epochs, per-epoch validation) summed over the
-    invocations that produced it: ``bench_time.json`` in the run dir keeps the time up to the
-    last checkpoint, so time lost to an interruption after it is not counted.
+    invocations that produced it: the run's ``bench_time.json`` keeps the time up to the last
+    checkpoint, so time lost to an interruption after it is not counted.
     """
-    run_dir = ctx.run_dir(method, bits)
-    clock_file = run_dir / "bench_time.json"
-    resume = (run_dir / "checkpoint" / "state.pt").exists()
+    run_dir = ctx.run_dir(method, nbits)
+    saved = Run.open(run_dir) if (run_dir / CONFIG).exists() else None
+    resume = saved is not None and saved.has_checkpoint
     if resume:
-        config = _resumable_config(method, bits, ctx, run_dir)
-        before = float(read_json(clock_file)["seconds"]) if clock_file.exists() else 0.0
+        config, before = _resumable_config(method, nbits, ctx, saved), saved.read_timing()
     else:
-        config, before = method.train_config(bits, ctx.common), 0.0
+        config, before = method.train_config(nbits, ctx.common), 0.0
     t0 = time.perf_counter()
 
     def checkpoint_clock(epoch: int, record: dict) -> None:
-        write_json(clock_file, {"seconds": before + time.perf_counter() - t0, "epoch": epoch})
+        Run.open(run_dir).write_timing(before + time.perf_counter() - t0, epoch)
 
     result = train(config, ctx.dataset, ctx.split, run_dir, resume=resume, progress=ctx.progress,
-                     on_epoch_end=checkpoint_clock)
+                   on_epoch_end=checkpoint_clock, source=ctx.source)
     seconds = before + time.perf_counter() - t0
-    write_json(clock_file, {"seconds": seconds, "epoch": len(result.history)})
-    run = TrainedRun.load(run_dir)
-    query, database = encode_split(run, ctx.dataset, num_workers=config.num_workers)
+    result.run.write_timing(seconds, len(result.history))
+    query, database = Encoder.from_run(result.run).encode_split(ctx.dataset, ctx.split)
     history = [dict(r) for r in result.history]
     epoch_seconds = sum(float(r["seconds"]) for r in history)
     extra = {
-        "run_dir": f"runs/{ctx.entry_name(method, bits)}", "config": config.to_dict(), "resumed": resume,
+        "run_dir": f"runs/{ctx.entry_name(method, nbits)}", "config": config.to_dict(), "resumed": resume,
         "best_epoch": int(result.best_epoch), "best_val_map": _finite_or_none(result.best_val_map),
         "epochs_run": len(history), "epoch_seconds": epoch_seconds,
         "images_per_s": _mean([r["images_per_s"] for r in history]),
         "triplets_per_s": _mean([r["triplets_per_s"] for r in history]),
         "history": history,
     }
-    return _finish(method, bits, ctx, query, database, seconds, extra)
+    return _finish(method, nbits, ctx, query, database, seconds, extra)
 
 
 def _mean(values: list[float]) -> float | None:

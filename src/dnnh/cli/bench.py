@@ -10,7 +10,7 @@ import argparse
 import time
 from pathlib import Path
 
-from dnnh.cli.common import add_data_args, add_shared_training_args, add_split_args, shared_training_options
+from dnnh.cli.common import add_data_args, add_shared_training_args, add_split_args, data_source, split_spec, training_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,15 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from dnnh.bench import run_bench, shell_command
 
-    counts = {k: getattr(args, k) for k in ("queries_per_class", "train_per_class") if getattr(args, k) is not None}
-    options = shared_training_options(args)
-    named = {k: options.pop(k, None) for k in ("epochs", "backbone", "input_size", "threads", "num_workers")}
     t0 = time.perf_counter()
-    result = run_bench(args.data, args.out, args.methods, args.bits, protocol=args.protocol,
-                       val_fraction=args.val_fraction, seed=args.seed, split_file=args.split, root=args.root,
-                       skip_corrupt=args.skip_corrupt, train_options=options, topk=args.topk, radius=args.radius,
+    result = run_bench(data_source(args), args.out, args.methods, args.bits, split=split_spec(args),
+                       training=training_options(args), topk=args.topk, radius=args.radius,
                        target_map=args.target_map, command=shell_command(equivalent_argv(args)),
-                       progress=not args.quiet, **named, **counts)
+                       progress=not args.quiet)
     print()
     print((result.out / "results.md").read_text())
     print(f"bench finished in {time.perf_counter() - t0:.0f}s; results in {result.out}")

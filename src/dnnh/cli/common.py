@@ -1,12 +1,18 @@
-"""Flags and helpers shared by subcommands: which data, which split, which run."""
+"""Flags shared by subcommands, each turned into the library's own description of it.
+
+``--data/--root/--skip-corrupt`` become a :class:`~dnnh.data.sources.DataSource`, the split flags
+a :class:`~dnnh.data.sources.SplitSpec`, the training flags a dict of
+:class:`~dnnh.training.config.TrainConfig` fields: ``train``, ``bench`` and the demo hand those
+objects to the library, which owns every default.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+from typing import Any
 
-from dnnh.data.splits import Split
+from dnnh.data.sources import DataSource, SplitSpec
 
 
 def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -17,6 +23,21 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--skip-corrupt", action="store_true", help="skip unreadable images and report them")
 
 
+def data_source(args: argparse.Namespace) -> DataSource | None:
+    """The data the flags name, or None when ``--data`` was not given."""
+    if not getattr(args, "data", None):
+        return None
+    return DataSource(str(args.data), root=str(args.root) if getattr(args, "root", None) else None, skip_corrupt=bool(getattr(args, "skip_corrupt", False)))
+
+
+def load_data(source: DataSource):
+    dataset = source.load()
+    skipped = getattr(dataset, "skipped", None)
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable images, e.g. {skipped[:3]}")
+    return dataset
+
+
 def add_split_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocol", default="paper", help="paper, cifar10-1 or cifar10-2 (default paper)")
     p.add_argument("--queries-per-class", type=int, help="paper protocol: queries per class (default 100)")
@@ -25,6 +46,12 @@ def add_split_args(p: argparse.ArgumentParser) -> None:
                                                                       "model selection (default 0.1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split and the training run")
     p.add_argument("--split", type=Path, help="reuse this split.json instead of drawing one")
+
+
+def split_spec(args: argparse.Namespace) -> SplitSpec:
+    return SplitSpec(protocol=args.protocol, queries_per_class=args.queries_per_class,
+                     train_per_class=args.train_per_class, val_fraction=args.val_fraction, seed=args.seed,
+                     file=args.split)
 
 
 #: Config field -> flag destination of the training options both ``train`` and ``bench`` take.
@@ -52,51 +79,15 @@ def add_shared_training_args(p: argparse.ArgumentParser, every: bool = False) ->
     p.add_argument("--workers", type=int, help="decoding worker processes for image files (default 2)")
 
 
-def shared_training_options(args: argparse.Namespace) -> dict:
+def training_options(args: argparse.Namespace) -> dict[str, Any]:
     """The config fields set by the flags of :func:`add_shared_training_args` that were given."""
     return {field: getattr(args, dest) for field, dest in SHARED_TRAINING_FLAGS.items()
             if getattr(args, dest, None) is not None}
 
 
-def load_data(args: argparse.Namespace):
-    from dnnh.data import load_dataset
-
-    dataset = load_dataset(args.data, root=args.root, skip_corrupt=args.skip_corrupt)
-    skipped = getattr(dataset, "skipped", None)
-    if skipped:
-        print(f"skipped {len(skipped)} unreadable images, e.g. {skipped[:3]}")
+def run_data(run, args: argparse.Namespace):
+    """The dataset a run was trained on, or the one ``--data`` names instead."""
+    source = data_source(args)
+    dataset = load_data(source) if source is not None else run.load_dataset()
+    run.split.check_fits(len(dataset))
     return dataset
-
-
-def resolve_split(args: argparse.Namespace, dataset) -> Split:
-    from dnnh.data import make_split
-
-    if args.split:
-        split = Split.load(args.split)
-        split.check_fits(len(dataset))
-        return split
-    counts = {k: v for k, v in (("queries_per_class", args.queries_per_class),
-                                ("train_per_class", args.train_per_class)) if v is not None}
-    return make_split(dataset, protocol=args.protocol, val_fraction=args.val_fraction, seed=args.seed, **counts)
-
-
-def save_data_source(run_dir: Path, args: argparse.Namespace) -> None:
-    """Remember where the run's data came from, so encode/eval can reload it without flags."""
-    from dnnh.atomic import atomic_write_text
-
-    source = {"data": str(args.data), "root": str(args.root) if args.root else None,
-              "skip_corrupt": bool(args.skip_corrupt)}
-    atomic_write_text(run_dir / "data.json", json.dumps(source, indent=2))
-
-
-def load_run_data(run_dir: Path, args: argparse.Namespace):
-    """The dataset a run was trained on, or the one named by --data."""
-    from dnnh.data import load_dataset
-
-    if getattr(args, "data", None):
-        return load_data(args)
-    path = Path(run_dir) / "data.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found; name the dataset with --data")
-    source = json.loads(path.read_text())
-    return load_dataset(source["data"], root=source["root"], skip_corrupt=source["skip_corrupt"])

@@ -17,14 +17,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dnnh.bench import parse_bits
     from dnnh.demo import format_table, run_demo
 
-    try:
-        bits = tuple(int(b) for b in args.bits.split(","))
-    except ValueError:
-        raise ValueError(f"--bits must be comma-separated integers, got {args.bits!r}") from None
+    nbits = tuple(parse_bits(args.bits))
     t0 = time.perf_counter()
-    rows = run_demo(args.out, bits=bits, epochs=args.epochs, progress=not args.quiet)
+    rows = run_demo(args.out, nbits=nbits, epochs=args.epochs, progress=not args.quiet)
     print()
     print(format_table(rows))
     print(f"\ndemo finished in {time.perf_counter() - t0:.0f}s; runs, PR curves and results.md in {args.out}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dnnh.cli.common import add_data_args, load_run_data
+from dnnh.cli.common import add_data_args, run_data
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,18 +19,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dnnh.codes import CodeSet
-    from dnnh.evaluation import encode_split
-    from dnnh.training.encode import TrainedRun, encode_image_files
+    from dnnh.encoder import Encoder
+    from dnnh.runs import CODES, Run
 
-    trained = TrainedRun.load(args.run)
+    run = Run.open(args.run)
+    encoder = Encoder.from_run(run)
     out = args.out or args.run
     if args.images:
-        codes = CodeSet.from_bits(encode_image_files(trained.model, trained.prep, args.images))
+        codes = CodeSet.from_bits(encoder.encode_files(args.images, progress=True))
         codes.save(out / "codes_images.npz")
         print(f"wrote {len(codes)} codes of {codes.nbits} bits to {out / 'codes_images.npz'}")
         return 0
-    query, database = encode_split(trained, load_run_data(args.run, args), progress=True)
-    query.save(out / "codes_query.npz")
-    database.save(out / "codes_database.npz")
+    query, database = encoder.encode_split(run_data(run, args), run.split, progress=True)
+    query.save(out / CODES["query"])
+    database.save(out / CODES["database"])
     print(f"wrote {len(query)} query and {len(database)} database codes of {query.nbits} bits to {out}")
     return 0

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from dnnh.cli.common import add_data_args, load_run_data
+from dnnh.cli.common import add_data_args, run_data
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,19 +24,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from dnnh.codes import CodeSet
     from dnnh.evaluation import evaluate_run, format_report, score_codes
-    from dnnh.training.encode import TrainedRun
+    from dnnh.runs import METRICS, Run
 
     if args.query_codes or args.db_codes:
         if not (args.query_codes and args.db_codes):
             raise ValueError("--query-codes and --db-codes go together")
-        query, database = CodeSet.load(args.query_codes), CodeSet.load(args.db_codes)
-        if query.labels is None or database.labels is None:
-            raise ValueError("codes files without labels cannot be scored")
-        report = score_codes(query, database, topk=args.topk, radius=args.radius)
+        report = score_codes(CodeSet.load(args.query_codes), CodeSet.load(args.db_codes), topk=args.topk,
+                             radius=args.radius)
     elif args.run:
-        report = evaluate_run(TrainedRun.load(args.run), load_run_data(args.run, args), topk=args.topk,
-                              radius=args.radius, progress=True)
-        print(f"wrote {args.run / 'metrics.json'} and {args.run / 'pr_curve.png'}")
+        run = Run.open(args.run)
+        report = evaluate_run(run, run_data(run, args), topk=args.topk, radius=args.radius, progress=True)
+        print(f"wrote {args.run / METRICS} and {args.run / 'pr_curve.png'}")
     else:
         raise ValueError("give --run DIR, or --query-codes and --db-codes")
     print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))

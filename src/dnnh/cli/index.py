@@ -66,16 +66,14 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _encode_run_database(args: argparse.Namespace) -> CodeSet:
-    from dnnh.cli.common import load_run_data
-    from dnnh.data.pipeline import BatchSource
-    from dnnh.training.encode import TrainedRun, encode_indices
+    from dnnh.cli.common import run_data
+    from dnnh.encoder import Encoder
+    from dnnh.runs import Run
 
-    args.skip_corrupt = False
-    run = TrainedRun.load(args.run)
-    dataset = load_run_data(args.run, args)
-    run.split.check_fits(len(dataset))
+    run = Run.open(args.run)
+    dataset = run_data(run, args)
     idx = run.split.database
-    bits = encode_indices(run.model, BatchSource(dataset, run.prep), idx, progress=True)
+    bits = Encoder.from_run(run).encode_items(dataset, idx, progress=True)
     return CodeSet.from_bits(bits, ids=idx, labels=dataset.labels[idx])
 
 

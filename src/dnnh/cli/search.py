@@ -23,24 +23,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
 
     from dnnh.codes import CodeSet, pack_bits
+    from dnnh.encoder import Encoder
     from dnnh.index import HammingIndex
-    from dnnh.training.encode import TrainedRun, encode_image_files
+    from dnnh.runs import CODES
 
     if args.topk <= 0:
         raise ValueError(f"-k must be positive, got {args.topk}")
-    trained = TrainedRun.load(args.run)
-    bits = encode_image_files(trained.model, trained.prep, args.images)
+    encoder = Encoder.from_run(args.run)
+    bits = encoder.encode_files(args.images)
     if args.index:
         index = HammingIndex.load(args.index)
     else:
-        codes_path = args.codes or args.run / "codes_database.npz"
+        codes_path = args.codes or args.run / CODES["database"]
         if not codes_path.exists():
             raise FileNotFoundError(f"{codes_path} not found; run `dnnh encode --run {args.run}` or pass --index")
         codes = CodeSet.load(codes_path)
         index = HammingIndex(codes.nbits)
         index.add(codes.codes, ids=codes.ids)
-    if index.nbits != trained.model.bits:
-        raise ValueError(f"the index holds {index.nbits}-bit codes but the model makes {trained.model.bits}-bit codes")
+    if index.nbits != encoder.nbits:
+        raise ValueError(f"the index holds {index.nbits}-bit codes but the model makes {encoder.nbits}-bit codes")
     distances, ids = index.search(pack_bits(bits), args.topk)
     for path, code, dist_row, id_row in zip(args.images, bits, distances, ids):
         print(f"{path}  code {''.join(map(str, code))}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dnnh.cli.common import (add_data_args, add_shared_training_args, add_split_args, load_data, resolve_split,
-                             save_data_source, shared_training_options)
+from dnnh.cli.common import (add_data_args, add_shared_training_args, add_split_args, data_source, load_data,
+                             split_spec, training_options)
 from dnnh.training.config import RECIPES, TRIPLET_MODES, TrainConfig
 
 
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     overrides = {k: getattr(args, k) for k in ("bits", "encoder", "eps", "triplets", "margin", "distance", "lr",
                                                "weight_decay", "seed") if getattr(args, k, None) is not None}
-    overrides.update(shared_training_options(args))
+    overrides.update(training_options(args))
     if args.no_threshold:
         overrides["eps"] = None
     if args.smooth_loss:
@@ -51,23 +51,21 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> int:
     from dnnh.evaluation import evaluate_run, format_report
-    from dnnh.training.encode import TrainedRun
+    from dnnh.runs import SPLIT, Run
     from dnnh.training.train import train
 
     config = config_from_args(args)
-    dataset = load_data(args)
-    if args.resume and (args.run / "split.json").exists():  # a resumed run keeps its own split
-        from dnnh.data.splits import Split
-
-        split = Split.load(args.run / "split.json")
+    source = data_source(args)
+    dataset = load_data(source)
+    if args.resume and (args.run / SPLIT).exists():  # a resumed run keeps its own split
+        split = Run.open(args.run).split
     else:
-        split = resolve_split(args, dataset)
+        split = split_spec(args).resolve(dataset)
     print(f"{dataset.name}: {len(dataset)} images; {split.summary()}")
-    result = train(config, dataset, split, args.run, resume=args.resume, progress=not args.quiet)
-    save_data_source(args.run, args)
+    result = train(config, dataset, split, args.run, resume=args.resume, progress=not args.quiet, source=source)
     print(f"trained in {result.seconds:.1f}s; "
           f"best validation MAP {result.best_val_map:.4f} at epoch {result.best_epoch}")
-    report = evaluate_run(TrainedRun.load(args.run), dataset, topk=args.topk, num_workers=config.num_workers)
+    report = evaluate_run(result.run, dataset, topk=args.topk)
     print(format_report(report))
     print(f"run saved in {args.run}")
     return 0

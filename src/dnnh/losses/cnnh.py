@@ -1,4 +1,4 @@
-"""CNNH (Xia, Pan, Lai, Liu, Yan, AAAI 2014): the two-stage predecessor of DNNH.
+"""CNNH (Xia, Pan, Lai, Liu, Yan, AAAI 2014), the two-stage predecessor of DNNH, as a training objective.
 
 Stage 1 learns target codes for the training items alone, from their similarity matrix S
 (S_ij = 1 similar, -1 dissimilar, diagonal included) by minimising
@@ -19,11 +19,11 @@ cheap), which makes the relaxed objective non-increasing — the one liberty tak
 O(n + q) and memory is S's 8 n^2 bytes (160 MB for the 4,500 training images of a Fashion-MNIST
 bench). Large problems use a numba build of the same sweep when numba is installed.
 
-Stage 2 trains a network to predict the targets: :class:`CNNHObjective` is the training loss,
-binary cross-entropy of sigmoid(u) against (H + 1) / 2 for the batch's items (the paper's CNNH
-also has a classification variant, CNNH+, not built here). The image network is ours (the same
-backbone as every deep method of a bench), not the paper's, so a comparison isolates the
-objective.
+Stage 2 trains a network to predict the targets: :class:`CNNHLoss`, binary cross-entropy of
+sigmoid(u) against (H + 1) / 2 for the batch's items (the classification variant CNNH+ is not
+built). Stage 1 runs when the objective is built; the targets and the map from dataset index to
+target row are buffers, so they travel with the checkpoint. The image network is ours (the same
+backbone as every deep method of a bench), not the paper's, so a comparison isolates the objective.
 """
 
 from __future__ import annotations
@@ -31,12 +31,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from typing import ClassVar
+
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from dnnh.baselines.base import similarity_pm1
+from dnnh.losses.base import Objective
+from dnnh.similarity import similarity_pm1
 
 #: Coordinate updates per sweep above which the numba kernel (when installed) pays for its compile.
 NUMBA_MIN_UPDATES = 50_000
@@ -164,30 +166,26 @@ def cnnh_target_codes(similarity: np.ndarray, bits: int, seed: int = 0, max_swee
                        sweeps=sweeps, seconds=time.perf_counter() - t0)
 
 
-class CNNHObjective(nn.Module):
-    """Stage 2's loss: BCE of sigmoid(u) against the stage-1 targets (H + 1) / 2 of the batch's items.
+class CNNHLoss(Objective):
+    """Mean BCE of sigmoid(u) against the stage-1 targets of the batch's items (``indices`` required)."""
 
-    Built by the trainer for ``loss="cnnh"``; stage 1 runs here, on the training items
-    ``train_idx`` of ``labels``. The targets and the map from dataset index to target row are
-    buffers, so they travel with the checkpoint.
-    """
+    input: ClassVar[str] = "logits"
 
-    uses_logits = True
-
-    def __init__(self, labels: np.ndarray, train_idx: np.ndarray, bits: int, seed: int = 0,
+    def __init__(self, labels: np.ndarray, train_idx: np.ndarray, nbits: int, seed: int = 0,
                  max_sweeps: int = 20) -> None:
         super().__init__()
         labels = np.asarray(labels)
         train_idx = np.asarray(train_idx, dtype=np.int64)
         if train_idx.size == 0:
             raise ValueError("CNNH needs at least one training item")
-        self.stage1 = cnnh_target_codes(similarity_matrix(labels[train_idx]), bits, seed=seed, max_sweeps=max_sweeps)
+        self.stage1 = cnnh_target_codes(similarity_matrix(labels[train_idx]), nbits, seed=seed,
+                                        max_sweeps=max_sweeps)
         position = np.full(len(labels), -1, dtype=np.int64)
         position[train_idx] = np.arange(len(train_idx))
         self.register_buffer("targets", torch.from_numpy((self.stage1.codes.astype(np.float32) + 1) / 2))
         self.register_buffer("position", torch.from_numpy(position))
 
-    def forward(self, u: torch.Tensor, labels: torch.Tensor, query_u: torch.Tensor | None = None,
+    def forward(self, outputs: torch.Tensor, labels: torch.Tensor, query_outputs: torch.Tensor | None = None,
                 indices: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
         """Mean BCE over the batch's bits, and the number of items seen."""
         if indices is None:
@@ -195,4 +193,4 @@ class CNNHObjective(nn.Module):
         rows = self.position[indices.long()]
         if bool((rows < 0).any()):
             raise IndexError("the CNNH objective was given items outside the training set it has targets for")
-        return F.binary_cross_entropy_with_logits(u, self.targets[rows]), int(u.shape[0])
+        return F.binary_cross_entropy_with_logits(outputs, self.targets[rows]), int(outputs.shape[0])

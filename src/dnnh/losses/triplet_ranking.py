@@ -1,4 +1,4 @@
-"""DNNH's triplet ranking loss (Lai et al. 2015, eq. 2; DESIGN.md item 5).
+"""DNNH's triplet ranking loss (Lai et al. 2015, eq. 2; docs/METHOD.md §5).
 
 With a distance d: max(0, d(a, p) - d(a, n) + m). With a similarity s (the seed's dot-product
 form): max(0, m - (s(a, p) - s(a, n))). Averaged over triplets. No triplets gives a zero that is
@@ -16,11 +16,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dnnh.losses.distances import DISTANCES, DotProduct, SquaredL2
+from dnnh.similarity import Distance, make_distance
 
 
 class TripletRankingLoss(nn.Module):
-    def __init__(self, margin: float = 1.0, distance: SquaredL2 | DotProduct | str | None = None,
+    def __init__(self, margin: float = 1.0, distance: Distance | str | None = None,
                  reduction: str = "mean", smooth: bool = False) -> None:
         super().__init__()
         self.smooth = bool(smooth)
@@ -29,12 +29,8 @@ class TripletRankingLoss(nn.Module):
         self.reduction = reduction
         if margin < 0:
             raise ValueError(f"margin must be >= 0, got {margin}")
-        if isinstance(distance, str):
-            if distance not in DISTANCES:
-                raise ValueError(f"distance must be one of {sorted(DISTANCES)}, got {distance!r}")
-            distance = DISTANCES[distance]()
         self.margin = float(margin)
-        self.distance = distance if distance is not None else SquaredL2()
+        self.distance = make_distance(distance)
 
     def per_triplet(self, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
         if not (anchor.shape == positive.shape == negative.shape):

@@ -148,7 +148,7 @@ def check_precision_at(ks: Iterable[int], n_db: int) -> tuple[int, ...]:
     return out
 
 
-DEFAULT_PRECISION_AT = (1, 10, 100, 500, 1000, 5000)
+DEFAULT_PRECISION_AT = (1, 10, 50, 100, 500, 1000, 5000)
 
 
 def default_precision_at(n_db: int) -> tuple[int, ...]:

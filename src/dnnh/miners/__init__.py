@@ -3,7 +3,7 @@
 from dnnh.miners.balanced_batches import ClassBalancedBatches
 from dnnh.miners.batch_miner import STRATEGIES, BatchTripletMiner
 from dnnh.miners.random_triplets import RandomTripletBatches, RandomTripletSampler
-from dnnh.miners.relevance import members_by_label, relevance
+from dnnh.similarity import members_by_label, relevance
 
 __all__ = ["BatchTripletMiner", "ClassBalancedBatches", "RandomTripletBatches", "RandomTripletSampler", "STRATEGIES",
            "members_by_label", "relevance"]

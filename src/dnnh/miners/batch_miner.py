@@ -6,22 +6,26 @@ Strategies (Hermans et al. 2017; Schroff et al. 2015):
 ``all`` every valid (a, p, n); ``semi-hard`` those with d(a,p) < d(a,n) < d(a,p) + margin;
 ``hard`` those with d(a,n) <= d(a,p) (already wrongly ordered); ``batch-hard`` for each anchor
 its farthest positive and its closest negative.
+
+The miner owns its distance (pytorch-metric-learning's design): ``mine(embeddings, labels)``
+measures the batch itself, so it can be paired with any loss that uses the same distance.
 """
 
 from __future__ import annotations
 
 import torch
 
-from dnnh.miners.relevance import relevance
+from dnnh.similarity import Distance, make_distance, relevance
 
 STRATEGIES = ("all", "semi-hard", "hard", "batch-hard")
 
 
 class BatchTripletMiner:
-    def __init__(self, strategy: str = "all", margin: float = 1.0) -> None:
+    def __init__(self, strategy: str = "all", margin: float = 1.0, distance: Distance | str | None = None) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
         self.strategy, self.margin = strategy, float(margin)
+        self.distance = make_distance(distance)
 
     def valid_mask(self, labels: torch.Tensor) -> torch.Tensor:
         """(B, B, B) mask of valid triplets: p similar to a (p != a), n not similar to a."""
@@ -30,10 +34,20 @@ class BatchTripletMiner:
         return positive[:, :, None] & ~rel[:, None, :]
 
     @torch.no_grad()
-    def mine(self, distances: torch.Tensor, labels: torch.Tensor, is_similarity: bool = False
+    def mine(self, embeddings: torch.Tensor, labels: torch.Tensor, anchor_embeddings: torch.Tensor | None = None
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Indices (a, p, n) into the batch, from its (B, B) distance (or similarity) matrix."""
-        d = -distances if is_similarity else distances  # smaller is closer from here on
+        """Indices (a, p, n) into the batch of ``embeddings`` (B, q) with ``labels``.
+
+        ``anchor_embeddings``: the anchors' codes from a separate query network (row i is item i).
+        """
+        anchors = embeddings if anchor_embeddings is None else anchor_embeddings
+        return self.from_matrix(self.distance.matrix(anchors.detach(), embeddings.detach()), labels)
+
+    @torch.no_grad()
+    def from_matrix(self, distances: torch.Tensor, labels: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Indices (a, p, n) from the batch's (B, B) matrix in this miner's distance (or similarity)."""
+        d = -distances if self.distance.is_similarity else distances  # smaller is closer from here on
         mask = self.valid_mask(labels)
         if self.strategy == "batch-hard":
             rel = relevance(labels, labels)

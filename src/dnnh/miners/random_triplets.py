@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dnnh.miners.relevance import members_by_label
+from dnnh.similarity import members_by_label
 
 
 class RandomTripletSampler:

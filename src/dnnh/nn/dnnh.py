@@ -4,9 +4,16 @@ One network serves the three images of a triplet (they are simply three rows of 
 blog's variant, ``separate_query_network=True``, gives queries (anchors) their own copy of the
 network while positives and negatives share the other one; ``encode(images, role="query")`` then
 uses the query copy.
+
+A model is rebuilt from its :class:`ModelConfig` (``DNNH.from_config``), which every run directory
+stores beside the weights, the way nanoGPT's checkpoints carry ``model_args``: nothing about the
+architecture has to be remembered or re-derived by the code that loads it.
 """
 
 from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -18,16 +25,41 @@ FEATURES_PER_BIT = 50
 ENCODERS = ("divide-and-encode", "fc")
 
 
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that decides a DNNH model's architecture (its weights' shapes and its forward)."""
+
+    nbits: int
+    backbone: str = "nin-small"
+    in_channels: int = 3
+    encoder: str = "divide-and-encode"
+    eps: float | None = 0.1
+    separate_query_network: bool = False
+    dropout: float | None = None
+    batchnorm: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown model config keys {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+
 class HashNetwork(nn.Module):
     """Backbone + hash head: images -> approximate codes in [0, 1]."""
 
-    def __init__(self, bits: int, backbone: str, in_channels: int, encoder: str, eps: float | None,
+    def __init__(self, nbits: int, backbone: str, in_channels: int, encoder: str, eps: float | None,
                  dropout: float | None = None, batchnorm: bool = False) -> None:
         super().__init__()
-        features = FEATURES_PER_BIT * bits
+        features = FEATURES_PER_BIT * nbits
         self.backbone = build_nin(backbone, in_channels, features, dropout=dropout, batchnorm=batchnorm)
         head = DivideAndEncode if encoder == "divide-and-encode" else FullyConnectedEncoder
-        self.head = head(features, bits, eps=eps)
+        self.head = head(features, nbits, eps=eps)
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         return self.head.logits(self.backbone(images))
@@ -39,8 +71,9 @@ class HashNetwork(nn.Module):
 class DNNH(nn.Module):
     """``forward(images)`` -> approximate codes in [0, 1]^bits; ``encode(images)`` -> 0/1 bits (uint8).
 
-    eps is the threshold's half band (None: no threshold, the ablation). The default 0.1 is
-    discussed in docs/RESULTS.md next to the other values measured.
+    ``bits`` is the code length (``nbits`` on the instance). eps is the threshold's half band
+    (None: no threshold, the ablation). The default 0.1 is discussed in docs/RESULTS.md next to
+    the other values measured.
     """
 
     def __init__(self, bits: int, backbone: str = "nin-small", in_channels: int = 3,
@@ -54,10 +87,25 @@ class DNNH(nn.Module):
             raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
         if backbone not in PRESETS:
             raise ValueError(f"unknown backbone {backbone!r}; choose one of {sorted(PRESETS)}")
-        self.bits, self.backbone_name, self.in_channels = int(bits), backbone, int(in_channels)
-        self.net = HashNetwork(self.bits, backbone, in_channels, encoder, eps, dropout, batchnorm)
-        self.query_net = (HashNetwork(self.bits, backbone, in_channels, encoder, eps, dropout, batchnorm)
+        self.config = ModelConfig(nbits=int(bits), backbone=backbone, in_channels=int(in_channels), encoder=encoder,
+                                  eps=eps, separate_query_network=bool(separate_query_network), dropout=dropout,
+                                  batchnorm=bool(batchnorm))
+        self.nbits, self.backbone_name, self.in_channels = int(bits), backbone, int(in_channels)
+        self.net = HashNetwork(self.nbits, backbone, in_channels, encoder, eps, dropout, batchnorm)
+        self.query_net = (HashNetwork(self.nbits, backbone, in_channels, encoder, eps, dropout, batchnorm)
                           if separate_query_network else None)
+
+    @classmethod
+    def from_config(cls, config: ModelConfig | Mapping[str, Any]) -> "DNNH":
+        """The model ``config`` describes (a :class:`ModelConfig` or its dict), freshly initialised."""
+        c = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
+        return cls(c.nbits, backbone=c.backbone, in_channels=c.in_channels, encoder=c.encoder, eps=c.eps,
+                   separate_query_network=c.separate_query_network, dropout=c.dropout, batchnorm=c.batchnorm)
+
+    @property
+    def bits(self) -> int:
+        """The code length (the public name of ``nbits``, as in ``DNNH(bits, ...)``)."""
+        return self.nbits
 
     @property
     def min_size(self) -> int:
@@ -84,7 +132,7 @@ class DNNH(nn.Module):
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor, role: str = "database") -> torch.Tensor:
-        """Binary codes: bit k is 1 when output k > 0.5 (DESIGN.md item 6). Runs in eval mode."""
+        """Binary codes: bit k is 1 when output k > 0.5 (docs/METHOD.md §6). Runs in eval mode."""
         was_training = self.training
         self.eval()
         try:

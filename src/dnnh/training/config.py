@@ -1,7 +1,7 @@
 """Everything that decides a training run, as one dataclass saved beside its checkpoints.
 
 Two recipes fill in the optimisation fields:
-``paper`` — DESIGN.md item 7: the paper's three-stream random triplets (100 a batch), SGD with
+``paper`` — docs/METHOD.md §7: the paper's three-stream random triplets (100 a batch), SGD with
 momentum 0.9, lr 1e-3, weight decay 5e-4, lr x0.1 for the last quarter, no augmentation, the
 piece-wise threshold with eps = 0.1 from the first step, margin 1.
 ``modern`` — class-balanced batches with every valid triplet mined in the batch (loss averaged
@@ -26,13 +26,12 @@ are the same either way: g keeps every output on its side of 0.5.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, fields, replace
-from pathlib import Path
 from typing import Any
 
 from dnnh.miners import STRATEGIES
-from dnnh.training.objectives import LOSSES
+from dnnh.nn import ModelConfig
+from dnnh.training.objectives import LOSSES, ObjectiveSpec
 
 TRIPLET_MODES = ("random",) + STRATEGIES  # "random": the paper's three streams; else a miner strategy
 RECIPES = ("modern", "paper")
@@ -128,6 +127,17 @@ class TrainConfig:
         base.update(overrides)
         return cls(**base)
 
+    def model_config(self, in_channels: int) -> ModelConfig:
+        """The architecture this config trains, for images of ``in_channels`` channels."""
+        return ModelConfig(nbits=self.bits, backbone=self.backbone, in_channels=int(in_channels), encoder=self.encoder,
+                           eps=self.eps, separate_query_network=self.separate_query_network, dropout=self.dropout,
+                           batchnorm=self.batchnorm)
+
+    def objective_spec(self) -> ObjectiveSpec:
+        """What :func:`dnnh.losses.make_objective` needs to build this config's objective."""
+        return ObjectiveSpec(nbits=self.bits, margin=self.triplet_margin, distance=self.distance,
+                             reduction=self.reduction, smooth=self.smooth_loss, triplets=self.triplets, seed=self.seed)
+
     @property
     def triplet_margin(self) -> float:
         """The margin the triplet loss uses: as set, else bits / 12 (see the module docstring)."""
@@ -168,15 +178,6 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training config keys: {sorted(unknown)}")
         return cls(**data)
-
-    def save(self, path: Path) -> None:
-        from dnnh.atomic import atomic_write_text
-
-        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2))
-
-    @classmethod
-    def load(cls, path: Path) -> "TrainConfig":
-        return cls.from_dict(json.loads(Path(path).read_text()))
 
     def replace(self, **changes) -> "TrainConfig":
         return replace(self, **changes)

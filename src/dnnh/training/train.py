@@ -1,6 +1,11 @@
 """The training loop, top to bottom: set up, then for each epoch batches -> codes -> loss -> step,
 then validate and checkpoint. ``resume=True`` restores the last checkpoint (weights, optimizer,
 schedule, both random generators, history) so the finished run equals an uninterrupted one.
+
+The run directory's files are :class:`dnnh.runs.Run`'s business, validation encodes through
+:class:`dnnh.encoder.Encoder`, and the objective comes from
+:func:`dnnh.training.objectives.make_objective`:
+this module only decides what happens in which order.
 """
 
 from __future__ import annotations
@@ -17,14 +22,15 @@ from tqdm.auto import tqdm
 
 from dnnh.data.dataset import ArrayDataset, FileDataset
 from dnnh.data.pipeline import BatchSource, Preprocessing, random_erase, shift_augment
+from dnnh.data.sources import DataSource
 from dnnh.data.splits import Split
-from dnnh.losses import TripletRankingLoss
-from dnnh.miners import BatchTripletMiner, ClassBalancedBatches, RandomTripletBatches
+from dnnh.encoder import Encoder
+from dnnh.metrics import mean_average_precision
+from dnnh.miners import ClassBalancedBatches, RandomTripletBatches
 from dnnh.nn import DNNH, PRESETS, PiecewiseThreshold
-from dnnh.training.checkpoint import (RUN_FORMAT, load_state, load_weights, read_json, save_state, save_weights,
-                                      write_json)
-from dnnh.training.config import TrainConfig, config_differences
-from dnnh.training.objectives import MinedTriplets, ThreeStreamTriplets, make_batch_loss
+from dnnh.runs import Run
+from dnnh.training.config import TrainConfig
+from dnnh.training.objectives import make_objective
 
 
 @dataclass
@@ -35,12 +41,7 @@ class TrainResult:
     best_epoch: int
     best_val_map: float
     seconds: float
-
-
-def build_model(config: TrainConfig, in_channels: int) -> DNNH:
-    return DNNH(config.bits, backbone=config.backbone, in_channels=in_channels, encoder=config.encoder,
-                eps=config.eps, separate_query_network=config.separate_query_network, dropout=config.dropout,
-                batchnorm=config.batchnorm)
+    run: Run
 
 
 def build_optimizer(config: TrainConfig, params: list[torch.nn.Parameter], steps_per_epoch: int):
@@ -58,21 +59,6 @@ def build_optimizer(config: TrainConfig, params: list[torch.nn.Parameter], steps
         return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
-
-
-def build_objective(config: TrainConfig, labels: np.ndarray, train_idx: np.ndarray) -> torch.nn.Module:
-    if config.loss == "cnnh":  # two-stage: target codes from the training set's similarity first
-        from dnnh.baselines.cnnh import CNNHObjective
-
-        return CNNHObjective(labels, train_idx, config.bits, seed=config.seed)
-    if config.loss != "triplet":
-        return make_batch_loss(config.loss, config.bits, labels, seed=config.seed)
-    margin = config.triplet_margin
-    loss = TripletRankingLoss(margin=margin, distance=config.distance, reduction=config.reduction,
-                              smooth=config.smooth_loss)
-    if config.triplets == "random":
-        return ThreeStreamTriplets(loss)
-    return MinedTriplets(loss, BatchTripletMiner(config.triplets, margin=margin))
 
 
 def build_batches(config: TrainConfig, train_labels: np.ndarray) -> ClassBalancedBatches | RandomTripletBatches:
@@ -104,64 +90,49 @@ def set_threshold_eps(model: torch.nn.Module, eps: float | None) -> None:
                 module.eps = eps
 
 
-def validation_map(model: DNNH, source: BatchSource, val_idx: np.ndarray, db_idx: np.ndarray,
+def validation_map(encoder: Encoder, source: BatchSource, val_idx: np.ndarray, db_idx: np.ndarray,
                    labels: np.ndarray) -> float:
     """MAP of validation images against the training images: model selection never sees queries."""
-    from dnnh.metrics import mean_average_precision
-    from dnnh.training.encode import encode_indices
-
-    q = encode_indices(model, source, val_idx, role="query")
-    d = encode_indices(model, source, db_idx, role="database")
+    q = encoder.encode_items(source, val_idx, role="query")
+    d = encoder.encode_items(source, db_idx, role="database")
     return float(mean_average_precision(q, d, labels[val_idx], labels[db_idx]))
 
 
 def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split, run_dir: str | Path,
           resume: bool = False, progress: bool = True,
-          on_epoch_end: Callable[[int, dict], None] | None = None) -> TrainResult:
-    run_dir = Path(run_dir)
-    ckpt_dir = run_dir / "checkpoint"
+          on_epoch_end: Callable[[int, dict], None] | None = None, source: DataSource | None = None) -> TrainResult:
+    """Train ``config`` on ``dataset``'s ``split`` into ``run_dir``; ``source``: where the data came from
+    (recorded so the run can reload it; default: the dataset's name when that reloads it)."""
     split.check_fits(len(dataset))
     if config.threads:
         torch.set_num_threads(config.threads)
     labels = dataset.labels
     train_idx, val_idx = split.train, split.val
-    input_size = config.input_size or PRESETS[config.backbone].input_size
 
     # Run directory: a fresh run refuses to overwrite one; a resumed run must match it.
     if resume:
-        saved = read_json(run_dir / "config.json")
-        before = TrainConfig.from_dict(saved["config"])
-        if before != config:
-            raise ValueError(f"--resume needs the same training config as {run_dir / 'config.json'}; "
-                             f"it differs ({config_differences(before.to_dict(), config.to_dict())})")
-        if not np.array_equal(Split.load(run_dir / "split.json").train, split.train):
-            raise ValueError(f"--resume needs the same split as {run_dir / 'split.json'}; it differs")
-        prep = Preprocessing(**saved["preprocessing"])
+        run = Run.open(run_dir)
+        run.check_continues(config, split)
     else:
-        if (ckpt_dir / "state.pt").exists():
-            raise ValueError(f"{run_dir} already holds a training run; use --resume to continue it "
-                             "or choose another run directory")
+        input_size = config.input_size or PRESETS[config.backbone].input_size
         prep = Preprocessing.fit(dataset, train_idx, input_size, seed=config.seed)
-        write_json(run_dir / "config.json", {
-            "format": RUN_FORMAT, "config": config.to_dict(), "preprocessing": prep.to_dict(),
-            "dataset": {"name": getattr(dataset, "name", "?"), "size": len(dataset),
-                        "multilabel": bool(dataset.multilabel), "channels": prep.channels}})
-        split.save(run_dir / "split.json")
+        run = Run.create(run_dir, config, dataset, split, prep, source=source)
 
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     aug_gen = torch.Generator().manual_seed(config.seed + 1)
-    model = build_model(config, prep.channels).to(memory_format=torch.channels_last)
+    model = run.new_model().to(memory_format=torch.channels_last)
     batcher = build_batches(config, labels[train_idx])
-    objective = build_objective(config, labels, train_idx)
+    objective = make_objective(config.loss, config.objective_spec(), labels, train_idx)
     optimizer, schedule = build_optimizer(config, [*model.parameters(), *objective.parameters()], len(batcher))
-    source = BatchSource(dataset, prep, cache_indices=np.union1d(train_idx, val_idx), num_workers=config.num_workers)
+    source_batches = BatchSource(dataset, run.prep, cache_indices=np.union1d(train_idx, val_idx),
+                                 num_workers=config.num_workers)
+    encoder = Encoder(model, run.prep)
     history: list[dict] = []
     best_val, best_epoch, start_epoch = -1.0, -1, 0
 
-    if resume and (ckpt_dir / "state.pt").exists():
-        state = load_state(ckpt_dir / "state.pt")
-        load_weights(model, ckpt_dir / "last.safetensors")
+    if resume and run.has_checkpoint:
+        state = run.load_checkpoint(model)
         objective.load_state_dict(state["objective"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
@@ -179,13 +150,13 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
         bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
                    leave=False, unit="batch")
         t0, seen, loss_sum, triplet_sum = time.perf_counter(), 0, 0.0, 0
-        for idx, images in zip(batches, source.batches(batches)):
+        for idx, images in zip(batches, source_batches.batches(batches)):
             if config.augment != "none":
                 images = shift_augment(images, aug_gen, config.max_shift, flip=config.augment == "shift-flip")
             if config.erase > 0:
                 images = random_erase(images, aug_gen, config.erase)
             batch_labels = torch.from_numpy(labels[idx])
-            forward = model.logits if objective.uses_logits else model
+            forward = model.logits if objective.input == "logits" else model
             outputs = forward(images)
             query_outputs = forward(images, role="query") if config.separate_query_network else None
             loss, n_triplets = objective(outputs, batch_labels, query_outputs, torch.from_numpy(idx))
@@ -204,18 +175,17 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
                   "triplets_per_s": triplet_sum / seconds, "seconds": seconds, "lr": schedule.get_last_lr()[0]}
         validate = len(val_idx) > 0 and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs)
         if validate:
-            record["val_map"] = validation_map(model, source, val_idx, train_idx, labels)
+            record["val_map"] = validation_map(encoder, source_batches, val_idx, train_idx, labels)
         # Without a validation set, the last epoch is the one kept.
         if (validate and record["val_map"] > best_val) or len(val_idx) == 0:
             best_val, best_epoch = record.get("val_map", float("nan")), epoch + 1
-            save_weights(model, run_dir / "model.safetensors", metadata={"epoch": str(epoch + 1)})
+            run.save_best(model, epoch + 1)
         history.append(record)
-        save_weights(model, ckpt_dir / "last.safetensors")
-        save_state({"epoch": epoch, "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
-                    "schedule": schedule.state_dict(), "numpy_rng": rng.bit_generator.state,
-                    "aug_rng": aug_gen.get_state(), "torch_rng": torch.get_rng_state(), "history": history,
-                    "best_val": best_val, "best_epoch": best_epoch}, ckpt_dir / "state.pt")
-        write_json(run_dir / "history.json", {"history": history, "best_epoch": best_epoch, "best_val_map": best_val})
+        run.save_checkpoint(model, {
+            "epoch": epoch, "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(), "numpy_rng": rng.bit_generator.state, "aug_rng": aug_gen.get_state(),
+            "torch_rng": torch.get_rng_state(), "history": history, "best_val": best_val, "best_epoch": best_epoch})
+        run.write_history(history, best_epoch, best_val)
         if progress:
             val = f", val MAP {record['val_map']:.4f}" if validate else ""
             tqdm.write(f"epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.4f}, "
@@ -223,8 +193,8 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, record)
 
-    load_weights(model, run_dir / "model.safetensors")
+    run.load_best_into(model)
     set_threshold_eps(model, config.eps)
     model.eval()
-    return TrainResult(model=model, prep=prep, history=history, best_epoch=best_epoch, best_val_map=best_val,
-                       seconds=time.perf_counter() - started)
+    return TrainResult(model=model, prep=run.prep, history=history, best_epoch=best_epoch, best_val_map=best_val,
+                       seconds=time.perf_counter() - started, run=run)

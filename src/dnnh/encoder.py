@@ -1,0 +1,153 @@
+"""One way from images to codes: the :class:`Encoder`, which every caller uses.
+
+Validation during training, ``dnnh eval``, ``encode``, ``index build --run``, ``search``, the
+bench and the library all encode through it, so a code is the same bit whichever path made it.
+It takes images in any of the forms they come in — uint8 arrays (n, H, W, C), image files, or
+items of a dataset by index — preprocesses them as the run was trained (resize, scale,
+per-channel mean/std), and runs them through a *backend* in bounded batches, with a progress
+bar on long work.
+
+The backend is the only part that computes: ``bits(batch, role)`` takes a preprocessed float
+batch (n, C, H, W) and returns 0/1 codes (n, nbits) as uint8; ``features(batch)`` returns what
+the hash layer reads (for the baselines run on learned features). :class:`TorchBackend` runs the
+PyTorch model; another engine (onnxruntime, say) is another class with these two methods, and
+no caller changes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Protocol, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from dnnh.codes import CodeSet
+from dnnh.data.pipeline import BatchSource, Preprocessing
+from dnnh.data.splits import Split
+from dnnh.nn import DNNH
+from dnnh.runs import Run
+
+ROLES = ("query", "database")
+
+
+class EncoderBackend(Protocol):
+    """What computes codes from preprocessed batches (see the module docstring)."""
+
+    name: str
+    nbits: int
+
+    def bits(self, batch: torch.Tensor, role: str) -> np.ndarray: ...
+
+    def features(self, batch: torch.Tensor) -> np.ndarray: ...
+
+
+class TorchBackend:
+    """The model itself, in eval mode: bit k is 1 when output k > 0.5 (docs/METHOD.md §6)."""
+
+    name = "torch"
+
+    def __init__(self, model: DNNH) -> None:
+        self.model = model
+        self.nbits = model.nbits
+
+    def bits(self, batch: torch.Tensor, role: str) -> np.ndarray:
+        return self.model.encode(batch, role=role).numpy()
+
+    @torch.no_grad()
+    def features(self, batch: torch.Tensor) -> np.ndarray:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return self.model.net.backbone(batch).float().numpy()
+        finally:
+            self.model.train(was_training)
+
+
+class Encoder:
+    """Images -> 0/1 codes through one backend and one preprocessing; see the module docstring.
+
+    ``model`` is a :class:`~dnnh.nn.DNNH` (wrapped in a :class:`TorchBackend`) or a backend.
+    ``batch_size`` bounds the images in memory at once; ``num_workers`` decode image files of
+    file-backed datasets in parallel processes.
+    """
+
+    def __init__(self, model: DNNH | EncoderBackend, prep: Preprocessing, *, batch_size: int = 512,
+                 num_workers: int = 2) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.backend: EncoderBackend = TorchBackend(model) if isinstance(model, DNNH) else model
+        self.prep, self.batch_size, self.num_workers = prep, int(batch_size), int(num_workers)
+
+    @classmethod
+    def from_run(cls, run: Run | str | Path, **kwargs: Any) -> "Encoder":
+        """The encoder of a run's best model (``run``: a :class:`~dnnh.runs.Run` or its folder)."""
+        run = run if isinstance(run, Run) else Run.open(run)
+        kwargs.setdefault("num_workers", run.config.num_workers)
+        return cls(run.load_model(), run.prep, **kwargs)
+
+    @property
+    def nbits(self) -> int:
+        return self.backend.nbits
+
+    def _run(self, batches: Iterable[torch.Tensor], n: int, role: str, progress: bool) -> np.ndarray:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+        out = np.empty((n, self.nbits), dtype=np.uint8)
+        pos = 0
+        with tqdm(total=n, desc=f"encoding {role}", unit="img", disable=not progress, leave=False) as bar:
+            for batch in batches:
+                codes = self.backend.bits(batch, role)
+                out[pos:pos + len(codes)] = codes
+                pos += len(codes)
+                bar.update(len(codes))
+        return out
+
+    def _chunks(self, indices: np.ndarray) -> list[np.ndarray]:
+        return [indices[i:i + self.batch_size] for i in range(0, len(indices), self.batch_size)]
+
+    def _source(self, data: Any) -> BatchSource:
+        return data if isinstance(data, BatchSource) else BatchSource(data, self.prep, num_workers=self.num_workers)
+
+    def encode_images(self, images: np.ndarray, role: str = "database", progress: bool = False) -> np.ndarray:
+        """Codes of uint8 images (n, H, W, C) given directly (search queries, the library API)."""
+        images = np.asarray(images)
+        batches = (self.prep(images[i:i + self.batch_size]) for i in range(0, len(images), self.batch_size))
+        return self._run(batches, len(images), role, progress)
+
+    def encode_files(self, paths: Sequence[str | Path], role: str = "query", progress: bool = False) -> np.ndarray:
+        """Codes of image files, each read and resized to the model's input."""
+        from dnnh.data.images import read_image
+
+        size = (self.prep.input_size, self.prep.input_size)
+
+        def batches() -> Iterator[torch.Tensor]:
+            for i in range(0, len(paths), self.batch_size):
+                yield self.prep(np.stack([read_image(p, channels=self.prep.channels, size=size)
+                                          for p in paths[i:i + self.batch_size]]))
+
+        return self._run(batches(), len(paths), role, progress)
+
+    def encode_items(self, data: Any, indices: np.ndarray, role: str = "database",
+                     progress: bool = False) -> np.ndarray:
+        """Codes of the items ``indices`` of ``data`` (a dataset, or a :class:`BatchSource` over one)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return self._run(self._source(data).batches(self._chunks(indices)), len(indices), role, progress)
+
+    def features(self, data: Any, indices: np.ndarray) -> np.ndarray:
+        """What the hash layer reads (the backbone's 50q features) for the items ``indices`` of ``data``."""
+        indices = np.asarray(indices, dtype=np.int64)
+        out = [self.backend.features(batch) for batch in self._source(data).batches(self._chunks(indices))]
+        return np.concatenate(out) if out else np.empty((0, 0), dtype=np.float32)
+
+    def encode_split(self, dataset: Any, split: Split, progress: bool = False) -> tuple[CodeSet, CodeSet]:
+        """Codes of the split's queries (query role) and database, with dataset ids and labels."""
+        split.check_fits(len(dataset))
+        source = self._source(dataset)
+        out = []
+        for role in ROLES:
+            idx = getattr(split, role)
+            bits = self.encode_items(source, idx, role=role, progress=progress)
+            out.append(CodeSet.from_bits(bits, ids=idx, labels=dataset.labels[idx]))
+        return out[0], out[1]

@@ -1,0 +1,48 @@
+"""The one contract every training objective keeps, so the training loop never asks which it has.
+
+An objective is called as ``objective(outputs, labels, query_outputs=None, indices=None)`` and
+returns ``(loss, count)``: the scalar to minimise and how many triplets or pairs it saw (for the
+throughput figures). ``outputs`` are the batch's network outputs; which ones is the objective's
+``input``: ``"codes"`` (approximate codes in [0, 1], what DNNH's triplet loss reads) or
+``"logits"`` (the pre-sigmoid outputs u, what DPSH, DSH, CSQ, the classifier reference and CNNH
+read; their code is sign(u), the same bit as output > 0.5). ``query_outputs`` are the anchors'
+outputs from a separate query network, when the model has one; ``indices`` the batch's dataset
+indices, for objectives with per-item targets (CNNH). An objective's parameters and buffers (a
+classifier, hash centres, targets) travel with the checkpoint.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+INPUTS = ("codes", "logits")
+
+
+class Objective(nn.Module):
+    """Base of every training objective: ``forward(outputs, labels, query_outputs, indices) -> (loss, count)``."""
+
+    input: ClassVar[str] = "logits"
+
+    def forward(self, outputs: torch.Tensor, labels: torch.Tensor, query_outputs: torch.Tensor | None = None,
+                indices: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+        raise NotImplementedError
+
+
+class BatchObjective(Objective):
+    """An objective defined on a whole batch's u and labels; subclasses fill in :meth:`batch_loss`.
+
+    The count is the number of pairs in the batch. A separate query network's outputs are not
+    used: these losses treat every item of a batch alike.
+    """
+
+    input: ClassVar[str] = "logits"
+
+    def batch_loss(self, u: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, outputs: torch.Tensor, labels: torch.Tensor, query_outputs: torch.Tensor | None = None,
+                indices: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+        return self.batch_loss(outputs, labels), len(outputs) * (len(outputs) - 1) // 2

@@ -1,0 +1,257 @@
+"""The run directory, and its one owner: every file of a run is written and read here.
+
+A run directory holds::
+
+    config.json         format, training config, model config, preprocessing, the data (name,
+                        size, channels, where it came from)
+    split.json          the split it was trained and is scored on (reused by every baseline)
+    model.safetensors   the best weights on the validation split carved from the training set
+    checkpoint/state.pt the last epoch as ONE file: weights, optimizer, schedule, random
+                        generators, history (so a crash between two writes cannot pair the
+                        weights of one epoch with the optimizer state of another)
+    history.json        one record per epoch, the best epoch and its validation MAP
+    codes_query.npz, codes_database.npz, metrics.json, pr_curve.png, precision_at_k.png
+                        written by scoring (``dnnh eval``, the end of ``dnnh train``, the bench)
+    bench_time.json     training wall time summed over invocations (bench runs)
+
+Runs made by :func:`dnnh.training.train`, by the bench and by the CLI are the same thing and
+reopen the same way: ``Run.open(path)``. The model is rebuilt from the config the run carries
+(``DNNH.from_config``), never from what the caller remembers. Every write is atomic.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from dnnh.atomic import atomic_write_bytes, atomic_write_text
+from dnnh.codes import CodeSet
+from dnnh.data.pipeline import Preprocessing
+from dnnh.data.sources import DataSource
+from dnnh.data.splits import Split
+from dnnh.metrics import RetrievalReport
+from dnnh.nn import DNNH, ModelConfig
+from dnnh.training.config import TrainConfig, config_differences
+
+RUN_FORMAT = "dnnh-run/2"
+#: Formats this version opens; a /1 run (no model config, data source in data.json) is read as /2.
+READABLE_FORMATS = ("dnnh-run/1", RUN_FORMAT)
+
+CONFIG = "config.json"
+SPLIT = "split.json"
+BEST_WEIGHTS = "model.safetensors"
+CHECKPOINT = "checkpoint/state.pt"
+HISTORY = "history.json"
+METRICS = "metrics.json"
+CODES = {"query": "codes_query.npz", "database": "codes_database.npz"}
+TIMING = "bench_time.json"
+
+
+def write_json(path: Path, payload: dict) -> None:
+    atomic_write_text(Path(path), json.dumps(payload, indent=2))
+
+
+def read_json(path: Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: is {path.parent} a dnnh run directory?")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+
+
+def save_weights(module: torch.nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
+    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    atomic_write_bytes(Path(path), st_save(tensors, metadata=metadata))
+
+
+def load_weights(module: torch.nn.Module, path: Path) -> None:
+    try:
+        tensors = st_load(Path(path).read_bytes())
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        raise ValueError(f"cannot read weights {path}: {exc}") from exc
+    _load_state_dict(module, tensors, path)
+
+
+def _load_state_dict(module: torch.nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Load ``tensors`` into ``module``, or say in one line why they do not fit it."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in tensors]
+    unexpected = [k for k in tensors if k not in own]
+    mismatched = [f"{k} {tuple(tensors[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+                  if k in tensors and tensors[k].shape != v.shape]
+    if missing or unexpected or mismatched:
+        raise ValueError(f"weights {path} do not fit the model its config describes (was config.json edited?): "
+                         f"missing {missing[:3]}, unexpected {unexpected[:3]}, other shapes {mismatched[:3]}")
+    module.load_state_dict(tensors)
+
+
+@dataclass
+class Run:
+    """A run directory opened for reading and writing; see the module docstring for its files."""
+
+    path: Path
+    config: TrainConfig
+    model_config: ModelConfig
+    prep: Preprocessing
+    split: Split
+    dataset: dict[str, Any]  # name, size, multilabel, channels
+    source: DataSource | None
+
+    # --- creating and opening --------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: str | Path, config: TrainConfig, dataset: Any, split: Split, prep: Preprocessing,
+               source: DataSource | None = None) -> "Run":
+        """A new run directory (config.json and split.json written); refuses to replace a run."""
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"run directory {path} is a file; choose a folder")
+        if (path / CHECKPOINT).exists() or (path / BEST_WEIGHTS).exists():
+            raise ValueError(f"{path} already holds a training run; use --resume to continue it "
+                             "or choose another run directory")
+        source = source if source is not None else DataSource.of(dataset)
+        run = cls(path=path, config=config, model_config=config.model_config(prep.channels), prep=prep, split=split,
+                  dataset={"name": getattr(dataset, "name", "?"), "size": len(dataset),
+                           "multilabel": bool(dataset.multilabel), "channels": prep.channels},
+                  source=source)
+        write_json(path / CONFIG, {
+            "format": RUN_FORMAT, "config": config.to_dict(), "model": run.model_config.to_dict(),
+            "preprocessing": prep.to_dict(),
+            "dataset": {**run.dataset, "source": source.to_dict() if source is not None else None}})
+        split.save(path / SPLIT)
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> "Run":
+        """The run at ``path``, as written by this version of dnnh or the one before it."""
+        path = Path(path)
+        if not path.is_dir():
+            raise FileNotFoundError(f"run directory {path} not found")
+        saved = read_json(path / CONFIG)
+        fmt = saved.get("format")
+        if fmt not in READABLE_FORMATS:
+            raise ValueError(f"{path / CONFIG} is a run of format {fmt!r}; this dnnh reads {READABLE_FORMATS}: "
+                             "use the dnnh version that wrote it, or train the run again")
+        try:
+            config = TrainConfig.from_dict(saved["config"])
+            prep = Preprocessing(**saved["preprocessing"])
+            model_config = (ModelConfig.from_dict(saved["model"]) if "model" in saved
+                            else config.model_config(prep.channels))
+            dataset = dict(saved["dataset"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"{path / CONFIG} lacks or garbles a field ({exc}); was it edited?") from exc
+        source = dataset.pop("source", None)
+        if source is None and (path / "data.json").exists():  # format /1 kept the source beside the config
+            source = read_json(path / "data.json")
+        return cls(path=path, config=config, model_config=model_config, prep=prep, split=Split.load(path / SPLIT),
+                   dataset=dataset, source=DataSource.from_dict(source) if source else None)
+
+    def check_continues(self, config: TrainConfig, split: Split) -> None:
+        """Raise unless ``config`` and ``split`` are the ones this run was started with (for --resume)."""
+        if config != self.config:
+            raise ValueError(f"--resume needs the same training config as {self.path / CONFIG}; it differs "
+                             f"({config_differences(self.config.to_dict(), config.to_dict())})")
+        if not all(_same(getattr(self.split, k), getattr(split, k)) for k in ("query", "database", "train", "val")):
+            raise ValueError(f"--resume needs the same split as {self.path / SPLIT}; it differs")
+
+    # --- the model ---------------------------------------------------------------------------
+
+    def new_model(self) -> DNNH:
+        """A freshly initialised model of this run's architecture."""
+        return DNNH.from_config(self.model_config)
+
+    def load_model(self) -> DNNH:
+        """The best model of the run, in eval mode."""
+        weights = self.path / BEST_WEIGHTS
+        if not weights.exists():
+            raise FileNotFoundError(f"{weights} not found: the run has not finished an epoch yet")
+        model = self.new_model()
+        load_weights(model, weights)
+        model.eval()
+        return model
+
+    def save_best(self, model: torch.nn.Module, epoch: int) -> None:
+        save_weights(model, self.path / BEST_WEIGHTS, metadata={"epoch": str(epoch)})
+
+    def load_best_into(self, model: torch.nn.Module) -> None:
+        load_weights(model, self.path / BEST_WEIGHTS)
+
+    # --- checkpoints and history ------------------------------------------------------------
+
+    @property
+    def has_checkpoint(self) -> bool:
+        return (self.path / CHECKPOINT).exists()
+
+    def save_checkpoint(self, model: torch.nn.Module, state: dict[str, Any]) -> None:
+        """The model's weights and the training ``state`` in one atomic file."""
+        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        buf = io.BytesIO()
+        torch.save({**state, "model": weights}, buf)
+        atomic_write_bytes(self.path / CHECKPOINT, buf.getvalue())
+
+    def load_checkpoint(self, model: torch.nn.Module) -> dict[str, Any]:
+        """Load the checkpoint's weights into ``model``; return the rest of its state."""
+        path = self.path / CHECKPOINT
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # a pickle that is not plain tensors and containers is refused, not run
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"cannot read training state {path}: {first}") from None
+        if not isinstance(state, dict) or "model" not in state:
+            raise ValueError(f"{path} is not a dnnh checkpoint (no model weights in it)")
+        _load_state_dict(model, state.pop("model"), path)
+        return state
+
+    def write_history(self, history: list[dict], best_epoch: int, best_val_map: float) -> None:
+        write_json(self.path / HISTORY, {"history": history, "best_epoch": best_epoch, "best_val_map": best_val_map})
+
+    def read_timing(self) -> float:
+        """Training seconds recorded so far by :meth:`write_timing` (0 when none)."""
+        path = self.path / TIMING
+        return float(read_json(path)["seconds"]) if path.exists() else 0.0
+
+    def write_timing(self, seconds: float, epoch: int) -> None:
+        write_json(self.path / TIMING, {"seconds": seconds, "epoch": epoch})
+
+    # --- data and scores ---------------------------------------------------------------------
+
+    def load_dataset(self, source: DataSource | None = None):
+        """The dataset the run was trained on (or ``source`` instead), checked against the split."""
+        source = source or self.source
+        if source is None:
+            raise FileNotFoundError(f"{self.path} does not record where its data came from; name it with --data")
+        dataset = source.load()
+        self.split.check_fits(len(dataset))
+        return dataset
+
+    def write_evaluation(self, query: CodeSet, database: CodeSet, report: RetrievalReport) -> list[Path]:
+        """Codes, metrics.json and the two figures of a scored run; returns the paths written."""
+        from dnnh.metrics import plot_pr_curves, plot_precision_at_k
+
+        paths = [self.path / CODES["query"], self.path / CODES["database"], self.path / METRICS]
+        query.save(paths[0])
+        database.save(paths[1])
+        write_json(paths[2], report.to_dict())
+        label, name = f"DNNH {self.model_config.nbits} bits", self.dataset["name"]
+        paths.append(plot_pr_curves({label: report}, self.path / "pr_curve.png", title=f"{name}: precision-recall"))
+        paths.append(plot_precision_at_k({label: report}, self.path / "precision_at_k.png",
+                                         title=f"{name}: precision@k"))
+        return paths
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return np.array_equal(np.asarray(a), np.asarray(b))

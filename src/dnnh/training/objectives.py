@@ -1,0 +1,66 @@
+"""One registry from a loss name to the objective that trains with it.
+
+``make_objective(name, spec, labels, train_idx)`` is the only place a name becomes an object:
+the training config validates names against :data:`LOSSES` and the training loop calls this.
+Every objective keeps the contract of :mod:`dnnh.losses.base`. The registry lives with training
+because one entry pairs a loss with a miner (``triplet``), which the losses themselves never
+import (pytorch-metric-learning's trainers do the same).
+``spec`` carries the settings an objective may read (the triplet ones only matter for
+``triplet``); ``labels`` are the whole dataset's labels (class count, relevance) and
+``train_idx`` the training items (CNNH computes its targets for them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from dnnh.losses import (ClassifierLoss, CNNHLoss, CSQLoss, DPSHLoss, DSHLoss, MinedTriplets, Objective,
+                         ThreeStreamTriplets, TripletRankingLoss)
+from dnnh.miners import BatchTripletMiner
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """The settings an objective is built from (see :class:`dnnh.training.config.TrainConfig`)."""
+
+    nbits: int
+    margin: float = 1.0
+    distance: str = "l2"
+    reduction: str = "mean"
+    smooth: bool = False
+    triplets: str = "all"  # "random": the paper's three streams; else an in-batch mining strategy
+    seed: int = 0
+
+
+def _n_classes(labels: np.ndarray) -> int:
+    return int(labels.max()) + 1 if labels.ndim == 1 else int(labels.shape[1])
+
+
+def _triplet(spec: ObjectiveSpec, labels: np.ndarray, train_idx: np.ndarray) -> Objective:
+    loss = TripletRankingLoss(margin=spec.margin, distance=spec.distance, reduction=spec.reduction,
+                              smooth=spec.smooth)
+    if spec.triplets == "random":
+        return ThreeStreamTriplets(loss)
+    return MinedTriplets(loss, BatchTripletMiner(spec.triplets, margin=spec.margin, distance=spec.distance))
+
+
+OBJECTIVES: dict[str, Callable[[ObjectiveSpec, np.ndarray, np.ndarray], Objective]] = {
+    "triplet": _triplet,
+    "dpsh": lambda spec, labels, train_idx: DPSHLoss(),
+    "dsh": lambda spec, labels, train_idx: DSHLoss(spec.nbits),
+    "csq": lambda spec, labels, train_idx: CSQLoss(spec.nbits, _n_classes(labels), seed=spec.seed),
+    "classifier": lambda spec, labels, train_idx: ClassifierLoss(spec.nbits, _n_classes(labels),
+                                                                 multilabel=labels.ndim == 2),
+    "cnnh": lambda spec, labels, train_idx: CNNHLoss(labels, train_idx, spec.nbits, seed=spec.seed),
+}
+LOSSES = tuple(OBJECTIVES)
+
+
+def make_objective(name: str, spec: ObjectiveSpec, labels: np.ndarray, train_idx: np.ndarray) -> Objective:
+    """The objective called ``name`` (one of :data:`LOSSES`), built for this dataset's labels."""
+    if name not in OBJECTIVES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {name!r}")
+    return OBJECTIVES[name](spec, np.asarray(labels), np.asarray(train_idx))

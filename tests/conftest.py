@@ -1,0 +1,38 @@
+"""Fixtures every test folder shares: the digits set and the tiny settings that make a bench take seconds.
+
+Nothing here downloads: digits ships with scikit-learn. The slow, obviously right references
+that tests (and benchmarks) check the library against are in :mod:`dnnh.testing`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytest
+
+from dnnh.data.digits import load_digits
+from dnnh.data.sources import SplitSpec
+
+#: A split of digits with 5 queries and 30 training images a class (20% of them for validation).
+TINY_SPLIT = SplitSpec(queries_per_class=5, train_per_class=30, val_fraction=0.2)
+#: Training options for seconds-long deep runs: 8x8 inputs, small batches, one thread, no workers.
+TINY_TRAINING = {"input_size": 8, "threads": 1, "num_workers": 0, "batch_size": 40, "per_class": 4}
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return load_digits()
+
+
+@pytest.fixture(scope="session")
+def tiny_bench() -> Callable[..., dict[str, Any]]:
+    """``run_bench`` keywords for a bench of seconds: ``tiny_bench(epochs=2, margin=2.0, split={...})``.
+
+    Keywords are training options on top of :data:`TINY_TRAINING`; ``split`` holds
+    :class:`SplitSpec` fields that differ from :data:`TINY_SPLIT`.
+    """
+    def make(*, split: dict[str, Any] | None = None, **training: Any) -> dict[str, Any]:
+        spec = SplitSpec(**{**TINY_SPLIT.__dict__, **(split or {})})
+        return {"split": spec, "training": {**TINY_TRAINING, **training}, "progress": False,
+                "log": lambda message: None}
+    return make
