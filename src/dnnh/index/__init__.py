@@ -1,11 +1,21 @@
 """Exact Hamming-distance search over packed binary codes (:class:`HammingIndex`).
 
-numba (extra ``fast``) or FAISS (extra ``faiss``) speed up the scans when installed; numpy alone
+numba (a core dependency) or FAISS (extra ``faiss``) speed up the scans; numpy alone
 gives the same answers. :func:`available_engines` says which engines this installation can use.
+:class:`MilvusIndex` (extra ``milvus``) answers the same calls from a Milvus Lite file or a Milvus server.
 """
 
 from dnnh.index.fileformat import IndexFormatError
 from dnnh.index.index import HammingIndex
 from dnnh.index.search import available_engines
 
-__all__ = ["HammingIndex", "IndexFormatError", "available_engines"]
+__all__ = ["HammingIndex", "IndexFormatError", "MilvusIndex", "available_engines"]
+
+
+def __getattr__(name: str) -> object:
+    """``MilvusIndex`` is imported on first use: ``import dnnh.index`` never imports pymilvus."""
+    if name == "MilvusIndex":
+        from dnnh.index.milvus import MilvusIndex
+
+        return MilvusIndex
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
