@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 from dnnh.bench import run_bench
 from dnnh.bench.report import ResultRow, entry_row, format_table
@@ -22,7 +23,7 @@ DEMO_SPLIT = SplitSpec(protocol="paper", queries_per_class=10, train_per_class=1
 
 
 def run_demo(out_dir: str | Path = "runs/demo", nbits: tuple[int, ...] = DEMO_BITS, epochs: int | None = None,
-             seed: int = 0, progress: bool = True) -> list[ResultRow]:
+             seed: int = 0, progress: bool = True, log: Callable[[str], None] = print) -> list[ResultRow]:
     """Train, encode and score; a previous demo in ``out_dir`` is replaced, not resumed."""
     out_dir = Path(out_dir)
     if (out_dir / "bench.json").exists():
@@ -30,7 +31,7 @@ def run_demo(out_dir: str | Path = "runs/demo", nbits: tuple[int, ...] = DEMO_BI
     split = replace(DEMO_SPLIT, seed=seed)
     training = {"epochs": epochs} if epochs is not None else {}
     result = run_bench(DataSource("digits"), out_dir, DEMO_METHODS, nbits, split=split, training=training,
-                       progress=progress, command="dnnh demo")
+                       progress=progress, log=log, command="dnnh demo")
     return [entry_row(e) for e in result.entries]
 
 

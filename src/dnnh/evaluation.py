@@ -12,6 +12,7 @@ from typing import Any
 
 from dnnh.codes import CodeSet
 from dnnh.encoder import Encoder
+from dnnh.locks import lock_folder
 from dnnh.metrics import RetrievalReport, retrieval_report
 from dnnh.runs import Run
 
@@ -36,7 +37,8 @@ def evaluate_run(run: Run, dataset: Any | None = None, topk: int | None = None, 
     query, database = encoder.encode_split(dataset, run.split, progress=progress)
     report = score_codes(query, database, topk=topk, radius=radius)
     if write:
-        run.write_evaluation(query, database, report)
+        with lock_folder(run.path, "run directory"):
+            run.write_evaluation(query, database, report)
     return report
 
 

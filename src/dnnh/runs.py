@@ -3,7 +3,7 @@
 A run directory holds::
 
     config.json         format, training config, model config, preprocessing, the data (name,
-                        size, channels, where it came from)
+                        size, channels, where it came from, its fingerprint)
     split.json          the split it was trained and is scored on (reused by every baseline)
     model.safetensors   the best weights on the validation split carved from the training set
     checkpoint/state.pt the last epoch as ONE file: weights, optimizer, schedule, random
@@ -34,6 +34,7 @@ from safetensors.torch import save as st_save
 
 from dnnh.atomic import atomic_write_bytes, atomic_write_text
 from dnnh.codes import CodeSet
+from dnnh.data.fingerprint import fingerprint_difference
 from dnnh.data.pipeline import Preprocessing
 from dnnh.data.sources import DataSource
 from dnnh.data.splits import Split
@@ -106,7 +107,7 @@ class Run:
     model_config: ModelConfig
     prep: Preprocessing
     split: Split
-    dataset: dict[str, Any]  # name, size, multilabel, channels
+    dataset: dict[str, Any]  # name, size, multilabel, channels, fingerprint
     source: DataSource | None
 
     # --- creating and opening --------------------------------------------------------------
@@ -124,7 +125,8 @@ class Run:
         source = source if source is not None else DataSource.of(dataset)
         run = cls(path=path, config=config, model_config=config.model_config(prep.channels), prep=prep, split=split,
                   dataset={"name": getattr(dataset, "name", "?"), "size": len(dataset),
-                           "multilabel": bool(dataset.multilabel), "channels": prep.channels},
+                           "multilabel": bool(dataset.multilabel), "channels": prep.channels,
+                           "fingerprint": dataset.fingerprint()},
                   source=source)
         write_json(path / CONFIG, {
             "format": RUN_FORMAT, "config": config.to_dict(), "model": run.model_config.to_dict(),
@@ -230,13 +232,26 @@ class Run:
     # --- data and scores ---------------------------------------------------------------------
 
     def load_dataset(self, source: DataSource | None = None):
-        """The dataset the run was trained on (or ``source`` instead), checked against the split."""
+        """The dataset the run was trained on (or ``source`` instead), checked by :meth:`check_data`."""
         source = source or self.source
         if source is None:
             raise FileNotFoundError(f"{self.path} does not record where its data came from; name it with --data")
         dataset = source.load()
-        self.split.check_fits(len(dataset))
+        self.check_data(dataset)
         return dataset
+
+    def check_data(self, dataset: Any) -> None:
+        """Raise unless ``dataset`` is the data the run was trained on (same fingerprint, split fits).
+
+        A split stores positions: if the data changed (one image added, one removed) the same
+        positions point at other images and labels, and scoring them would be silently wrong.
+        """
+        difference = fingerprint_difference(self.dataset.get("fingerprint"), dataset.fingerprint())
+        if difference:
+            raise ValueError(f"the data differs from what {self.path} was trained on: {difference}; its split "
+                             "no longer points at the same items. Train a new run on the data as it is now "
+                             "(dnnh train --run NEW_DIR ...), or restore the data")
+        self.split.check_fits(len(dataset))
 
     def write_evaluation(self, query: CodeSet, database: CodeSet, report: RetrievalReport) -> list[Path]:
         """Codes, metrics.json and the two figures of a scored run; returns the paths written."""

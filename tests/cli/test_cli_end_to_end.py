@@ -69,8 +69,9 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert main(["eval", "--run", str(tmp_path / "empty")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "config.json not found: is" in err and "a dnnh run directory?" in err
-    assert main(["train", "--run", str(tmp_path / "r"), "--data", "digits", "--bits", "0", "--quiet"]) == 1
-    assert "bits" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # refused while parsing, before anything is loaded
+        main(["train", "--run", str(tmp_path / "r"), "--data", "digits", "--bits", "0", "--quiet"])
+    assert exit_.value.code == 2 and "argument --bits: expected an integer >= 1, got 0" in capsys.readouterr().err
 
 
 def test_demo_prints_table(tmp_path, capsys):

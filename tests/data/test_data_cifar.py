@@ -167,3 +167,34 @@ def test_tarball_with_other_members_order(tmp_path):
     ds = load_dataset("cifar10", root=tmp_path, download=False)
     np.testing.assert_array_equal(ds.images, made["images"])
     assert cifar_row(ds.images[0]).tolist() == made["batches"]["data_batch_1"][b"data"][0].tolist()
+
+
+# ---------- hostile and malformed batches (issue 11) ----------
+
+def test_pickle_declaring_a_huge_length_is_one_error(tmp_path):
+    import struct
+
+    made = write_cifar(tmp_path, np.random.default_rng(7), tar=False)
+    # protocol 4 BINBYTES8 claiming 2**60 bytes: the allocation fails before anything is read
+    (made["path"] / "data_batch_2").write_bytes(b"\x80\x04\x8e" + struct.pack("<Q", 2**60) + b"abc")
+    with pytest.raises(CifarFormatError, match=r"data_batch_2: not a readable CIFAR batch pickle .*larger than memory"):
+        load_dataset("cifar10", root=tmp_path, download=False)
+
+
+def test_label_beyond_the_class_names(tmp_path):
+    made = write_cifar(tmp_path, np.random.default_rng(8), tar=False)
+    batch = dict(made["batches"]["test_batch"])
+    batch[b"labels"] = [99] + list(batch[b"labels"][1:])
+    (made["path"] / "test_batch").write_bytes(pickle.dumps(batch, 2))
+    with pytest.raises(CifarFormatError, match=r"test_batch: class id 99 but there are 10 class names .*ids 0..9"):
+        load_dataset("cifar10", root=tmp_path, download=False)
+
+
+@pytest.mark.parametrize("labels", [[1.5] * 6, [b"x"] * 6, [-1] + [0] * 5, [2**70] * 6, [[1, 2]] * 6])
+def test_bad_label_values_name_the_file(tmp_path, labels):
+    made = write_cifar(tmp_path, np.random.default_rng(9), tar=False)
+    batch = dict(made["batches"]["data_batch_3"])
+    batch[b"labels"] = labels
+    (made["path"] / "data_batch_3").write_bytes(pickle.dumps(batch, 2))
+    with pytest.raises(CifarFormatError, match=r"cifar-10-batches-py:data_batch_3: b'labels' "):
+        load_dataset("cifar10", root=tmp_path, download=False)

@@ -114,7 +114,7 @@ def test_too_few_per_class_is_explained(synthetic):
 
 
 def test_unknown_protocol(synthetic):
-    with pytest.raises(ValueError, match="unknown split protocol 'cifar10-3'; expected one of paper, cifar10-1"):
+    with pytest.raises(ValueError, match="unknown split protocol 'cifar10-3'; expected one of paper, auto, cifar10-1"):
         make_split(synthetic, "cifar10-3")
 
 

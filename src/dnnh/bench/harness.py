@@ -32,8 +32,10 @@ from dnnh.bench.methods import Method, resolve_methods
 from dnnh.bench.report import format_markdown, machine_info, utc_now, write_plots
 from dnnh.bench.runners import ENTRY_FORMAT, RUNNERS, BenchContext, comparable, signature
 from dnnh.bench.speed import SPEED_PAIR, compare_speed
+from dnnh.data.fingerprint import fingerprint_difference
 from dnnh.data.sources import DataSource, SplitSpec
 from dnnh.data.splits import Split
+from dnnh.locks import lock_folder
 from dnnh.training.config import config_differences
 
 BENCH_FORMAT = "dnnh-bench/1"
@@ -85,8 +87,13 @@ def _prepare_split(out: Path, dataset: Any, split_settings: dict, spec: SplitSpe
     """OUT/split.json: reused when present (after checking its settings), else drawn and written first."""
     split_file = spec.file
     split_path, bench_path = out / "split.json", out / "bench.json"
+    fingerprint = dataset.fingerprint()
     if bench_path.exists():
         saved = json.loads(bench_path.read_text())
+        difference = fingerprint_difference(saved.get("data_fingerprint"), fingerprint)
+        if difference:
+            raise ValueError(f"the data differs from what {out} was benched on: {difference}; its split no longer "
+                             "points at the same items. Bench the data as it is now into another folder")
         if saved.get("split_settings") != split_settings:
             diff = {k: (saved.get("split_settings", {}).get(k), v) for k, v in split_settings.items()
                     if saved.get("split_settings", {}).get(k) != v}
@@ -105,7 +112,8 @@ def _prepare_split(out: Path, dataset: Any, split_settings: dict, spec: SplitSpe
     split.check_fits(len(dataset))
     if not bench_path.exists():
         atomic_write_text(bench_path, json.dumps({"format": BENCH_FORMAT, "started": utc_now(),
-                                                  "split_settings": split_settings}, indent=2))
+                                                  "split_settings": split_settings,
+                                                  "data_fingerprint": fingerprint}, indent=2))
     return split
 
 
@@ -155,7 +163,16 @@ def run_bench(data: DataSource | str | Path | Any, out: str | Path, methods: Seq
     chosen = resolve_methods(methods)
     nbits_list = parse_bits(nbits)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"bench folder {out} is a file; choose a folder")
+    with lock_folder(out, "bench folder"):
+        return _run_bench(data, out, chosen, nbits_list, split, training, topk, radius, target_map, command,
+                          progress, plots, log)
+
+
+def _run_bench(data: Any, out: Path, chosen: list[Method], nbits_list: list[int], split: SplitSpec,
+               training: Mapping[str, Any] | None, topk: int | None, radius: int, target_map: float | None,
+               command: str | None, progress: bool, plots: bool, log: Callable[[str], None]) -> BenchResult:
     dataset, source = _load_dataset(data)
     name = getattr(dataset, "name", str(data))
     split_settings = {"data": source.data if source is not None else name, **split.settings()}
@@ -163,7 +180,7 @@ def run_bench(data: DataSource | str | Path | Any, out: str | Path, methods: Seq
     common = dict(training or {})
     common.setdefault("seed", split.seed)
     ctx = BenchContext(dataset=dataset, source=source, split=the_split, out=out, common=common, seed=split.seed,
-                       topk=topk, radius=radius, progress=progress,
+                       topk=topk, radius=radius, progress=progress, log=log,
                        split_sha256=hashlib.sha256((out / "split.json").read_bytes()).hexdigest())
     for m in chosen:  # settings errors (a clash of shared options) before hours of training
         if m.kind == "deep":

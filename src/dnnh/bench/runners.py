@@ -48,6 +48,7 @@ class BenchContext:
     topk: int | None = None
     radius: int = 2
     progress: bool = True
+    log: Callable[[str], None] | None = None  # where deep runs' epoch lines go without progress bars
     _pixels: dict[str, np.ndarray] = field(default_factory=dict)
     _features: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
 
@@ -200,7 +201,7 @@ def run_deep(method: Method, nbits: int, ctx: BenchContext) -> dict:
         Run.open(run_dir).write_timing(before + time.perf_counter() - t0, epoch)
 
     result = train(config, ctx.dataset, ctx.split, run_dir, resume=resume, progress=ctx.progress,
-                   on_epoch_end=checkpoint_clock, source=ctx.source)
+                   on_epoch_end=checkpoint_clock, source=ctx.source, log=None if ctx.progress else ctx.log)
     seconds = before + time.perf_counter() - t0
     result.run.write_timing(seconds, len(result.history))
     query, database = Encoder.from_run(result.run).encode_split(ctx.dataset, ctx.split)

@@ -10,7 +10,8 @@ import argparse
 import time
 from pathlib import Path
 
-from dnnh.cli.common import add_data_args, add_shared_training_args, add_split_args, data_source, split_spec, training_options
+from dnnh.cli.common import (add_data_args, add_shared_training_args, add_split_args, data_source, folder_path,
+                             non_negative_int, positive_int, show_bars, split_spec, training_options)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,13 +23,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_split_args(p)
     p.add_argument("--methods", required=True, help=f"comma-separated method names. Known: {known_methods()}")
     p.add_argument("--bits", default="12,24,32,48", help="comma-separated code lengths (default 12,24,32,48)")
-    p.add_argument("--out", type=Path, required=True, help="results folder (reused and resumed on rerun)")
+    p.add_argument("--out", type=folder_path, required=True, help="results folder (reused and resumed on rerun)")
     add_shared_training_args(p, every=True)
-    p.add_argument("--topk", type=int, help="report MAP@K instead of MAP over the whole database (NUS-WIDE: 5000)")
-    p.add_argument("--radius", type=int, default=2, help="Hamming radius of the precision column (default 2)")
+    p.add_argument("--topk", type=positive_int, help="report MAP@K instead of MAP over the whole database (NUS-WIDE: 5000)")
+    p.add_argument("--radius", type=non_negative_int, default=2, help="Hamming radius of the precision column (default 2)")
     p.add_argument("--target-map", type=float, help="validation MAP of the dnnh vs dnnh-random speed comparison "
                                                     "(default: the lower of their best validation MAPs)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="print only the results table")
     p.set_defaults(func=run)
 
 
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_bench(data_source(args), args.out, args.methods, args.bits, split=split_spec(args),
                        training=training_options(args), topk=args.topk, radius=args.radius,
                        target_map=args.target_map, command=shell_command(equivalent_argv(args)),
-                       progress=not args.quiet)
+                       progress=not args.quiet and show_bars(), log=(lambda message: None) if args.quiet else print)
     print()
     print((result.out / "results.md").read_text())
     print(f"bench finished in {time.perf_counter() - t0:.0f}s; results in {result.out}")

@@ -9,10 +9,42 @@ objects to the library, which owns every default.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from dnnh.data.sources import DataSource, SplitSpec
+
+
+def int_at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``low``, refused at parse time with a message saying so."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
+
+
+def folder_path(text: str) -> Path:
+    """An argparse type: a folder to write into, refused at parse time when a file has that name."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file; give a folder")
+    return path
+
+
+def show_bars() -> bool:
+    """Progress bars only on a terminal: logs written to a file get one line per epoch instead."""
+    return sys.stderr.isatty()
 
 
 def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -21,6 +53,8 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
                         "(image folder, CSV/JSONL manifest)")
     p.add_argument("--root", help="folder holding the dataset's files (downloads go here where allowed)")
     p.add_argument("--skip-corrupt", action="store_true", help="skip unreadable images and report them")
+    p.add_argument("--allow-outside-paths", action="store_true",
+                   help="let a manifest (or a folder's links) name files outside its own folder")
 
 
 def data_source(args: argparse.Namespace) -> DataSource | None:
@@ -31,17 +65,19 @@ def data_source(args: argparse.Namespace) -> DataSource | None:
 
 
 def load_data(source: DataSource):
-    dataset = source.load()
-    skipped = getattr(dataset, "skipped", None)
-    if skipped:
-        print(f"skipped {len(skipped)} unreadable images, e.g. {skipped[:3]}")
-    return dataset
+    """The dataset (``--skip-corrupt`` reports what it dropped once, as a warning)."""
+    return source.load()
 
 
-def add_split_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--protocol", default="paper", help="paper, cifar10-1 or cifar10-2 (default paper)")
-    p.add_argument("--queries-per-class", type=int, help="paper protocol: queries per class (default 100)")
-    p.add_argument("--train-per-class", type=int, help="paper protocol: training images per class (default 500)")
+def add_split_args(p: argparse.ArgumentParser, default_protocol: str = "auto") -> None:
+    p.add_argument("--protocol", default=default_protocol, choices=("auto", "paper", "cifar10-1", "cifar10-2"),
+                   help="auto: the paper's counts (100 queries, 500 training images a class) where every class "
+                        "has them, else proportional ones; paper: those counts or an error; cifar10-1, "
+                        f"cifar10-2: DeepHash-pytorch's CIFAR-10 protocols (default {default_protocol})")
+    p.add_argument("--queries-per-class", type=positive_int,
+                   help="queries per class (default 100; auto: at most this many, about 10%% of a class)")
+    p.add_argument("--train-per-class", type=positive_int,
+                   help="training images per class (default 500; auto: at most this many)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of training images held out for "
                                                                       "model selection (default 0.1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split and the training run")
@@ -67,16 +103,17 @@ def add_shared_training_args(p: argparse.ArgumentParser, every: bool = False) ->
 
     of = " of every deep method" if every else ""
     p.add_argument("--backbone", choices=sorted(PRESETS), help=f"backbone{of} (default nin-small)")
-    p.add_argument("--input-size", type=int, help="side images are resized to (default: the backbone's)")
-    p.add_argument("--epochs", type=int, help=f"training epochs{of} (default: the recipe's)")
-    p.add_argument("--batch-size", type=int, help=f"batch size{of} (default: the recipe's)")
+    p.add_argument("--input-size", type=positive_int, help="side images are resized to (default: the backbone's)")
+    p.add_argument("--epochs", type=positive_int, help=f"training epochs{of} (default: the recipe's)")
+    p.add_argument("--batch-size", type=int_at_least(2), help=f"batch size{of} (default: the recipe's)")
     p.add_argument("--augment", choices=AUGMENTS, help=f"augmentation{of} (default: the recipe's)")
     p.add_argument("--batchnorm", action=argparse.BooleanOptionalAction,
                    help=f"batch norm after each convolution{of} (default: modern on, paper off)")
     p.add_argument("--erase", type=float, help=f"probability of random erasing per training image{of} (default 0)")
-    p.add_argument("--val-every", type=int, help="validate (and keep the best model) every N epochs (default 1)")
-    p.add_argument("--threads", type=int, help="torch threads")
-    p.add_argument("--workers", type=int, help="decoding worker processes for image files (default 2)")
+    p.add_argument("--val-every", type=positive_int,
+                   help="validate (and keep the best model) every N epochs (default 1)")
+    p.add_argument("--threads", type=positive_int, help="torch threads")
+    p.add_argument("--workers", type=non_negative_int, help="decoding worker processes for image files (default 2)")
 
 
 def training_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -86,8 +123,10 @@ def training_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_data(run, args: argparse.Namespace):
-    """The dataset a run was trained on, or the one ``--data`` names instead."""
+    """The dataset a run was trained on, or the one ``--data`` names instead (it must be the same data)."""
     source = data_source(args)
-    dataset = load_data(source) if source is not None else run.load_dataset()
-    run.split.check_fits(len(dataset))
+    if source is None:
+        return run.load_dataset()
+    dataset = load_data(source)
+    run.check_data(dataset)
     return dataset

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from dnnh.cli.common import add_data_args, run_data
+from dnnh.cli.common import add_data_args, non_negative_int, positive_int, run_data, show_bars
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,8 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_args(p, required=False)
     p.add_argument("--query-codes", type=Path, help="score these codes (with --db-codes) instead of a run")
     p.add_argument("--db-codes", type=Path)
-    p.add_argument("--topk", type=int, help="also report MAP@K")
-    p.add_argument("--radius", type=int, default=2, help="Hamming radius for precision within radius (default 2)")
+    p.add_argument("--topk", type=positive_int, help="also report MAP@K")
+    p.add_argument("--radius", type=non_negative_int, default=2, help="Hamming radius for precision within radius (default 2)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
 
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
                              radius=args.radius)
     elif args.run:
         run = Run.open(args.run)
-        report = evaluate_run(run, run_data(run, args), topk=args.topk, radius=args.radius, progress=True)
+        report = evaluate_run(run, run_data(run, args), topk=args.topk, radius=args.radius, progress=show_bars())
         print(f"wrote {args.run / METRICS} and {args.run / 'pr_curve.png'}")
     else:
         raise ValueError("give --run DIR, or --query-codes and --db-codes")

@@ -10,17 +10,26 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import warnings
 
-COMMAND_MODULES = ["train", "encode", "eval", "search", "demo", "index", "bench"]
+COMMAND_MODULES = ["train", "encode", "eval", "search", "demo", "index", "bench", "export", "serve"]
 
 
 class DnnhError(Exception):
     """A user-facing error with a message that says what to do."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (no usage block) and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dnnh", description="Deep supervised hashing (DNNH) and baselines.")
+    parser = OneLineParser(prog="dnnh", description="Deep supervised hashing (DNNH) and baselines.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -40,18 +49,43 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    warnings.showwarning = _one_line_warning(args.command)
     try:
         result = args.func(args)
+        sys.stdout.flush()
     except KeyboardInterrupt:
         hint = "; finished epochs are checkpointed, continue with --resume" if args.command == "train" else ""
         print(f"dnnh {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
-    except (DnnhError, ValueError, FileNotFoundError, TypeError, ImportError) as exc:
+    except BrokenPipeError:  # `dnnh eval ... | head`: the reader left; say nothing more, as `yes | head` does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except (DnnhError, ValueError, FileNotFoundError, TypeError, ImportError, OSError, MemoryError) as exc:
         if args.debug:
             raise
-        print(f"dnnh {args.command}: error: {exc}", file=sys.stderr)
+        print(f"dnnh {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug of ours: still one line, the traceback behind --debug
+        if args.debug:
+            raise
+        print(f"dnnh {args.command}: internal error: {type(exc).__name__}: {_one_line(exc)} "
+              "(rerun with --debug for the traceback, and please report it)", file=sys.stderr)
         return 1
     return int(result or 0)
+
+
+def _one_line_warning(command: str):
+    """Warnings as ``dnnh CMD: warning: ...``, without the file:line of the code that raised them."""
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"dnnh {command}: warning: {' '.join(str(message).split())}", file=file or sys.stderr)
+    return show
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, MemoryError):
+        return f"out of memory ({text})"
+    return text
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dnnh.cli.common import positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="top-k database items for query image files", description=__doc__)
@@ -16,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", type=Path, required=True, help="the trained run whose model encodes the queries")
     p.add_argument("--index", type=Path, help="a saved index (dnnh index build)")
     p.add_argument("--codes", type=Path, help="a database codes file (default: RUN/codes_database.npz)")
-    p.add_argument("-k", "--topk", type=int, default=10, help="results per query (default 10)")
+    p.add_argument("-k", "--topk", type=positive_int, default=10, help="results per query (default 10)")
     p.set_defaults(func=run)
 
 
@@ -27,8 +29,6 @@ def run(args: argparse.Namespace) -> int:
     from dnnh.index import HammingIndex
     from dnnh.runs import CODES
 
-    if args.topk <= 0:
-        raise ValueError(f"-k must be positive, got {args.topk}")
     encoder = Encoder.from_run(args.run)
     bits = encoder.encode_files(args.images)
     if args.index:
@@ -40,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
         codes = CodeSet.load(codes_path)
         index = HammingIndex(codes.nbits)
         index.add(codes.codes, ids=codes.ids)
+    if index.ntotal == 0:
+        raise ValueError(f"{args.index or codes_path} holds no codes: nothing to search")
     if index.nbits != encoder.nbits:
         raise ValueError(f"the index holds {index.nbits}-bit codes but the model makes {encoder.nbits}-bit codes")
     distances, ids = index.search(pack_bits(bits), args.topk)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dnnh.cli.common import (add_data_args, add_shared_training_args, add_split_args, data_source, load_data,
-                             split_spec, training_options)
+from dnnh.cli.common import (add_data_args, add_shared_training_args, add_split_args, data_source, folder_path,
+                             load_data, positive_int, show_bars, split_spec, training_options)
 from dnnh.training.config import RECIPES, TRIPLET_MODES, TrainConfig
 
 
@@ -14,10 +14,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a DNNH model", description=__doc__)
     add_data_args(p)
     add_split_args(p)
-    p.add_argument("--run", type=Path, required=True, help="run directory (config, split, weights, metrics)")
+    p.add_argument("--run", type=folder_path, required=True, help="run directory (config, split, weights, metrics)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--recipe", choices=RECIPES, default="modern", help="modern (default) or paper")
-    p.add_argument("--bits", type=int, default=48)
+    p.add_argument("--bits", type=positive_int, default=48, help="code length (default 48)")
     add_shared_training_args(p)
     p.add_argument("--encoder", choices=("divide-and-encode", "fc"))
     p.add_argument("--eps", type=float, help="half-width of the threshold's band, narrowed from 0.5 over the run "
@@ -31,8 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--distance", choices=("l2", "dot"))
     p.add_argument("--lr", type=float)
     p.add_argument("--weight-decay", type=float)
-    p.add_argument("--topk", type=int, help="also report MAP@K when scoring")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--topk", type=positive_int, help="also report MAP@K when scoring")
+    p.add_argument("--quiet", action="store_true", help="print only the scores of the trained model")
     p.set_defaults(func=run)
 
 
@@ -61,11 +61,12 @@ def run(args: argparse.Namespace) -> int:
         split = Run.open(args.run).split
     else:
         split = split_spec(args).resolve(dataset)
-    print(f"{dataset.name}: {len(dataset)} images; {split.summary()}")
-    result = train(config, dataset, split, args.run, resume=args.resume, progress=not args.quiet, source=source)
-    print(f"trained in {result.seconds:.1f}s; "
-          f"best validation MAP {result.best_val_map:.4f} at epoch {result.best_epoch}")
+    say = (lambda message: None) if args.quiet else print
+    say(f"{dataset.name}: {len(dataset)} images; {split.summary()}")
+    result = train(config, dataset, split, args.run, resume=args.resume, progress=not args.quiet and show_bars(),
+                   source=source, log=say)
+    say(f"trained in {result.seconds:.1f}s; best validation MAP {result.best_val_map:.4f} at epoch {result.best_epoch}")
     report = evaluate_run(result.run, dataset, topk=args.topk)
     print(format_report(report))
-    print(f"run saved in {args.run}")
+    say(f"run saved in {args.run}")
     return 0

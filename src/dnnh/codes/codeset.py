@@ -3,12 +3,18 @@
 ``dnnh encode`` writes one; ``dnnh eval``, ``dnnh index build`` and the baselines read it. Keys:
 ``codes`` (uint8, (n, ceil(nbits/8)), FAISS bit order), ``nbits``, ``ids`` (int64 dataset
 indices) and ``labels`` (1-D class ids or 2-D 0/1), written atomically.
+
+Reading is strict because a codes file decides what ``eval`` scores: ids must be integers (a
+float id would be truncated onto another item), labels must be one per code, and a file that is
+not a zip archive or holds pickled objects is refused with a message naming it (never numpy's
+advice to turn pickles on).
 """
 
 from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +36,21 @@ class CodeSet:
             raise TypeError(f"codes must be packed uint8 of shape (n, nbytes), got {self.codes.dtype} {self.codes.shape}")
         if self.codes.shape[1] != code_bytes(self.nbits):
             raise ValueError(f"{self.nbits}-bit codes take {code_bytes(self.nbits)} bytes, got {self.codes.shape[1]}")
-        self.ids = np.asarray(self.ids, dtype=np.int64)
+        ids = np.asarray(self.ids)
+        if ids.size and ids.dtype.kind not in "iu":
+            raise TypeError(f"ids must be integers (dataset indices), got {ids.dtype}; float ids would be truncated")
+        if ids.ndim != 1:
+            raise ValueError(f"ids must be 1-D, got shape {ids.shape}")
+        if ids.dtype.kind == "u" and ids.size and int(ids.max()) > np.iinfo(np.int64).max:
+            raise ValueError(f"ids must fit int64, got {int(ids.max())}")
+        self.ids = ids.astype(np.int64)
         if len(self.ids) != len(self.codes):
             raise ValueError(f"{len(self.codes)} codes but {len(self.ids)} ids")
+        if self.labels is not None:
+            self.labels = np.asarray(self.labels)
+            if self.labels.ndim not in (1, 2) or len(self.labels) != len(self.codes):
+                raise ValueError(f"{len(self.codes)} codes but labels of shape {self.labels.shape} "
+                                 "(expected one label, or one 0/1 row, per code)")
 
     @classmethod
     def from_bits(cls, bits: np.ndarray, ids: np.ndarray | None = None, labels: np.ndarray | None = None) -> "CodeSet":
@@ -59,14 +77,43 @@ class CodeSet:
 
     @classmethod
     def load(cls, path: str | Path) -> "CodeSet":
+        """Read a file :meth:`save` wrote; every problem is a ValueError/TypeError naming ``path``."""
+        where = f"cannot read codes file {path}"
+        try:
+            with open(path, "rb") as fh:
+                magic = fh.read(4)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"codes file {path} does not exist") from None
+        except OSError as exc:
+            raise ValueError(f"{where}: {exc.strerror or exc}") from exc
+        if magic not in (b"PK\x03\x04", b"PK\x05\x06"):
+            raise ValueError(f"{where}: not a .npz archive (expected the file dnnh encode writes)")
         try:
             with np.load(path, allow_pickle=False) as z:
                 missing = {"codes", "nbits", "ids"} - set(z.files)
                 if missing:
                     raise ValueError(f"{path} is not a dnnh codes file: missing {sorted(missing)}")
-                labels = z["labels"] if "labels" in z.files else None
-                return cls(codes=z["codes"], nbits=int(z["nbits"]), ids=z["ids"], labels=labels)
-        except (zipfile.BadZipFile, EOFError, OSError) as exc:
-            if isinstance(exc, FileNotFoundError):
-                raise
-            raise ValueError(f"cannot read codes file {path}: {exc}") from exc
+                arrays = {}
+                for key in ("codes", "nbits", "ids", "labels"):
+                    if key in z.files:
+                        try:
+                            arrays[key] = z[key]
+                        except ValueError as exc:
+                            if "pickle" in str(exc):  # numpy refuses object arrays; don't relay its advice
+                                raise ValueError(f"{where}: array {key!r} holds Python objects (a pickle), "
+                                                 "which is refused; expected numeric arrays") from None
+                            raise ValueError(f"{where}: array {key!r}: {exc}") from None
+                        if not isinstance(arrays[key], np.ndarray):  # a zip member that is not a .npy
+                            raise ValueError(f"{where}: {key!r} is not a numpy array; expected the file "
+                                             "dnnh encode writes")
+        except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
+            raise ValueError(f"{where}: {exc}") from exc
+        nbits = arrays["nbits"]
+        if nbits.shape != () or nbits.dtype.kind not in "iu":
+            raise ValueError(f"{where}: 'nbits' must be one integer, got {nbits.dtype} {nbits.shape}")
+        try:
+            return cls(codes=arrays["codes"], nbits=int(nbits), ids=arrays["ids"], labels=arrays.get("labels"))
+        except TypeError as exc:
+            raise TypeError(f"{where}: {exc}") from None
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None

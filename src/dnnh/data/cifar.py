@@ -63,7 +63,11 @@ def unpickle_batch(fh: BinaryIO, where: str) -> dict:
     """One CIFAR batch dict (byte-string keys kept), read without executing arbitrary code."""
     try:
         obj = _ArraysOnlyUnpickler(fh, encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
+    except (MemoryError, OverflowError):
+        # A length field far beyond the file (e.g. 2**60 bytes): the allocation fails before any read.
+        raise CifarFormatError(f"{where}: not a readable CIFAR batch pickle (it declares an object larger than "
+                               "memory; the file is corrupt or not a CIFAR batch)") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
         raise CifarFormatError(f"{where}: not a readable CIFAR batch pickle ({exc})") from exc
     if not isinstance(obj, dict):
         raise CifarFormatError(f"{where}: expected a pickled dict, found {type(obj).__name__}")
@@ -76,13 +80,29 @@ def _batch_arrays(batch: dict, where: str) -> tuple[np.ndarray, np.ndarray]:
         keys = sorted(k.decode("latin1") if isinstance(k, bytes) else str(k) for k in batch)
         raise CifarFormatError(f"{where}: expected keys b'data' and b'labels' (CIFAR-10), found {keys}")
     data = np.asarray(batch[b"data"])
-    labels = np.asarray(batch[b"labels"], dtype=np.int64).reshape(-1)
+    labels = _labels(batch[b"labels"], where)
     if data.ndim != 2 or data.shape[1] != 3072 or data.dtype != np.uint8:
         raise CifarFormatError(f"{where}: b'data' must be uint8 rows of 3072 values (3 planes of 32x32), "
                                f"found {data.dtype} {data.shape}")
     if len(labels) != len(data):
         raise CifarFormatError(f"{where}: {len(data)} images but {len(labels)} labels")
     return data, labels
+
+
+def _labels(value: Any, where: str) -> np.ndarray:
+    """b'labels' as int64 class ids, or an error naming the batch (floats are not truncated)."""
+    try:
+        raw = np.asarray(value)
+    except (ValueError, TypeError, OverflowError):
+        raw = np.asarray([], dtype=object)
+    if raw.ndim != 1 or (raw.size and raw.dtype.kind not in "iu") or (
+            raw.size and raw.dtype.kind == "u" and int(raw.max()) > np.iinfo(np.int64).max):
+        shown = repr(value)[:60]
+        raise CifarFormatError(f"{where}: b'labels' must be a list of integer class ids, found {shown}")
+    labels = raw.astype(np.int64)
+    if labels.size and int(labels.min()) < 0:
+        raise CifarFormatError(f"{where}: b'labels' holds the negative class id {int(labels.min())}")
+    return labels
 
 
 def rows_to_images(rows: np.ndarray) -> np.ndarray:
@@ -141,6 +161,13 @@ def read_cifar10(source: str | Path) -> ArrayDataset:
         raise CifarFormatError(f"{source}: missing batch file(s) {', '.join(missing)}; expected data_batch_1..5 and "
                                f"test_batch (the python version of CIFAR-10)")
     order = TRAIN_BATCHES + [TEST_BATCH]
+    names = class_names or list(CIFAR10_CLASSES)
+    for b in order:
+        top = int(parts[b][1].max()) if len(parts[b][1]) else -1
+        if top >= len(names):
+            named_by = "batches.meta" if class_names else "CIFAR-10"
+            raise CifarFormatError(f"{source}:{b}: class id {top} but there are {len(names)} class names "
+                                   f"({named_by}); expected ids 0..{len(names) - 1}")
     sizes = [len(parts[b][1]) for b in order]
     images = np.empty((sum(sizes), 32, 32, 3), dtype=np.uint8)
     labels = np.empty(sum(sizes), dtype=np.int64)
@@ -151,8 +178,7 @@ def read_cifar10(source: str | Path) -> ArrayDataset:
         del rows
         start += size
     is_test = np.arange(len(labels)) >= sum(sizes[:-1])
-    return ArrayDataset(images=images, labels=labels, name="cifar10",
-                        class_names=class_names or list(CIFAR10_CLASSES), is_test=is_test)
+    return ArrayDataset(images=images, labels=labels, name="cifar10", class_names=names, is_test=is_test)
 
 
 def load_cifar10(root: str | Path | None = None, download: bool = True) -> ArrayDataset:

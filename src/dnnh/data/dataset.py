@@ -7,15 +7,39 @@ So a dataset is a label array plus a way to fetch image i as uint8 (H, W, C):
 :class:`FileDataset` for image files decoded lazily (folders, manifests, NUS-WIDE).
 
 Labels are either 1-D integer class ids (single-label) or a 2-D 0/1 matrix (multi-label).
+
+Both shapes offer ``fingerprint()`` (what a run records so that changed data is refused later,
+see :mod:`dnnh.data.fingerprint`) and ``verify()`` (the files that cannot be used, found before
+training rather than after it).
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
+
+
+class DataWarning(UserWarning):
+    """Something a loader fixed or dropped (duplicate rows merged, unreadable images skipped).
+
+    A category of its own so a program that reports these itself (the CLI) can silence them with
+    ``warnings.simplefilter("ignore", DataWarning)`` and nothing else.
+    """
+
+
+def warn_data(message: str) -> None:
+    """Warn once, attributed to the first caller outside ``dnnh.data`` (not to a loader's internals)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    level, frame = 2, sys._getframe(1)
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == package:
+        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
+    warnings.warn(message, DataWarning, stacklevel=level)
 
 
 def check_labels(labels: np.ndarray, n: int | None = None) -> np.ndarray:
@@ -102,6 +126,16 @@ class ArrayDataset:
     def load_images(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         return self.images[np.asarray(indices, dtype=np.int64)]
 
+    def fingerprint(self) -> dict[str, Any]:
+        """``{"kind": "array", "name", "n", "sha256", ...}``: hashes of the labels and the pixels."""
+        from dnnh.data.fingerprint import array_fingerprint
+
+        return array_fingerprint(self)
+
+    def verify(self, indices: Sequence[int] | np.ndarray | None = None) -> list[str]:
+        """Images in memory are always readable: nothing to report (same interface as FileDataset)."""
+        return []
+
 
 @dataclass
 class FileDataset:
@@ -113,6 +147,9 @@ class FileDataset:
     ``skipped`` lists the files a loader dropped because they were missing or could not be decoded
     (only with ``skip_corrupt=True``); ``skip_reasons`` maps each of them to why, so a user can fix
     or delete them.
+
+    ``root`` is the folder the paths were listed from (the image folder, the manifest's folder);
+    the fingerprint records paths relative to it, so a moved copy of the same data still matches.
     """
 
     paths: list[Path]
@@ -123,9 +160,11 @@ class FileDataset:
     image_size: tuple[int, int] | None = None
     skipped: list[str] = field(default_factory=list)
     skip_reasons: dict[str, str] = field(default_factory=dict)
+    root: Path | None = None
 
     def __post_init__(self) -> None:
         self.paths = [Path(p) for p in self.paths]
+        self.root = Path(self.root) if self.root is not None else None
         self.labels = check_labels(self.labels, len(self.paths))
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
@@ -161,6 +200,29 @@ class FileDataset:
             raise ValueError(f"images of dataset {self.name!r} differ in size ({', '.join(sizes[:4])}); "
                              "pass image_size=(H, W) when loading it so they are resized on load")
         return np.stack(images)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """``{"kind": "files", "n", "sha256", ...}`` over each file's relative path, size, mtime and label."""
+        from dnnh.data.fingerprint import files_fingerprint
+
+        return files_fingerprint(self)
+
+    def verify(self, indices: Sequence[int] | np.ndarray | None = None) -> list[str]:
+        """Paths (of ``indices``, default all) that are missing or whose header does not parse.
+
+        A fast check (Pillow opens the file and runs ``verify()``: PNG chunk checksums, the header
+        of other formats; nothing is decoded), so a split's every part can be checked before
+        training instead of failing when a batch reaches a bad file. :meth:`verify_reasons` says why.
+        """
+        return list(self.verify_reasons(indices))
+
+    def verify_reasons(self, indices: Sequence[int] | np.ndarray | None = None) -> dict[str, str]:
+        """Like :meth:`verify`, as ``{path: why}`` in dataset order."""
+        from dnnh.data.images import check_headers
+
+        chosen = range(len(self.paths)) if indices is None else [int(i) for i in np.asarray(indices).reshape(-1)]
+        paths = [self.paths[i] for i in chosen]
+        return {str(p): why for p, why in zip(paths, check_headers(paths)) if why is not None}
 
 
 def normalize_size(size: int | Sequence[int]) -> tuple[int, int]:

@@ -1,4 +1,16 @@
-"""Decoding one image file into uint8 (H, W, C), whatever its mode (L, RGB, RGBA, P, I;16 ...)."""
+"""Decoding one image file into uint8 (H, W, C), whatever its mode (L, RGB, RGBA, P, I;16 ...).
+
+High-depth images are scaled into 0..255, never clipped (Pillow's own ``convert("L")`` clips a
+16-bit image, turning almost every pixel of a gradient into 255):
+
+- 16-bit modes (``I;16``, ``I;16B``, ...): by the mode's range, ``round(v / 257)`` (65535 -> 255);
+  the signed ``I;16S`` is shifted by 32768 first.
+- ``I`` (32-bit int, how some decoders hand over 16-bit files): values within 0..65535 are taken
+  as 16-bit samples (``/ 257``); otherwise the int32 range is mapped linearly onto 0..255.
+- ``F`` (float32): by the values' range: within 0..1 -> ``* 255``, within 0..255 -> as is, within
+  0..65535 -> ``/ 257``; anything else (negative or larger values) is stretched from the image's
+  own minimum..maximum. NaN becomes 0.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +27,47 @@ class CorruptImageError(ValueError):
     """An image file that cannot be decoded; the message names the file."""
 
 
+_HIGH_DEPTH_MODES = ("I", "F")
+
+
+def scale_to_uint8(values: np.ndarray) -> np.ndarray:
+    """A high-depth (H, W) array as uint8 0..255, by the rules in the module docstring."""
+    arr = np.asarray(values)
+    if arr.dtype.kind == "u" and arr.dtype.itemsize <= 2:
+        scaled = arr.astype(np.float64) / (257.0 if arr.dtype.itemsize == 2 else 1.0)
+    elif arr.dtype.kind == "i" and arr.dtype.itemsize == 2:
+        scaled = (arr.astype(np.float64) + 32768.0) / 257.0
+    elif arr.dtype.kind in "iu":
+        wide = arr.astype(np.float64)
+        lo, hi = (float(wide.min()), float(wide.max())) if wide.size else (0.0, 0.0)
+        if lo >= 0 and hi <= 65535:
+            scaled = wide / 257.0
+        elif lo >= 0:
+            scaled = wide * (255.0 / (2.0**31 - 1))
+        else:
+            scaled = (wide + 2.0**31) * (255.0 / (2.0**32 - 1))
+    else:
+        wide = np.nan_to_num(arr.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        lo, hi = (float(wide.min()), float(wide.max())) if wide.size else (0.0, 0.0)
+        if lo >= 0 and hi <= 1:
+            scaled = wide * 255.0
+        elif lo >= 0 and hi <= 255:
+            scaled = wide
+        elif lo >= 0 and hi <= 65535:
+            scaled = wide / 257.0
+        else:
+            scaled = (wide - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(wide)
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)  # the clip only guards rounding
+
+
 def read_image(path: str | Path, channels: int = 3, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Decode ``path`` to uint8 (H, W, channels); RGBA is composited on white, palettes expanded."""
+    """Decode ``path`` to uint8 (H, W, channels); RGBA is composited on white, palettes expanded,
+    16-bit and float images scaled (module docstring)."""
     try:
         with Image.open(path) as img:
             img.load()
+            if img.mode.startswith(_HIGH_DEPTH_MODES):
+                img = Image.fromarray(scale_to_uint8(np.asarray(img)))  # uint8 (H, W): mode L
             if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
                 rgba = img.convert("RGBA")
                 background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -61,3 +109,31 @@ def check_images(paths: Sequence[str | Path], workers: int | None = None) -> lis
         return [check_image(p) for p in paths]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(check_image, paths))
+
+
+def check_header(path: str | Path) -> str | None:
+    """Why ``path`` is unusable judged without decoding (missing, unknown format, bad header or PNG
+    chunk checksums, a zero size), or None. Much cheaper than :func:`check_image`, which decodes
+    and so also catches a JPEG cut short."""
+    try:
+        with Image.open(path) as img:
+            if img.width < 1 or img.height < 1:
+                return f"image has size {img.width}x{img.height}"
+            img.verify()
+    except FileNotFoundError:
+        return "file not found"
+    except IsADirectoryError:
+        return "a folder, not an image file"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        return f"cannot read: {exc}"
+    return None
+
+
+def check_headers(paths: Sequence[str | Path], workers: int | None = None) -> list[str | None]:
+    """:func:`check_header` for each path, in threads (the work is mostly file I/O)."""
+    if workers is None:
+        workers = min(8, os.cpu_count() or 1)
+    if workers <= 1 or len(paths) < 64:
+        return [check_header(p) for p in paths]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(check_header, paths))

@@ -150,4 +150,4 @@ def load_nuswide(root: str | Path, concepts: int | Sequence[str] | None = 21, dr
                                     f"{images_at} (e.g. {shown}); pass image_dir= if they live elsewhere, or "
                                     "skip_corrupt=True to skip them")
     return build_file_dataset(paths, labels, name="nus-wide", class_names=chosen, channels=channels,
-                              image_size=image_size, skip_corrupt=skip_corrupt, origins=origins)
+                              image_size=image_size, skip_corrupt=skip_corrupt, origins=origins, root=images_at)

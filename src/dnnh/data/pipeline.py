@@ -66,6 +66,15 @@ class Preprocessing:
         return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
+class _Failed:
+    """A worker's error carried back as a value: DataLoader would re-raise it with the worker's whole
+    traceback pasted into the message (50 lines for one unreadable image); the main process raises
+    the original one-line error instead."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
 class _DecodeBatches(torch.utils.data.Dataset):
     """Map-style dataset whose item is a whole batch, so a worker decodes one batch per task."""
 
@@ -75,8 +84,11 @@ class _DecodeBatches(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.batches)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.prep(self.dataset.load_images(self.batches[i]))
+    def __getitem__(self, i: int) -> torch.Tensor | _Failed:
+        try:
+            return self.prep(self.dataset.load_images(self.batches[i]))
+        except (ValueError, OSError) as exc:  # CorruptImageError, a missing file, mixed sizes
+            return _Failed(exc)
 
 
 class BatchSource:
@@ -109,7 +121,10 @@ class BatchSource:
         loader = torch.utils.data.DataLoader(_DecodeBatches(self.dataset, batches, self.prep), batch_size=None,
                                              shuffle=False, num_workers=self.num_workers, prefetch_factor=4,
                                              persistent_workers=False)
-        yield from loader
+        for item in loader:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
 
 
 def shift_augment(x: torch.Tensor, generator: torch.Generator, max_shift: int, flip: bool = False) -> torch.Tensor:

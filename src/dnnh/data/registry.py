@@ -9,6 +9,10 @@ Split protocols (all seeded: same seed, same split):
 
 - ``paper``: per class (per concept for multi-label data) ``queries_per_class`` queries and
   ``train_per_class`` training images; every non-query item is the database; training inside it.
+  Strict: a class short of the counts is an error.
+- ``auto``: ``paper`` exactly (same indices) when its counts fit every class; otherwise, per class,
+  queries about 10% of the class (1 to ``queries_per_class``) and training at most 80% of the rest
+  (up to ``train_per_class``). The counts drawn are in ``split.counts`` and ``split.json``.
 - ``cifar10-1``: the same with the counts fixed at 100 and 500 over the whole set (CIFAR-10:
   1,000 queries, 5,000 training images, a database of 59,000), DeepHash-pytorch's ``cifar10-1``.
 - ``cifar10-2``: the official test images are the queries; the official training images are both
@@ -33,12 +37,12 @@ from dnnh.data.digits import load_digits
 from dnnh.data.folders import load_image_folder, load_manifest
 from dnnh.data.idx import PARTS, find_idx_file, load_fashion_mnist, load_mnist
 from dnnh.data.nuswide import load_nuswide
-from dnnh.data.splits import Split, _carve_validation, paper_split
+from dnnh.data.splits import Split, _carve_validation, auto_split, paper_split
 from dnnh.data.svhn import SVHN_FILES, load_svhn
 
 Dataset = ArrayDataset | FileDataset
 
-PROTOCOLS = ("paper", "cifar10-1", "cifar10-2")
+PROTOCOLS = ("paper", "auto", "cifar10-1", "cifar10-2")
 MANIFEST_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".txt", ".list")
 
 
@@ -70,16 +74,22 @@ def _canonical(name: str) -> str | None:
     return key if key in LOADERS else None
 
 
-def _call(loader: Callable[..., Dataset], what: str, skip_corrupt: bool, **kwargs: Any) -> Dataset:
+_COMMON = ("skip_corrupt", "allow_outside_paths")  # load_dataset's own keywords, passed where they apply
+
+
+def _call(loader: Callable[..., Dataset], what: str, skip_corrupt: bool, allow_outside_paths: bool = False,
+          **kwargs: Any) -> Dataset:
     """Call ``loader`` with the options it accepts; an unknown option is an error listing the accepted ones."""
     params = inspect.signature(loader).parameters
     accepted = [p for p in params if p != "root"]
     unknown = [k for k in kwargs if k not in params]
     if unknown:
         raise ValueError(f"{what}: unknown option(s) {', '.join(unknown)}; accepted: "
-                         f"{', '.join(a for a in accepted if a != 'skip_corrupt') or 'none'}")
+                         f"{', '.join(a for a in accepted if a not in _COMMON) or 'none'}")
     if "skip_corrupt" in params:  # only file-based sets have anything to skip
         kwargs["skip_corrupt"] = skip_corrupt
+    if "allow_outside_paths" in params:  # only folders and manifests name paths
+        kwargs["allow_outside_paths"] = allow_outside_paths
     return loader(**kwargs)
 
 
@@ -106,7 +116,7 @@ def detect_format(path: Path) -> str:
 
 
 def load_dataset(name_or_path: str | Path, root: str | Path | None = None, skip_corrupt: bool = False,
-                 **options: Any) -> Dataset:
+                 allow_outside_paths: bool = False, **options: Any) -> Dataset:
     """Load a dataset by name (with its files in ``root``) or from a path, as it comes.
 
     ``options`` go to the format's loader, e.g. ``image_size=(64, 64)`` and ``channels=1`` for
@@ -115,6 +125,10 @@ def load_dataset(name_or_path: str | Path, root: str | Path | None = None, skip_
     missing or undecodable image files after decoding each once up front (file-based sets only;
     see ``dataset.skipped``); by default a bad file is an error naming it when it is first read.
     For a manifest, ``root`` is the folder relative paths resolve against.
+
+    ``allow_outside_paths``: manifest rows (absolute or ``..`` paths) and folder symlinks that lead
+    out of the data's folder are refused unless this is true (folders and manifests only; other
+    sets ignore it), so a manifest from elsewhere cannot make training read any file on the machine.
     """
     name = _canonical(str(name_or_path)) if isinstance(name_or_path, str) else None
     if name is not None:  # a name wins over a same-named folder in the working directory (use ./name for that)
@@ -125,15 +139,15 @@ def load_dataset(name_or_path: str | Path, root: str | Path | None = None, skip_
                 raise ValueError("digits: ships with scikit-learn; root is not used")
         else:
             kwargs["root"] = root
-        return _call(loader, name, skip_corrupt, **kwargs)
+        return _call(loader, name, skip_corrupt, allow_outside_paths, **kwargs)
     path = Path(name_or_path).expanduser()
     kind = detect_format(path)
     if kind == "manifest":
-        return _call(load_manifest, str(path), skip_corrupt, path=path, root=root, **options)
+        return _call(load_manifest, str(path), skip_corrupt, allow_outside_paths, path=path, root=root, **options)
     if root is not None:
         raise ValueError(f"{path}: root is only used with a dataset name or a manifest; got a path and root={root}")
     if kind == "folder":
-        return _call(load_image_folder, str(path), skip_corrupt, root=path, **options)
+        return _call(load_image_folder, str(path), skip_corrupt, allow_outside_paths, root=path, **options)
     if kind == "idx":
         name = "fashion-mnist" if "fashion" in str(path).lower() else "mnist"
         return _call(load_fashion_mnist if name == "fashion-mnist" else load_mnist, str(path), skip_corrupt,
@@ -162,12 +176,15 @@ def make_split(dataset: Dataset, protocol: str = "paper", queries_per_class: int
                train_per_class: int = 500, val_fraction: float = 0.1, seed: int = 0) -> Split:
     """Seeded query / database / train / validation indices for ``dataset`` under ``protocol``.
 
-    ``queries_per_class`` and ``train_per_class`` apply to ``paper``; ``cifar10-1`` fixes them at
+    ``queries_per_class`` and ``train_per_class`` apply to ``paper`` (exact counts) and ``auto``
+    (the counts when they fit, the caps otherwise); ``cifar10-1`` fixes them at
     100 / 500 and ``cifar10-2`` takes the dataset's official partition (see the module docstring).
     """
     key = protocol.strip().lower().replace("_", "-")
     if key == "paper":
         return paper_split(dataset.labels, queries_per_class, train_per_class, val_fraction, seed, protocol="paper")
+    if key == "auto":
+        return auto_split(dataset.labels, queries_per_class, train_per_class, val_fraction, seed)
     if key == "cifar10-1":
         if (queries_per_class, train_per_class) != (100, 500):
             raise ValueError(f"protocol cifar10-1 fixes 100 queries and 500 training images per class; got "

@@ -103,6 +103,12 @@ def save(path: str | Path, stored: Stored) -> None:
         fh.write(head[:60] + struct.pack("<I", zlib.crc32(head[:60])))
 
 
+def looks_like_index(path: str | Path) -> bool:
+    """Whether ``path`` starts with a dnnh index's magic (a cheap check before replacing a file)."""
+    with open(path, "rb") as fh:
+        return fh.read(len(MAGIC)) == MAGIC
+
+
 def read_header(path: str | Path) -> dict[str, int]:
     """Parse and check the header alone: magic, version, header checksum, file size against the counts."""
     path = Path(path)

@@ -28,6 +28,7 @@ from dnnh.index.groups import Groups, drop, merge
 from dnnh.index.layout import check_nbits, check_packed, n_words, to_bytes, to_words
 
 _I32 = np.iinfo(np.int32).max
+_INT64_MAX = int(np.iinfo(np.int64).max)
 
 
 def _as_int(value: object, name: str, low: int) -> int:
@@ -94,9 +95,16 @@ class HammingIndex:
         """
         codes = check_packed(codes, self.nbits, "codes")
         n = len(codes)
-        new_ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64) if ids is None else self._check_ids(ids, n)
+        if ids is None and n and self._next_id + n - 1 > _INT64_MAX:
+            # After an explicit id near 2**63-1 the default ids have nowhere left to go (int64 ids).
+            raise ValueError(f"cannot give {n} items default ids: they would continue after the largest id held "
+                             f"so far ({self._next_id - 1}) past 2**63-1, the largest int64 id; pass ids= "
+                             "explicitly, or reset() the index")
         if n == 0:
+            if ids is not None:
+                self._check_ids(ids, n)
             return
+        new_ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64) if ids is None else self._check_ids(ids, n)
         ntotal = self.ntotal
         identity = self._ids is None and not self._pending_ids
         if not (identity and new_ids[0] == ntotal and bool((np.diff(new_ids) == 1).all())):
@@ -180,7 +188,8 @@ class HammingIndex:
     def save(self, path: str | Path) -> None:
         """Write the index to ``path`` atomically (temporary file renamed into place)."""
         g = self._commit()
-        fileformat.save(path, fileformat.Stored(self.nbits, g, self._ids, self._next_id))
+        # The header holds an int64; "exhausted" (2**63) is stored as 2**63-1 and recovered on load.
+        fileformat.save(path, fileformat.Stored(self.nbits, g, self._ids, min(self._next_id, _INT64_MAX)))
 
     @classmethod
     def load(cls, path: str | Path, *, mmap: bool = False, verify: bool = True, **kwargs: object) -> "HammingIndex":
@@ -195,6 +204,9 @@ class HammingIndex:
         index._groups = stored.groups
         index._ids = stored.ids
         index._next_id = stored.next_id
+        if stored.next_id == _INT64_MAX and stored.ids is not None and len(stored.ids) \
+                and int(stored.ids.max()) == _INT64_MAX:
+            index._next_id = _INT64_MAX + 1  # see save: the largest id is held, no default id is left
         return index
 
     def memory_usage(self) -> dict[str, int]:

@@ -25,6 +25,7 @@ from dnnh.data.pipeline import BatchSource, Preprocessing, random_erase, shift_a
 from dnnh.data.sources import DataSource
 from dnnh.data.splits import Split
 from dnnh.encoder import Encoder
+from dnnh.locks import lock_folder
 from dnnh.metrics import mean_average_precision
 from dnnh.miners import ClassBalancedBatches, RandomTripletBatches
 from dnnh.nn import DNNH, PRESETS, PiecewiseThreshold
@@ -99,11 +100,33 @@ def validation_map(encoder: Encoder, source: BatchSource, val_idx: np.ndarray, d
 
 
 def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split, run_dir: str | Path,
-          resume: bool = False, progress: bool = True,
-          on_epoch_end: Callable[[int, dict], None] | None = None, source: DataSource | None = None) -> TrainResult:
-    """Train ``config`` on ``dataset``'s ``split`` into ``run_dir``; ``source``: where the data came from
-    (recorded so the run can reload it; default: the dataset's name when that reloads it)."""
+          resume: bool = False, progress: bool = True, on_epoch_end: Callable[[int, dict], None] | None = None,
+          source: DataSource | None = None, log: Callable[[str], None] | None = None) -> TrainResult:
+    """Train ``config`` on ``dataset``'s ``split`` into ``run_dir``.
+
+    ``source``: where the data came from (recorded so the run can reload it; default: the
+    dataset's name when that reloads it). ``progress``: progress bars. ``log``: where the one
+    line per epoch goes (default: beside the bars when ``progress``, else nowhere). The run
+    directory is locked for the whole run: a second writer fails at once, naming this one.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"run directory {run_dir} is a file; choose a folder")
+    if log is None and progress:
+        log = tqdm.write
+    with lock_folder(run_dir, "run directory"):
+        return _train(config, dataset, split, run_dir, resume, progress, on_epoch_end, source, log)
+
+
+def _train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split, run_dir: Path, resume: bool,
+           progress: bool, on_epoch_end: Callable[[int, dict], None] | None, source: DataSource | None,
+           log: Callable[[str], None] | None) -> TrainResult:
     split.check_fits(len(dataset))
+    if not resume:  # unreadable images anywhere in the split are found now, not after hours of training
+        bad = dataset.verify(np.concatenate([split.query, split.database]))
+        if bad:
+            raise ValueError(f"{len(bad)} image file(s) cannot be read, e.g. {', '.join(map(str, bad[:3]))}; "
+                             "fix or remove them, or load the data with --skip-corrupt to drop them")
     if config.threads:
         torch.set_num_threads(config.threads)
     labels = dataset.labels
@@ -186,10 +209,10 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
             "schedule": schedule.state_dict(), "numpy_rng": rng.bit_generator.state, "aug_rng": aug_gen.get_state(),
             "torch_rng": torch.get_rng_state(), "history": history, "best_val": best_val, "best_epoch": best_epoch})
         run.write_history(history, best_epoch, best_val)
-        if progress:
+        if log is not None:
             val = f", val MAP {record['val_map']:.4f}" if validate else ""
-            tqdm.write(f"epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.4f}, "
-                       f"{record['images_per_s']:.0f} img/s{val}")
+            log(f"epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.4f}, "
+                f"{record['images_per_s']:.0f} img/s{val}")
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, record)
 

@@ -1,0 +1,68 @@
+"""One writer at a time: an OS file lock held while a process writes a run, a bench folder or an index.
+
+Two ``dnnh train`` into one ``--run`` used to both finish "successfully" with one run lost (or a
+mix of the two). Now the first holds ``fcntl.flock`` on a lock file for as long as it writes and
+the second gets one line naming the holder's PID. The kernel drops the lock when the holder exits,
+``kill -9`` included, so a crashed run never leaves a stale lock behind; the lock file itself
+stays (an empty marker, harmless) because deleting it would race with the next locker.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from types import TracebackType
+
+LOCK_NAME = ".dnnh.lock"
+
+
+class LockedError(ValueError):
+    """Another process holds the lock (a ValueError, so the command line prints it as one line)."""
+
+
+class FileLock:
+    """An exclusive, non-blocking lock on ``path``; ``what`` names the thing it guards in messages."""
+
+    def __init__(self, path: str | Path, what: str) -> None:
+        self.path, self.what = Path(path), what
+        self._fd: int | None = None
+
+    def acquire(self) -> "FileLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise LockedError(f"{self.what} is being written by another dnnh process (PID {holder}); "
+                              "wait for it to finish or choose another path") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> "FileLock":
+        return self.acquire()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.release()
+
+
+def lock_folder(folder: str | Path, what: str = "folder") -> FileLock:
+    """The lock of a folder a process writes many files into (a run directory, a bench folder)."""
+    return FileLock(Path(folder) / LOCK_NAME, f"{what} {folder}")
+
+
+def lock_file(target: str | Path, what: str = "file") -> FileLock:
+    """The lock of one file replaced as a whole (an index): ``.<name>.lock`` beside it."""
+    target = Path(target)
+    return FileLock(target.parent / f".{target.name}.lock", f"{what} {target}")
