@@ -11,13 +11,12 @@ import urllib.error
 
 import numpy as np
 import pytest
-from dnnh_data_builders import CIFAR_NAMES, cifar_row, write_cifar
-
 import dnnh.data.cifar as cifar_mod
 import dnnh.data.download as download_mod
 from dnnh.data import ChecksumError, DownloadError, load_dataset
 from dnnh.data.cifar import CifarFormatError
 from dnnh.data.download import md5_file
+from dnnh.testing.builders import CIFAR_NAMES, cifar_row, write_cifar
 
 
 @pytest.mark.parametrize("tar", [True, False])

@@ -7,10 +7,10 @@ import warnings
 
 import numpy as np
 import pytest
-from dnnh_data_builders import save_image
 from PIL import Image
 
 from dnnh.data import CorruptImageError, FileDataset, ManifestError, load_dataset
+from dnnh.testing.builders import save_image
 
 RNG = np.random.default_rng(0)
 GRAY = RNG.integers(0, 256, (5, 6), dtype=np.uint8)

@@ -6,9 +6,8 @@ import gzip
 
 import numpy as np
 import pytest
-from dnnh_data_builders import idx_bytes, write_idx_set
-
 from dnnh.data import IdxFormatError, load_dataset, read_idx
+from dnnh.testing.builders import idx_bytes, write_idx_set
 
 
 @pytest.mark.parametrize("gz", [True, False])

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 
 import numpy as np
 import pytest
-from dnnh_data_builders import save_image
-
-from dnnh.data import DataWarning, ManifestError, load_dataset, make_split
+from dnnh.data import ManifestError, load_dataset, make_split
+from dnnh.testing import builders
+from dnnh.testing.builders import load_with_warnings, save_image
 
 PIX = {name: np.full((4, 4), v, np.uint8) for name, v in (("a", 10), ("b", 20), ("c", 30), ("d", 40))}
 
@@ -23,28 +22,22 @@ def folder(tmp_path):
     return root
 
 
-def _load(path, **kw):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        ds = load_dataset(path, **kw)
-    return ds, [w for w in caught if issubclass(w.category, DataWarning)]
-
 
 def test_identical_duplicate_rows_merged_with_one_warning(folder):
     (folder / "l.csv").write_text("path,label\nimg/a.png,x\nimg/b.png,y\nimg/a.png,x\nimg/./b.png,y\nimg/c.png,x\n")
-    ds, caught = _load(folder / "l.csv")
+    ds, caught = load_with_warnings(folder / "l.csv")
     assert [p.name for p in ds.paths] == ["a.png", "b.png", "c.png"]
     np.testing.assert_array_equal(ds.labels, [0, 1, 0])
     assert len(caught) == 1
     message = str(caught[0].message)
     assert "2 duplicated row(s) merged" in message and "line 4 repeats line 2" in message
-    assert "\n" not in message and caught[0].filename == __file__
+    assert "\n" not in message and caught[0].filename == builders.__file__  # the caller, not the loader
 
 
 def test_merged_duplicates_cannot_put_a_query_in_the_database(folder):
     rows = ["img/a.png,x", "img/b.png,x", "img/c.png,y", "img/d.png,y"] * 3  # each image listed three times
     (folder / "l.csv").write_text("\n".join(rows) + "\n")
-    ds, _ = _load(folder / "l.csv")
+    ds, _ = load_with_warnings(folder / "l.csv")
     assert len(ds) == 4
     split = make_split(ds, "paper", queries_per_class=1, train_per_class=1, val_fraction=0)
     query_files = {ds.paths[i].resolve() for i in split.query}
@@ -143,7 +136,7 @@ def test_binary_manifest_is_one_line(folder):
 
 def test_deephash_list_duplicates(folder):
     (folder / "db.txt").write_text("img/a.png 1 0\nimg/b.png 0 1\nimg/a.png 1 0\n")
-    ds, caught = _load(folder / "db.txt")
+    ds, caught = load_with_warnings(folder / "db.txt")
     assert len(ds) == 2 and caught
     (folder / "db.txt").write_text("img/a.png 1 0\nimg/a.png 0 1\n")
     with pytest.raises(ManifestError, match="db.txt line 2"):

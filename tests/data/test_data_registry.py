@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dnnh_data_builders import save_image, write_cifar, write_idx_set, write_svhn_mat
-
 import dnnh.data as data
 from dnnh.data import ArrayDataset, FileDataset, load_dataset
+from dnnh.testing.builders import save_image, write_cifar, write_idx_set, write_svhn_mat
 
 
 def test_exports():

@@ -6,13 +6,12 @@ import shutil
 
 import numpy as np
 import pytest
-from dnnh_data_builders import write_svhn_mat
-
 import dnnh.data.download as download_mod
 import dnnh.data.svhn as svhn_mod
 from dnnh.data import ChecksumError, DownloadError, load_dataset
 from dnnh.data.download import md5_file
 from dnnh.data.svhn import SvhnFormatError
+from dnnh.testing.builders import write_svhn_mat
 
 
 @pytest.fixture

@@ -7,10 +7,9 @@ import warnings
 
 import numpy as np
 import pytest
-from dnnh_data_builders import save_image
-
-from dnnh.data import DataWarning, load_dataset
-
+from dnnh.data import load_dataset
+from dnnh.testing import builders
+from dnnh.testing.builders import load_with_warnings, save_image
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="symbolic links")
 
 
@@ -27,16 +26,10 @@ def three_classes(tmp_path):
     return root
 
 
-def _load(root, **kw):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        ds = load_dataset(root, **kw)
-    return ds, [w for w in caught if issubclass(w.category, DataWarning)]
-
 
 def test_loop_to_parent_neither_grows_nor_relabels(three_classes):
     (three_classes / "0" / "up").symlink_to("..")  # the probe: ln -s .. data/0/up
-    ds, caught = _load(three_classes)
+    ds, caught = load_with_warnings(three_classes)
     assert len(ds) == 6
     np.testing.assert_array_equal(ds.labels, [0, 0, 1, 1, 2, 2])
     assert [p.relative_to(three_classes).as_posix() for p in ds.paths] == [
@@ -44,7 +37,7 @@ def test_loop_to_parent_neither_grows_nor_relabels(three_classes):
     for k in range(6):  # every image still carries its own class's pixels
         assert ds.load_image(k)[0, 0, 0] == 10 * int(ds.labels[k]) + k % 2
     assert len(caught) == 1 and "loop" in str(caught[0].message) and "up" in str(caught[0].message)
-    assert caught[0].filename == __file__  # attributed to the caller, not to a loader's internals
+    assert caught[0].filename == builders.__file__  # attributed to the caller, not to a loader's internals
 
 
 def test_loop_to_own_folder_and_deeper_loop(three_classes):
@@ -52,14 +45,14 @@ def test_loop_to_own_folder_and_deeper_loop(three_classes):
     (three_classes / "2" / "sub").mkdir()
     save_image(three_classes / "2" / "sub" / "deep.png", _pixels(99))
     (three_classes / "2" / "sub" / "back").symlink_to("../..")
-    ds, caught = _load(three_classes)
+    ds, caught = load_with_warnings(three_classes)
     assert len(ds) == 7 and np.bincount(ds.labels).tolist() == [2, 2, 3]
     assert "skipped 2 symbolic link(s)" in str(caught[0].message)
 
 
 def test_class_folder_linking_to_root_is_a_loop(three_classes):
     (three_classes / "all").symlink_to(".")
-    ds, caught = _load(three_classes)
+    ds, caught = load_with_warnings(three_classes)
     assert ds.class_names == ["0", "1", "2"] and len(ds) == 6 and caught
 
 
@@ -67,7 +60,7 @@ def test_duplicate_links_within_a_class_counted_once(three_classes):
     (three_classes / "0" / "again.png").symlink_to("img0.png")
     (three_classes / "0" / "dir").mkdir()
     (three_classes / "0" / "dir" / "third.png").symlink_to("../img0.png")
-    ds, caught = _load(three_classes)
+    ds, caught = load_with_warnings(three_classes)
     assert len(ds) == 6 and np.bincount(ds.labels).tolist() == [2, 2, 2]
     assert "2 file(s) reached twice" in str(caught[0].message)
     # the file kept is the first in sorted order of the paths as listed
@@ -78,7 +71,7 @@ def test_link_into_a_folder_inside_the_class_is_followed(three_classes):
     extra = three_classes / "1" / "pool"
     save_image(extra / "p.png", _pixels(7))
     (three_classes / "1" / "view").symlink_to("pool")  # a second route to the same files
-    ds, _ = _load(three_classes)
+    ds, _ = load_with_warnings(three_classes)
     assert np.bincount(ds.labels).tolist() == [2, 3, 2]
 
 
@@ -100,13 +93,13 @@ def test_links_out_of_the_root_refused_unless_allowed(three_classes, tmp_path):
     with pytest.raises(ValueError, match=r"1/x.png is a symbolic link to .*elsewhere/x.png, outside the image folder"
                                          r".*allow_outside_paths=True"):
         load_dataset(three_classes)
-    ds, _ = _load(three_classes, allow_outside_paths=True)
+    ds, _ = load_with_warnings(three_classes, allow_outside_paths=True)
     assert len(ds) == 7 and ds.load_image(int(np.flatnonzero([p.name == "x.png" for p in ds.paths])[0]))[0, 0, 0] == 200
     (three_classes / "1" / "x.png").unlink()
     (three_classes / "3").symlink_to(outside)  # a whole class folder elsewhere
     with pytest.raises(ValueError, match="3 is a symbolic link to .*outside the image folder"):
         load_dataset(three_classes)
-    assert _load(three_classes, allow_outside_paths=True)[0].class_names == ["0", "1", "2", "3"]
+    assert load_with_warnings(three_classes, allow_outside_paths=True)[0].class_names == ["0", "1", "2", "3"]
 
 
 def test_root_given_through_a_link_and_dangling_links(three_classes, tmp_path):

@@ -8,10 +8,9 @@ import warnings
 
 import numpy as np
 import pytest
-from dnnh_data_builders import save_image
-
 from dnnh.data import ArrayDataset, DataWarning, fingerprint_difference, load_dataset, make_split
 from dnnh.data.fingerprint import PER_FILE_LIMIT
+from dnnh.testing.builders import save_image
 
 
 def _tree(root, per_class=3, classes=("a", "b")):

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dnnh.metrics import mean_average_precision, precision_within_radius, retrieval_report
-from dnnh.testing.reference import naive_ap, naive_distance, naive_mean, naive_relevant
+from dnnh.testing.reference import naive_ap, naive_mean
 from dnnh.testing.reference import ranked_relevance as naive_query
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 from dnnh.cli.common import (add_data_args, add_shared_training_args, add_split_args, data_source, folder_path,
                              non_negative_int, positive_int, show_bars, split_spec, training_options)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from dnnh.cli.common import (add_data_args, add_shared_training_args, add_split_args, data_source, folder_path,
                              load_data, positive_int, show_bars, split_spec, training_options)

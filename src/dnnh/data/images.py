@@ -101,14 +101,17 @@ def check_image(path: str | Path) -> str | None:
     return None
 
 
+def _each_in_threads(check, paths: Sequence[str | Path], workers: int) -> list[str | None]:
+    """``check`` of each path, in ``workers`` threads when there are enough paths to pay for them."""
+    if workers <= 1 or len(paths) < 64:
+        return [check(p) for p in paths]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(check, paths))
+
+
 def check_images(paths: Sequence[str | Path], workers: int | None = None) -> list[str | None]:
     """:func:`check_image` for each path, in threads (Pillow releases the GIL while decoding)."""
-    if workers is None:
-        workers = min(4, os.cpu_count() or 1)
-    if workers <= 1 or len(paths) < 64:
-        return [check_image(p) for p in paths]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(check_image, paths))
+    return _each_in_threads(check_image, paths, min(4, os.cpu_count() or 1) if workers is None else workers)
 
 
 def check_header(path: str | Path) -> str | None:
@@ -131,9 +134,4 @@ def check_header(path: str | Path) -> str | None:
 
 def check_headers(paths: Sequence[str | Path], workers: int | None = None) -> list[str | None]:
     """:func:`check_header` for each path, in threads (the work is mostly file I/O)."""
-    if workers is None:
-        workers = min(8, os.cpu_count() or 1)
-    if workers <= 1 or len(paths) < 64:
-        return [check_header(p) for p in paths]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(check_header, paths))
+    return _each_in_threads(check_header, paths, min(8, os.cpu_count() or 1) if workers is None else workers)

@@ -1,4 +1,5 @@
-"""Builders of small files in exactly each dataset's published layout (imported by the data tests)."""
+"""Small files in exactly each dataset's published layout (IDX, CIFAR-10 pickles, SVHN .mat, image files),
+so that loaders are tested on the formats their publishers ship, without downloading them."""
 
 from __future__ import annotations
 
@@ -174,3 +175,15 @@ def py2_pickle(obj) -> bytes:
     w(obj)
     out.extend(b".")
     return bytes(out)
+
+
+def load_with_warnings(path, **options) -> tuple:
+    """``load_dataset(path, **options)`` and the :class:`dnnh.data.DataWarning` it raised, recorded."""
+    import warnings
+
+    from dnnh.data import DataWarning, load_dataset
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dataset = load_dataset(path, **options)
+    return dataset, [w for w in caught if issubclass(w.category, DataWarning)]
