@@ -3,7 +3,7 @@
 Every ``import`` counts, including those inside functions (a lazy import is still a
 dependency). The layers follow the data's flow: similarity (labels and distances) -> networks
 and miners -> data, codes, losses -> index, metrics -> runs, training, encoder, evaluation ->
-bench -> the command line. A module may import its own layer or lower ones.
+bench and the service -> the command line. A module may import its own layer or lower ones.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ LAYERS = [
     ["dnnh.nn", "dnnh.miners"],
     ["dnnh.data", "dnnh.codes", "dnnh.losses", "dnnh.baselines"],
     ["dnnh.index", "dnnh.metrics"],
-    ["dnnh.runs", "dnnh.training", "dnnh.encoder", "dnnh.evaluation"],
-    ["dnnh.bench", "dnnh.demo"],
+    ["dnnh.runs", "dnnh.training", "dnnh.encoder", "dnnh.evaluation", "dnnh.export"],
+    ["dnnh.bench", "dnnh.demo", "dnnh.serve"],
     ["dnnh.cli", "dnnh.__main__", "dnnh.testing"],
 ]
 
@@ -34,7 +34,8 @@ def layer_of(module: str) -> int:
     best = None
     for level, prefixes in enumerate(LAYERS):
         for prefix in prefixes:
-            if (module == prefix or module.startswith(prefix + ".")) and (best is None or len(prefix) > best[1]):
+            inside = module == prefix or (prefix != "dnnh" and module.startswith(prefix + "."))
+            if inside and (best is None or len(prefix) > best[1]):
                 best = (level, len(prefix))
     assert best is not None, f"{module} is in no layer: add it to LAYERS"
     return best[0]
