@@ -61,3 +61,19 @@ def test_erase_probability_and_determinism():
     assert torch.equal(half, again), "one generator state gives one augmentation (resume depends on it)"
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         random_erase(x, torch.Generator(), p=1.5)
+
+
+def test_shares_of_a_batch_augment_as_the_whole_batch_does():
+    """Each process of a multi-process run draws for the whole batch and keeps its rows."""
+    import torch
+
+    from dnnh.data.pipeline import random_erase, shift_augment
+
+    x = torch.randn(10, 3, 8, 8)
+    whole = random_erase(shift_augment(x, torch.Generator().manual_seed(3), 2, flip=True),
+                         torch.Generator().manual_seed(4), 0.7)
+    parts = []
+    for start, stop in ((0, 4), (4, 10)):
+        shifted = shift_augment(x[start:stop], torch.Generator().manual_seed(3), 2, flip=True, share=(start, stop, 10))
+        parts.append(random_erase(shifted, torch.Generator().manual_seed(4), 0.7, share=(start, stop, 10)))
+    assert torch.equal(torch.cat(parts), whole)

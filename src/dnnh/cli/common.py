@@ -93,7 +93,8 @@ def split_spec(args: argparse.Namespace) -> SplitSpec:
 #: Config field -> flag destination of the training options both ``train`` and ``bench`` take.
 SHARED_TRAINING_FLAGS = {"backbone": "backbone", "input_size": "input_size", "epochs": "epochs",
                          "batch_size": "batch_size", "augment": "augment", "batchnorm": "batchnorm",
-                         "erase": "erase", "val_every": "val_every", "threads": "threads", "num_workers": "workers"}
+                         "erase": "erase", "dropout": "dropout", "val_every": "val_every", "threads": "threads",
+                         "num_workers": "workers"}
 
 
 def add_shared_training_args(p: argparse.ArgumentParser, every: bool = False) -> None:
@@ -110,6 +111,8 @@ def add_shared_training_args(p: argparse.ArgumentParser, every: bool = False) ->
     p.add_argument("--batchnorm", action=argparse.BooleanOptionalAction,
                    help=f"batch norm after each convolution{of} (default: modern on, paper off)")
     p.add_argument("--erase", type=float, help=f"probability of random erasing per training image{of} (default 0)")
+    p.add_argument("--dropout", type=float, help=f"dropout probability of the backbone{of} (default: the preset's; "
+                                                 "0 turns it off)")
     p.add_argument("--val-every", type=positive_int,
                    help="validate (and keep the best model) every N epochs (default 1)")
     p.add_argument("--threads", type=positive_int, help="torch threads")

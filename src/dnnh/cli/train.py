@@ -15,6 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_split_args(p)
     p.add_argument("--run", type=folder_path, required=True, help="run directory (config, split, weights, metrics)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--nproc", type=positive_int, default=1,
+                   help="train with N processes on this machine (PyTorch's elastic launcher, DDP semantics: N "
+                        "shares of each global batch); for several machines run torchrun ... -m dnnh -- train ...")
     p.add_argument("--recipe", choices=RECIPES, default="modern", help="modern (default) or paper")
     p.add_argument("--bits", type=positive_int, default=48, help="code length (default 48)")
     add_shared_training_args(p)
@@ -48,11 +51,29 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig.from_recipe(args.recipe, **overrides)
 
 
+def launch(args: argparse.Namespace) -> int:
+    """Run this same command as ``nproc`` workers under PyTorch's elastic launcher (torchrun)."""
+    import subprocess
+    import sys
+
+    argv = list(args.argv)
+    i = argv.index("--nproc") if "--nproc" in argv else next(i for i, a in enumerate(argv) if a.startswith("--nproc="))
+    del argv[i:i + (1 if "=" in argv[i] else 2)]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
+               "-m", "dnnh", "--", *argv]
+    return subprocess.run(command).returncode
+
+
 def run(args: argparse.Namespace) -> int:
+    import os
+
     from dnnh.evaluation import evaluate_run, format_report
     from dnnh.runs import SPLIT, Run
     from dnnh.training.train import train
 
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return launch(args)
+    main_rank = os.environ.get("RANK", "0") == "0"
     config = config_from_args(args)
     source = data_source(args)
     dataset = load_data(source)
@@ -60,10 +81,12 @@ def run(args: argparse.Namespace) -> int:
         split = Run.open(args.run).split
     else:
         split = split_spec(args).resolve(dataset)
-    say = (lambda message: None) if args.quiet else print
+    say = (lambda message: None) if args.quiet or not main_rank else print
     say(f"{dataset.name}: {len(dataset)} images; {split.summary()}")
     result = train(config, dataset, split, args.run, resume=args.resume, progress=not args.quiet and show_bars(),
                    source=source, log=say)
+    if not main_rank:  # rank 0 scores and reports
+        return 0
     say(f"trained in {result.seconds:.1f}s; best validation MAP {result.best_val_map:.4f} at epoch {result.best_epoch}")
     report = evaluate_run(result.run, dataset, topk=args.topk)
     print(format_report(report))

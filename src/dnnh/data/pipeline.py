@@ -127,33 +127,55 @@ class BatchSource:
             yield item
 
 
-def shift_augment(x: torch.Tensor, generator: torch.Generator, max_shift: int, flip: bool = False) -> torch.Tensor:
+Share = tuple[int, int, int]  # (start, stop, total): rows start..stop of a batch of ``total``
+
+
+def _share(x: torch.Tensor, share: Share | None) -> tuple[slice, int]:
+    """The rows of the whole batch that ``x`` holds, and the whole batch's size.
+
+    Training on several processes, each holds a share of one global batch; drawing the random
+    numbers for the whole batch and keeping its own rows gives every image the augmentation it
+    would get in one process, so N processes train as one does.
+    """
+    if share is None:
+        return slice(0, len(x)), len(x)
+    start, stop, total = share
+    if stop - start != len(x) or not 0 <= start <= stop <= total:
+        raise ValueError(f"a share {share} of a batch does not fit {len(x)} images")
+    return slice(start, stop), total
+
+
+def shift_augment(x: torch.Tensor, generator: torch.Generator, max_shift: int, flip: bool = False,
+                  share: Share | None = None) -> torch.Tensor:
     """Random translation by up to ``max_shift`` pixels (zero fill), optionally a horizontal flip.
 
-    Zero is the normalised mean, so the filled border is neutral.
+    Zero is the normalised mean, so the filled border is neutral. ``share``: see :func:`_share`.
     """
-    n, _, h, w = x.shape
+    rows, total = _share(x, share)
+    _, _, h, w = x.shape
     padded = F.pad(x, (max_shift,) * 4)
-    offsets = torch.randint(0, 2 * max_shift + 1, (n, 2), generator=generator)
+    offsets = torch.randint(0, 2 * max_shift + 1, (total, 2), generator=generator)[rows]
     out = torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets.tolist())])
     if flip:
-        mask = torch.rand(n, generator=generator) < 0.5
+        mask = (torch.rand(total, generator=generator) < 0.5)[rows]
         out[mask] = out[mask].flip(3)
     return out.contiguous(memory_format=torch.channels_last)
 
 
 def random_erase(x: torch.Tensor, generator: torch.Generator, p: float, area: tuple[float, float] = (0.02, 0.4),
-                 aspect: tuple[float, float] = (0.3, 3.3)) -> torch.Tensor:
+                 aspect: tuple[float, float] = (0.3, 3.3), share: Share | None = None) -> torch.Tensor:
     """Random erasing (Zhong et al. 2017): with probability ``p`` an image gets one rectangle of noise.
 
     The rectangle covers ``area`` of the image (uniform) with a log-uniform aspect ratio; the
     noise is standard normal, which on normalised inputs has the data's scale. A network that must
     recognise a garment with a part hidden leans less on any one patch, which matters most when
-    the training set is small (the paper protocol keeps 500 images a class).
+    the training set is small (the paper protocol keeps 500 images a class). ``share``: see
+    :func:`_share`.
     """
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"erase probability must be in [0, 1], got {p}")
-    n, _, h, w = x.shape
+    rows, n = _share(x, share)
+    _, c, h, w = x.shape
     if p == 0.0 or n == 0:
         return x
     chosen = torch.rand(n, generator=generator) < p
@@ -163,9 +185,9 @@ def random_erase(x: torch.Tensor, generator: torch.Generator, p: float, area: tu
     ew = torch.sqrt(frac * h * w / ratio).round().clamp(1, w).long()
     top = (torch.rand(n, generator=generator) * (h - eh + 1)).long()
     left = (torch.rand(n, generator=generator) * (w - ew + 1)).long()
-    rows = torch.arange(h).view(1, h, 1)
-    cols = torch.arange(w).view(1, 1, w)
-    inside = ((rows >= top.view(n, 1, 1)) & (rows < (top + eh).view(n, 1, 1))
-              & (cols >= left.view(n, 1, 1)) & (cols < (left + ew).view(n, 1, 1)) & chosen.view(n, 1, 1))
-    noise = torch.randn(x.shape, generator=generator, dtype=x.dtype)
-    return torch.where(inside.unsqueeze(1), noise, x).contiguous(memory_format=torch.channels_last)
+    ys = torch.arange(h).view(1, h, 1)
+    xs = torch.arange(w).view(1, 1, w)
+    inside = ((ys >= top.view(n, 1, 1)) & (ys < (top + eh).view(n, 1, 1))
+              & (xs >= left.view(n, 1, 1)) & (xs < (left + ew).view(n, 1, 1)) & chosen.view(n, 1, 1))
+    noise = torch.randn((n, c, h, w), generator=generator, dtype=x.dtype)
+    return torch.where(inside[rows].unsqueeze(1), noise[rows], x).contiguous(memory_format=torch.channels_last)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -31,6 +32,7 @@ from dnnh.miners import ClassBalancedBatches, RandomTripletBatches
 from dnnh.nn import DNNH, PRESETS, PiecewiseThreshold
 from dnnh.runs import Run
 from dnnh.training.config import TrainConfig
+from dnnh.training.distributed import Distributed
 from dnnh.training.objectives import make_objective
 
 
@@ -112,15 +114,18 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"run directory {run_dir} is a file; choose a folder")
+    ddp = Distributed.from_environment()  # one process, or one rank of torchrun's group
     if log is None and progress:
         log = tqdm.write
-    with lock_folder(run_dir, "run directory"):
-        return _train(config, dataset, split, run_dir, resume, progress, on_epoch_end, source, log)
+    if not ddp.is_main:
+        progress, log = False, None
+    with lock_folder(run_dir, "run directory") if ddp.is_main else nullcontext():
+        return _train(config, dataset, split, run_dir, resume, progress, on_epoch_end, source, log, ddp)
 
 
 def _train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split, run_dir: Path, resume: bool,
            progress: bool, on_epoch_end: Callable[[int, dict], None] | None, source: DataSource | None,
-           log: Callable[[str], None] | None) -> TrainResult:
+           log: Callable[[str], None] | None, ddp: Distributed) -> TrainResult:
     split.check_fits(len(dataset))
     if not resume:  # unreadable images anywhere in the split are found now, not after hours of training
         bad = dataset.verify(np.concatenate([split.query, split.database]))
@@ -132,14 +137,17 @@ def _train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Spli
     labels = dataset.labels
     train_idx, val_idx = split.train, split.val
 
-    # Run directory: a fresh run refuses to overwrite one; a resumed run must match it.
+    # Run directory: a fresh run refuses to overwrite one; a resumed run must match it. Rank 0 writes it.
     if resume:
         run = Run.open(run_dir)
         run.check_continues(config, split)
-    else:
+    elif ddp.is_main:
         input_size = config.input_size or PRESETS[config.backbone].input_size
         prep = Preprocessing.fit(dataset, train_idx, input_size, seed=config.seed)
         run = Run.create(run_dir, config, dataset, split, prep, source=source)
+    ddp.barrier()
+    if not resume and not ddp.is_main:
+        run = Run.open(run_dir)
 
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -147,7 +155,8 @@ def _train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Spli
     model = run.new_model().to(memory_format=torch.channels_last)
     batcher = build_batches(config, labels[train_idx])
     objective = make_objective(config.loss, config.objective_spec(), labels, train_idx)
-    optimizer, schedule = build_optimizer(config, [*model.parameters(), *objective.parameters()], len(batcher))
+    parameters = [*model.parameters(), *objective.parameters()]
+    optimizer, schedule = build_optimizer(config, parameters, len(batcher))
     source_batches = BatchSource(dataset, run.prep, cache_indices=np.union1d(train_idx, val_idx),
                                  num_workers=config.num_workers)
     encoder = Encoder(model, run.prep)
@@ -168,23 +177,30 @@ def _train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Spli
     started = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
         model.train()
+        if ddp.rank > 0:  # dropout masks: rank 0 continues the checkpointed stream, the others their own
+            torch.manual_seed(config.seed + 1_000_003 * ddp.rank + epoch)
         set_threshold_eps(model, threshold_eps(config, epoch))
-        batches = [train_idx[b] for b in batcher.epoch(rng)]
+        batches = [train_idx[b] for b in batcher.epoch(rng)]  # the global batches; this rank encodes a share
+        shares = [ddp.share(len(b)) for b in batches]
         bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
                    leave=False, unit="batch")
         t0, seen, loss_sum, triplet_sum = time.perf_counter(), 0, 0.0, 0
-        for idx, images in zip(batches, source_batches.batches(batches)):
+        local = [b[start:stop] for b, (start, stop) in zip(batches, shares)]
+        for idx, (start, stop), images in zip(batches, shares, source_batches.batches(local)):
+            share = (start, stop, len(idx))
             if config.augment != "none":
-                images = shift_augment(images, aug_gen, config.max_shift, flip=config.augment == "shift-flip")
+                images = shift_augment(images, aug_gen, config.max_shift, flip=config.augment == "shift-flip",
+                                       share=share)
             if config.erase > 0:
-                images = random_erase(images, aug_gen, config.erase)
+                images = random_erase(images, aug_gen, config.erase, share=share)
             batch_labels = torch.from_numpy(labels[idx])
             forward = model.logits if objective.input == "logits" else model
-            outputs = forward(images)
-            query_outputs = forward(images, role="query") if config.separate_query_network else None
+            outputs = ddp.gather(forward(images))
+            query_outputs = ddp.gather(forward(images, role="query")) if config.separate_query_network else None
             loss, n_triplets = objective(outputs, batch_labels, query_outputs, torch.from_numpy(idx))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            ddp.average_gradients(parameters)
             optimizer.step()
             schedule.step()
             seen += len(idx)
@@ -197,18 +213,21 @@ def _train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Spli
         record = {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "images_per_s": seen / seconds,
                   "triplets_per_s": triplet_sum / seconds, "seconds": seconds, "lr": schedule.get_last_lr()[0]}
         validate = len(val_idx) > 0 and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs)
-        if validate:
+        if validate and ddp.is_main:  # validation, the best model and the files: once, on rank 0
             record["val_map"] = validation_map(encoder, source_batches, val_idx, train_idx, labels)
         # Without a validation set, the last epoch is the one kept.
-        if (validate and record["val_map"] > best_val) or len(val_idx) == 0:
+        if (validate and record.get("val_map", -1.0) > best_val) or len(val_idx) == 0:
             best_val, best_epoch = record.get("val_map", float("nan")), epoch + 1
-            run.save_best(model, epoch + 1)
+            if ddp.is_main:
+                run.save_best(model, epoch + 1)
         history.append(record)
-        run.save_checkpoint(model, {
-            "epoch": epoch, "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
-            "schedule": schedule.state_dict(), "numpy_rng": rng.bit_generator.state, "aug_rng": aug_gen.get_state(),
-            "torch_rng": torch.get_rng_state(), "history": history, "best_val": best_val, "best_epoch": best_epoch})
-        run.write_history(history, best_epoch, best_val)
+        if ddp.is_main:
+            run.save_checkpoint(model, {
+                "epoch": epoch, "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(), "numpy_rng": rng.bit_generator.state,
+                "aug_rng": aug_gen.get_state(), "torch_rng": torch.get_rng_state(), "history": history,
+                "best_val": best_val, "best_epoch": best_epoch})
+            run.write_history(history, best_epoch, best_val)
         if log is not None:
             val = f", val MAP {record['val_map']:.4f}" if validate else ""
             log(f"epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.4f}, "
@@ -216,6 +235,7 @@ def _train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Spli
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, record)
 
+    ddp.barrier()  # rank 0 has written the best weights
     run.load_best_into(model)
     set_threshold_eps(model, config.eps)
     model.eval()

@@ -1,0 +1,88 @@
+"""Training on several processes (PyTorch DDP semantics, under ``torchrun`` or ``dnnh train --nproc``).
+
+The design keeps N processes equivalent to one process with the same global batch:
+
+- every rank draws the same global batch (the same seeded generators) and encodes a disjoint,
+  contiguous share of it (:meth:`Distributed.share`);
+- the shares' outputs are gathered *with their gradients* (:meth:`Distributed.gather`), so the
+  miner and the loss see the whole global batch on every rank: the triplets are those of one
+  process, and the loss is the same number everywhere;
+- after ``backward`` each rank's gradients are all-reduced (:meth:`Distributed.average_gradients`).
+  The gather's backward sums the gradient of a share over the ranks (a factor N, since every rank
+  computed the same loss), and the all-reduce averages over them, which leaves exactly the
+  one-process gradient; so the ranks take identical steps and stay identical.
+- rank 0 alone writes the run directory and validates; the others wait for it at a barrier and
+  read what it wrote (a shared filesystem across machines).
+
+The processes talk over gloo: the training loop runs on the CPU (it has no device placement
+yet), and gloo also runs across machines. Batch norm: its statistics are per share. PyTorch's
+``SyncBatchNorm`` (statistics over the global batch) needs CUDA tensors, so here each rank
+normalises over its own share — training works, checkpoints and resumes, but with batch norm N
+processes are not bit-for-bit one process. Dropout masks are drawn per share, by each rank's own
+generator, so with dropout too the equivalence is in distribution only; with neither, N processes
+give one process's losses and weights to float rounding (tests/training/test_distributed.py).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch.distributed.nn.functional import all_gather
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """Where this process stands: ``rank`` of ``world`` processes (``world == 1``: one process)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_environment(cls) -> "Distributed":
+        """One process, or the group ``torchrun`` describes in WORLD_SIZE / RANK (joined on first call)."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        if not dist.is_initialized():
+            dist.init_process_group(backend="gloo")
+        return cls(rank=dist.get_rank(), world=dist.get_world_size())
+
+    def share(self, n: int) -> tuple[int, int]:
+        """Rows start..stop of a global batch of ``n`` that this rank encodes (equal shares)."""
+        if n % self.world:
+            raise ValueError(f"a global batch of {n} images does not split evenly over {self.world} processes; "
+                             f"choose a batch size that gives a multiple of {self.world}")
+        per = n // self.world
+        return self.rank * per, (self.rank + 1) * per
+
+    def gather(self, local: torch.Tensor) -> torch.Tensor:
+        """Every rank's share, concatenated in rank order, differentiable back to each share."""
+        if self.world == 1:
+            return local
+        return torch.cat(all_gather(local.contiguous()), dim=0)
+
+    def average_gradients(self, parameters: list[torch.nn.Parameter]) -> None:
+        """All-reduce the gradients of ``parameters`` as one flat buffer, then divide by the world size."""
+        if self.world == 1:
+            return
+        grads = [p.grad for p in parameters if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
