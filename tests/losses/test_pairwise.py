@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from dnnh.losses import ClassifierLoss, CSQLoss, DPSHLoss, DSHLoss, hadamard_centers
+from dnnh.losses.pairwise import tie_breaks
 
 U = torch.tensor([[0.5, -1.0, 2.0, 0.0], [1.0, -0.5, 1.5, -0.2], [-1.0, 1.0, -0.5, 0.3]])
 Y = torch.tensor([0, 0, 1])
@@ -24,9 +25,20 @@ def test_dpsh_against_formula():
                 theta = 0.5 * float(U[i] @ U[j])
                 s = 1.0 if Y[i] == Y[j] else 0.0
                 pairs.append(math.log(1 + math.exp(theta)) - s * theta)
-    quant = sum(sum((float(u) - sign(float(u))) ** 2 for u in row) for row in U) / 3
+    # eta weighs each element: the squared errors are averaged over items and bits (3 x 4)
+    quant = sum(sum((float(u) - sign(float(u))) ** 2 for u in row) for row in U) / 12
     expected = sum(pairs) / len(pairs) + eta * quant
     assert DPSHLoss(eta=eta).batch_loss(U, Y).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_dpsh_quantisation_weight_does_not_grow_with_the_code_length():
+    # Orthogonal rows: theta = 0 for every pair, so the likelihood is log 2 and the rest is quantisation.
+    u = torch.tensor([[0.5, 0.0], [0.0, 0.5]])
+    y = torch.tensor([0, 1])
+    short = DPSHLoss(eta=1.0).batch_loss(u, y) - math.log(2)
+    long = DPSHLoss(eta=1.0).batch_loss(torch.cat([u, torch.zeros(2, 46)], 1), y) - math.log(2)
+    assert short.item() == pytest.approx(0.25 / 2, rel=1e-5)  # (0.5 - 1)^2 on half the elements
+    assert long.item() == pytest.approx(0.25 * 2 / 96, rel=1e-5)  # zeros cost nothing: sign(0) = 0
 
 
 def test_dsh_against_formula():
@@ -57,13 +69,58 @@ def test_csq_against_formula_and_centres():
             p, t = (v + 1) / 2, (float(c[Y[i], k]) + 1) / 2
             total += -(t * math.log(p) + (1 - t) * math.log(1 - p))
             quant += (abs(v) - 1) ** 2
-    expected = total / 3 + 0.5 * quant / 12
+    expected = total / 12 + 0.5 * quant / 12  # both means over items and bits, as the reference
     assert loss(U, Y)[0].item() == pytest.approx(expected, rel=1e-5)
 
 
-def test_hadamard_centres_fall_back_to_random_when_too_many_classes():
-    c = hadamard_centers(40, 12)
-    assert c.shape == (40, 12) and set(c.unique().tolist()) == {-1.0, 1.0}
+def min_and_mean_distance(c):
+    d = [int((c[i] != c[j]).sum()) for i in range(len(c)) for j in range(i + 1, len(c))]
+    return min(d), sum(d) / len(d)
+
+
+@pytest.mark.parametrize("nbits", [12, 24, 48])
+def test_random_centres_follow_the_reference_rule(nbits):
+    # Not a power of two: every centre is a random row with nbits / 2 entries -1, redrawn until
+    # every pair is more than nbits / 4 apart and the mean distance is at least nbits / 2.
+    c = hadamard_centers(10, nbits, seed=0)
+    assert c.shape == (10, nbits) and set(c.unique().tolist()) == {-1.0, 1.0}
+    assert all(int((row == -1).sum()) == nbits // 2 for row in c)
+    low, mean = min_and_mean_distance(c)
+    assert low > nbits / 4 and mean >= nbits / 2
+    assert torch.equal(c, hadamard_centers(10, nbits, seed=0))  # seeded
+    assert not torch.equal(c, hadamard_centers(10, nbits, seed=1))
+    for seed in range(1, 6):
+        low, mean = min_and_mean_distance(hadamard_centers(10, nbits, seed=seed))
+        assert low > nbits / 4 and mean >= nbits / 2
+
+
+def test_power_of_two_lengths_use_hadamard_rows_then_their_negations_then_random_rows():
+    c = hadamard_centers(10, 32)
+    assert torch.equal(c @ c.T, 32 * torch.eye(10))  # ten orthogonal rows
+    c = hadamard_centers(6, 4)
+    assert torch.equal(c[4:], -c[:2]) and torch.equal(c[:4] @ c[:4].T, 4 * torch.eye(4))
+    c = hadamard_centers(129, 64)  # 128 Hadamard rows, one random row filtered against all of them
+    assert torch.equal(c[64:128], -c[:64]) and int((c[128] == -1).sum()) == 32
+    low, mean = min_and_mean_distance(c)
+    assert low > 16 and mean >= 32
+
+
+def test_centres_that_cannot_be_drawn_are_a_clear_error_after_bounded_tries():
+    with pytest.raises(ValueError, match=r"could not draw 40 CSQ hash centres of 12 bits .* more than 3 bits apart "
+                                         r"and 6 apart on average in 50 tries"):
+        hadamard_centers(40, 12, max_tries=50)
+
+
+def test_multilabel_centre_ties_take_seeded_random_bits():
+    loss = CSQLoss(nbits=4, n_classes=2, seed=3)
+    c, ties = loss.centers, loss.ties
+    assert torch.equal(c, torch.tensor([[1.0, 1, 1, 1], [1, -1, 1, -1]]))
+    target = loss.targets(torch.tensor([[1, 1], [0, 1], [0, 0]]))
+    assert torch.equal(target[0], torch.tensor([1.0, ties[1], 1, ties[3]]))  # bits 1, 3 cancel
+    assert torch.equal(target[1], c[1]) and torch.equal(target[2], ties)  # no label: every bit a tie
+    assert torch.equal(ties, tie_breaks(4, seed=3)) and set(ties.tolist()) <= {-1.0, 1.0}
+    drawn = torch.stack([tie_breaks(16, seed=s) for s in range(5)])
+    assert (drawn == -1).any() and (drawn == 1).any()  # not every tie goes to +1
 
 
 def test_classifier_reference_is_cross_entropy_on_tanh_layer():

@@ -4,11 +4,14 @@ Layout of ``OUT``::
 
     bench.json                  the split's settings, so a rerun cannot silently draw another
     split.json                  the one split every entry is scored on (written first)
-    raw/<method>_<bits>.json    one record per finished entry (numbers, timings, history)
+    raw/<method>_<bits>.json    one record per finished entry (numbers, timings, history);
+                                deep entries of other training seeds: raw/<method>_<bits>_s<seed>.json
     codes/<method>_<bits>_{query,database}.npz   the codes behind each record
-    runs/<method>_<bits>/       deep training runs (checkpoints; resumable)
+    runs/<method>_<bits>/       deep training runs (checkpoints; resumable), runs/<method>_<bits>_s<seed>/
+    tuning.json, tune/          the tuning of the deep methods (:mod:`dnnh.bench.tuning`), when tuned
     results.json, results.md    all entries of this invocation, the table and its context
-    pr_curves_<bits>.png, precision_at_k_<bits>.png, map_vs_bits.png (two or more lengths)
+    pr_curves_<bits>.png, precision_at_k_<bits>.png, map_vs_bits.png (two or more lengths;
+                                error bars with several seeds)
 
 Resuming is by files: a finished entry (its raw JSON) is read back, not recomputed; a deep run
 whose folder holds a checkpoint is continued. A rerun that would score on another split or under
@@ -28,15 +31,16 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from dnnh.atomic import atomic_write_text
+from dnnh.bench.adopt import adopt_run
 from dnnh.bench.methods import Method, resolve_methods
-from dnnh.bench.report import format_markdown, machine_info, utc_now, write_plots
-from dnnh.bench.runners import ENTRY_FORMAT, RUNNERS, BenchContext, comparable, signature
+from dnnh.bench.report import aggregate, format_markdown, machine_info, utc_now, write_plots
+from dnnh.bench.runners import RUNNERS, BenchContext, load_finished, signature
 from dnnh.bench.speed import SPEED_PAIR, compare_speed
+from dnnh.bench.tuning import Grids, read_tuning, run_tuning, tuned_methods
 from dnnh.data.fingerprint import fingerprint_difference
 from dnnh.data.sources import DataSource, SplitSpec
 from dnnh.data.splits import Split
 from dnnh.locks import lock_folder
-from dnnh.training.config import config_differences
 
 BENCH_FORMAT = "dnnh-bench/1"
 
@@ -64,6 +68,20 @@ def parse_bits(nbits: Sequence[int] | str) -> list[int]:
         out.append(value)
     if not out:
         raise ValueError("no code lengths given in bits")
+    return list(dict.fromkeys(out))
+
+
+def parse_seeds(seeds: Sequence[int] | str) -> list[int]:
+    """Training seeds from a list or "0,1,2": non-negative integers, repeats dropped, order kept."""
+    items = seeds.split(",") if isinstance(seeds, str) else list(seeds)
+    out = []
+    for s in items:
+        text = str(s).strip()
+        if not text.isdigit():
+            raise ValueError(f"seeds must be non-negative integers, got {s!r}")
+        out.append(int(text))
+    if not out:
+        raise ValueError("no seeds given")
     return list(dict.fromkeys(out))
 
 
@@ -117,25 +135,8 @@ def _prepare_split(out: Path, dataset: Any, split_settings: dict, spec: SplitSpe
     return split
 
 
-def _load_finished(path: Path, method: Method, nbits: int, ctx: BenchContext) -> dict | None:
-    if not path.exists():
-        return None
-    entry = json.loads(path.read_text())
-    if entry.get("format") != ENTRY_FORMAT:
-        raise ValueError(f"{path} is not a bench entry (format {entry.get('format')!r}); move it away")
-    if entry["split_sha256"] != ctx.split_sha256:
-        raise ValueError(f"{path} was scored on another split than {ctx.out / 'split.json'}; delete it to redo it")
-    # Only the saved side may predate reduced signatures; signature() gives the reduced form.
-    saved, wanted = comparable(entry["signature"]), signature(method, nbits, ctx)
-    if saved != wanted:
-        differences = config_differences(saved, wanted, asked="requested")
-        raise ValueError(f"{path} was made with other settings than this run asks for ({differences}); "
-                         f"use the saved settings, another output folder, or delete {path.name} "
-                         f"(and runs/{path.stem}) to redo it")
-    return entry
-
-
 def _speed(entries: dict[tuple[str, int], dict], nbits_list: list[int], target: float | None) -> list[dict]:
+    """The dnnh / dnnh-random speed comparison per length, on ``entries`` {(method, bits): first seed's entry}."""
     out = []
     for b in nbits_list:
         pair = [entries.get((name, b)) for name in SPEED_PAIR]
@@ -150,7 +151,10 @@ def run_bench(data: DataSource | str | Path | Any, out: str | Path, methods: Seq
               nbits: Sequence[int] | str = (12, 24, 32, 48), *, split: SplitSpec = SplitSpec(),
               training: Mapping[str, Any] | None = None, topk: int | None = None, radius: int = 2,
               target_map: float | None = None, command: str | None = None, progress: bool = True,
-              plots: bool = True, log: Callable[[str], None] = print) -> BenchResult:
+              plots: bool = True, log: Callable[[str], None] = print, seeds: Sequence[int] | str | None = None,
+              seeds_at: Sequence[int] | str | None = None, tune: bool = False, tune_bits: int | None = None,
+              tune_only: bool = False, grids: Grids | None = None,
+              adopt: Sequence[str | Path] = ()) -> BenchResult:
     """Run ``methods`` x ``nbits`` on ``data`` into ``out``.
 
     ``data``: a :class:`DataSource`, a dataset name or path, or a loaded dataset. ``split``: how
@@ -159,20 +163,40 @@ def run_bench(data: DataSource | str | Path | Any, out: str | Path, methods: Seq
     defaults to the split's); unset fields keep each recipe's default. ``target_map`` fixes the
     target of the dnnh / dnnh-random speed comparison. ``command`` is recorded in results.md
     (the CLI passes its command line).
+
+    ``seeds``: train each deep entry once per training seed (separate entries; the default seed
+    keeps the plain name); ``seeds_at``: the lengths that get every seed (default: all; the
+    others get the first). ``tune`` / ``tune_bits``: first tune every tunable deep method on
+    validation MAP at ``tune_bits`` (default: the folder's tuning length, else the largest
+    length), see :mod:`dnnh.bench.tuning`; ``grids`` replaces the default grid of the methods it
+    names; ``tune_only``: stop after tuning. A folder once tuned trains each tuned method with
+    its choice. ``adopt``: run folders trained outside the bench, brought in as the entries they
+    match (:mod:`dnnh.bench.adopt`).
     """
     chosen = resolve_methods(methods)
     nbits_list = parse_bits(nbits)
+    seed_list = parse_seeds(seeds) if seeds is not None else None
+    at = parse_bits(seeds_at) if seeds_at is not None else None
+    if at is not None and seed_list is None:
+        raise ValueError("seeds_at names the lengths that get every seed: give the seeds too")
+    if at is not None and set(at) - set(nbits_list):
+        raise ValueError(f"seeds_at {sorted(set(at) - set(nbits_list))} not among the bench's lengths {nbits_list}")
+    if tune_bits is not None:
+        tune, tune_bits = True, parse_bits([tune_bits])[0]
+    tune = tune or tune_only
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"bench folder {out} is a file; choose a folder")
     with lock_folder(out, "bench folder"):
         return _run_bench(data, out, chosen, nbits_list, split, training, topk, radius, target_map, command,
-                          progress, plots, log)
+                          progress, plots, log, seed_list, at, tune, tune_bits, tune_only, grids, list(adopt))
 
 
 def _run_bench(data: Any, out: Path, chosen: list[Method], nbits_list: list[int], split: SplitSpec,
                training: Mapping[str, Any] | None, topk: int | None, radius: int, target_map: float | None,
-               command: str | None, progress: bool, plots: bool, log: Callable[[str], None]) -> BenchResult:
+               command: str | None, progress: bool, plots: bool, log: Callable[[str], None],
+               seed_list: list[int] | None, seeds_at: list[int] | None, tune: bool, tune_bits: int | None,
+               tune_only: bool, grids: Grids | None, adopt: list[str | Path]) -> BenchResult:
     dataset, source = _load_dataset(data)
     name = getattr(dataset, "name", str(data))
     split_settings = {"data": source.data if source is not None else name, **split.settings()}
@@ -180,7 +204,7 @@ def _run_bench(data: Any, out: Path, chosen: list[Method], nbits_list: list[int]
     common = dict(training or {})
     common.setdefault("seed", split.seed)
     ctx = BenchContext(dataset=dataset, source=source, split=the_split, out=out, common=common, seed=split.seed,
-                       topk=topk, radius=radius, progress=progress, log=log,
+                       topk=topk, radius=radius, progress=progress, log=log, seeds=list(seed_list or []),
                        split_sha256=hashlib.sha256((out / "split.json").read_bytes()).hexdigest())
     for m in chosen:  # settings errors (a clash of shared options) before hours of training
         if m.kind == "deep":
@@ -188,38 +212,83 @@ def _run_bench(data: Any, out: Path, chosen: list[Method], nbits_list: list[int]
                 m.train_config(b, common)
     command = command or f"dnnh.bench.run_bench({name!r}, {str(out)!r}, methods={[m.name for m in chosen]}, " \
                          f"nbits={nbits_list})"
+    if tune:  # at the length asked for, else the one this folder was tuned at, else the largest
+        saved = read_tuning(out)
+        bits = tune_bits or (saved["bits"] if saved is not None else max(nbits_list))
+        run_tuning(ctx, chosen, bits, grids, log)
+    chosen, tuning = tuned_methods(ctx, chosen)
+    ctx.methods = {m.name: m for m in chosen}
+    seeds = seed_list or [ctx.default_seed]
+
+    def seeds_of(m: Method, b: int) -> list[int | None]:
+        if m.kind != "deep":
+            return [None]
+        return seeds if seeds_at is None or b in seeds_at else seeds[:1]
+
     order = sorted(chosen, key=lambda m: ("shallow", "deep", "features").index(m.kind))
-    todo = [(m, b) for b in nbits_list for m in order]
-    entries: dict[tuple[str, int], dict] = {}
+    todo = [(m, b, s) for b in nbits_list for m in order for s in seeds_of(m, b)]
+    for run in adopt:
+        adopt_run(run, ctx, todo, log)
+    if tuning is not None:  # the chosen tuning run is the table's entry at the tuning length and seed
+        for m, b, s in todo:
+            rec = tuning["methods"].get(m.name)
+            fresh = not ctx.run_dir(m, b, s).exists() and not (out / "raw" / f"{ctx.entry_name(m, b, s)}.json").exists()
+            if m.tuned and rec and b == tuning["bits"] and ctx.common_for(s)["seed"] == tuning["seed"] and fresh:
+                adopt_run(out / rec["choice_run"], ctx, [(m, b, s)], log)
+    layout = _Layout(chosen, nbits_list, seeds_of, seeds, seeds_at, tuning)
+    entries: dict[tuple[str, int, int | None], dict] = {}
+    if tune_only:
+        summary = _write_summary(out, ctx, layout, entries, command, target_map, plots=False)
+        return BenchResult(out=out, entries=[], split=the_split, speed=[], summary=summary)
     # Every finished entry is checked before anything runs, so a settings clash fails at once.
-    paths = {(m.name, b): out / "raw" / f"{ctx.entry_name(m, b)}.json" for m, b in todo}
-    finished = {(m.name, b): _load_finished(paths[m.name, b], m, b, ctx) for m, b in todo}
+    paths = {(m.name, b, s): out / "raw" / f"{ctx.entry_name(m, b, s)}.json" for m, b, s in todo}
+    finished = {(m.name, b, s): load_finished(paths[m.name, b, s], signature(m, b, ctx, s), ctx)
+                for m, b, s in todo}
     log(f"{name}: {len(dataset)} items; {the_split.summary()}; {len(todo)} entries into {out}, "
         f"{sum(e is not None for e in finished.values())} finished before")
-    for number, (method, b) in enumerate(todo, start=1):
-        path = paths[method.name, b]
-        entry = finished[method.name, b]
+    for number, (method, b, seed) in enumerate(todo, start=1):
+        key = (method.name, b, seed)
+        what = f"{method.name} at {b} bits" + (f", seed {seed}" if len(seeds) > 1 and seed is not None else "")
+        entry = finished[key]
         if entry is None:
-            log(f"[{number}/{len(todo)}] {method.name} at {b} bits ...")
-            entry = RUNNERS[method.kind](method, b, ctx)
-            atomic_write_text(path, json.dumps(entry, indent=2))
+            log(f"[{number}/{len(todo)}] {what} ...")
+            entry = RUNNERS[method.kind](method, b, ctx, seed)
+            atomic_write_text(paths[key], json.dumps(entry, indent=2))
             status = "done"
         else:
             status = "finished before, read back"
-        entries[method.name, b] = entry
-        log(f"[{number}/{len(todo)}] {method.name} at {b} bits: MAP {entry['report']['map']:.4f}, "
+        entries[key] = entry
+        log(f"[{number}/{len(todo)}] {what}: MAP {entry['report']['map']:.4f}, "
             f"{entry['train_seconds']:.1f}s ({status})")
-        _write_summary(out, ctx, chosen, nbits_list, entries, command, target_map, plots=False)
-    summary = _write_summary(out, ctx, chosen, nbits_list, entries, command, target_map, plots=plots)
-    ordered = [entries[m.name, b] for m in chosen for b in nbits_list]
+        _write_summary(out, ctx, layout, entries, command, target_map, plots=False)
+    summary = _write_summary(out, ctx, layout, entries, command, target_map, plots=plots)
+    ordered = [entries[m.name, b, s] for m in chosen for b in nbits_list for s in seeds_of(m, b)]
     return BenchResult(out=out, entries=ordered, split=the_split, speed=summary["speed"], summary=summary)
 
 
-def _write_summary(out: Path, ctx: BenchContext, chosen: list[Method], nbits_list: list[int],
-                   entries: dict[tuple[str, int], dict], command: str, target_map: float | None,
-                   plots: bool) -> dict:
+@dataclass
+class _Layout:
+    """What one invocation asked for: methods (tuned), lengths, the seeds of each, the tuning."""
+
+    chosen: list[Method]
+    nbits: list[int]
+    seeds_of: Callable[[Method, int], list[int | None]]
+    seeds: list[int]
+    seeds_at: list[int] | None
+    tuning: dict | None
+
+    def keys(self) -> list[tuple[str, int, int | None]]:
+        return [(m.name, b, s) for m in self.chosen for b in self.nbits for s in self.seeds_of(m, b)]
+
+
+def _write_summary(out: Path, ctx: BenchContext, layout: _Layout, entries: dict[tuple[str, int, int | None], dict],
+                   command: str, target_map: float | None, plots: bool) -> dict:
     """results.json and results.md for the entries finished so far (rewritten after each one)."""
-    ordered = [entries[m.name, b] for m in chosen for b in nbits_list if (m.name, b) in entries]
+    chosen, nbits_list, several = layout.chosen, layout.nbits, len(layout.seeds) > 1
+    ordered = [entries[k] for k in layout.keys() if k in entries]
+    first = {}  # (method, bits) -> the first seed's entry: curves, speed
+    for (method, b, _), entry in ((k, entries[k]) for k in layout.keys() if k in entries):
+        first.setdefault((method, b), entry)
     bench = json.loads((out / "bench.json").read_text())
     summary = {
         "format": BENCH_FORMAT, "command": command, "date": utc_now(), "started": bench["started"],
@@ -230,13 +299,21 @@ def _write_summary(out: Path, ctx: BenchContext, chosen: list[Method], nbits_lis
                   "n_query": len(ctx.split.query), "n_database": len(ctx.split.database)},
         "methods": [m.name for m in chosen], "bits": nbits_list, "topk": ctx.topk, "radius": ctx.radius,
         "deep_settings": _deep_settings(chosen, nbits_list, ctx.common),
-        "missing": [f"{m.name} at {b} bits" for m in chosen for b in nbits_list if (m.name, b) not in entries],
-        "speed": _speed(entries, nbits_list, target_map), "entries": ordered,
+        "missing": [f"{m} at {b} bits" + (f", seed {s}" if several and s is not None else "")
+                    for m, b, s in layout.keys() if (m, b, s) not in entries],
+        "speed": _speed(first, nbits_list, target_map),
     }
+    if several:
+        summary.update(seeds=layout.seeds, seeds_at=layout.seeds_at, cells=aggregate(ordered))
+    if layout.tuning is not None:
+        summary["tuning"] = layout.tuning
+        summary["tuned"] = {m.name: dict(m.tuned) for m in chosen if m.tuned}
+        summary["untuned"] = [m.name for m in chosen if m.kind == "deep" and not m.tuned]
+    summary["entries"] = ordered
     atomic_write_text(out / "results.json", json.dumps(summary, indent=2))
     atomic_write_text(out / "results.md", format_markdown(summary))
     if plots and ordered:
-        write_plots(out, ordered, summary["dataset"]["name"])
+        write_plots(out, list(first.values()), summary["dataset"]["name"], cells=summary.get("cells"))
     return summary
 
 
@@ -258,4 +335,4 @@ def shell_command(argv: Sequence[str]) -> str:
     return shlex.join(["dnnh", *argv])
 
 
-__all__ = ["BenchResult", "parse_bits", "run_bench", "shell_command"]
+__all__ = ["BenchResult", "parse_bits", "parse_seeds", "run_bench", "shell_command"]

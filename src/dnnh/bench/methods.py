@@ -13,18 +13,30 @@ Three kinds:
 
 ``dnnh-eps<X>`` and ``dnnh-margin<X>`` names are parsed, so any threshold band or margin can be
 measured without a registry entry.
+
+A bench folder that was tuned (:mod:`dnnh.bench.tuning`) gives each tuned method its chosen
+settings (``Method.with_tuning``): the name stays, the settings join the method's own.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 from dnnh.baselines import SHALLOW_METHODS
 from dnnh.training.config import TrainConfig
 
 KINDS = ("shallow", "deep", "features")
+#: Tuned settings that scale with the code length when carried from the tuning length to another
+#: (the triplet margin: squared distances between codes range over [0, q], docs in training.config).
+SCALES_WITH_BITS = ("margin",)
+
+
+def transfer(settings: Mapping[str, Any], from_bits: int, to_bits: int) -> dict[str, Any]:
+    """Settings chosen at ``from_bits`` as they apply at ``to_bits`` (see :data:`SCALES_WITH_BITS`)."""
+    return {k: (float(v) * int(to_bits) / int(from_bits) if k in SCALES_WITH_BITS and v is not None else v)
+            for k, v in settings.items()}
 
 
 @dataclass(frozen=True)
@@ -37,16 +49,30 @@ class Method:
     shallow: str | None = None  # the estimator of shallow and features methods
     recipe: str = "modern"
     overrides: tuple[tuple[str, Any], ...] = ()  # the TrainConfig fields that define a deep method
+    tuned: tuple[tuple[str, Any], ...] = ()  # settings chosen by tuning at ``tuned_bits`` (see transfer)
+    tuned_bits: int | None = None
+
+    def with_tuning(self, settings: Mapping[str, Any], bits: int) -> "Method":
+        """This method with ``settings`` chosen at ``bits`` bits (carried to other lengths by :func:`transfer`)."""
+        return replace(self, tuned=tuple(sorted(settings.items())), tuned_bits=int(bits))
+
+    def own_settings(self, nbits: int) -> dict[str, Any]:
+        """The TrainConfig fields this method sets itself at ``nbits``: its definition, then its tuning."""
+        own = dict(self.overrides)
+        if self.tuned:
+            own.update(transfer(dict(self.tuned), self.tuned_bits, nbits))
+        return own
 
     def train_config(self, nbits: int, common: Mapping[str, Any]) -> TrainConfig:
         """This method's config at ``nbits``: the recipe, the bench's shared fields, then its own.
 
-        A shared field that the method itself sets (say ``eps`` for dnnh-threshold) is refused
-        rather than silently dropped or allowed to erase the difference the method is about.
+        A shared field that the method itself sets (say ``eps`` for dnnh-threshold, or a tuned
+        ``lr``) is refused rather than silently dropped or allowed to erase the difference the
+        method is about.
         """
         if self.kind != "deep":
             raise ValueError(f"{self.name} is a {self.kind} method; it has no training config")
-        own = dict(self.overrides)
+        own = self.own_settings(nbits)
         clash = sorted(set(own) & set(common))
         if clash:
             raise ValueError(f"training option(s) {clash} cannot be set for the whole bench: method {self.name} "
@@ -74,9 +100,11 @@ _DEEP = [
     _deep("dnnh-semi-hard", "DNNH mining semi-hard in-batch triplets", triplets="semi-hard"),
     _deep("dnnh-hard", "DNNH mining hard in-batch triplets", triplets="hard"),
     _deep("dnnh-batch-hard", "DNNH mining the hardest positive and negative per anchor", triplets="batch-hard"),
-    _deep("dpsh", "DPSH (Li et al. 2016): pairwise likelihood loss on the same network", loss="dpsh"),
+    _deep("dpsh", "DPSH (Li et al. 2016): pairwise likelihood loss on the same network, quantisation weighted "
+          "per element (eta)", loss="dpsh"),
     _deep("dsh", "DSH (Liu et al. 2016): contrastive loss with a quantisation term", loss="dsh"),
-    _deep("csq", "CSQ (Yuan et al. 2020): codes pulled to Hadamard class centres", loss="csq"),
+    _deep("csq", "CSQ (Yuan et al. 2020): codes pulled to class hash centres (Hadamard rows at power-of-two "
+          "lengths, else random rows filtered by the reference's distance rule)", loss="csq"),
     _deep("classifier", "Sablayrolles et al. 2017 reference: a classifier on a q-unit tanh layer, codes sign(u)",
           loss="classifier"),
     _deep("cnnh", "CNNH (Xia et al. 2014): stage-1 target codes from the similarity matrix, then the network "

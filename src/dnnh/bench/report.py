@@ -1,7 +1,10 @@
 """What a bench writes for people: the Markdown table, the figures, and the facts to reproduce it.
 
 The table is formatted from the entry records alone (the same dicts written to ``raw/`` and
-``results.json``), so every number in ``results.md`` is a number of the JSON, rounded.
+``results.json``), so every number in ``results.md`` is a number of the JSON, rounded. With
+several training seeds, a cell is the mean ± the sample standard deviation (n - 1) over the
+seeds of that method and length, with the count: :func:`aggregate` computes them from the
+entries and ``results.json`` keeps both the cells and every seed's entry.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
+
+import numpy as np
 
 from dnnh.metrics import RetrievalReport
 
@@ -56,6 +61,58 @@ def entry_row(entry: dict) -> ResultRow:
     return ResultRow(entry["method"], int(entry["bits"]), value, report["precision_radius"], entry["train_seconds"])
 
 
+def entry_seed(entry: dict) -> int | None:
+    """The training seed of a deep entry (None for shallow ones)."""
+    return entry.get("seed", (entry.get("config") or {}).get("seed")) if entry["kind"] == "deep" else None
+
+
+def _stats(values: list[float]) -> dict[str, Any]:
+    return {"values": values, "mean": float(np.mean(values)),
+            "std": float(np.std(values, ddof=1)) if len(values) > 1 else None}
+
+
+def aggregate(entries: Sequence[dict]) -> list[dict]:
+    """One cell per (method, bits), in first-seen order: every seed's numbers, their mean and std.
+
+    ``map`` is the table's number (MAP@K when the bench asked for a top K); ``std`` is the sample
+    standard deviation (None for one seed).
+    """
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for e in entries:
+        groups.setdefault((e["method"], int(e["bits"])), []).append(e)
+    cells = []
+    for (method, bits), group in groups.items():
+        rows = [entry_row(e) for e in group]
+        cells.append({"method": method, "bits": bits, "n": len(group), "seeds": [entry_seed(e) for e in group],
+                      "map": _stats([r.map for r in rows]),
+                      "precision_radius": _stats([r.precision_radius2 for r in rows]),
+                      "train_seconds": _stats([r.train_seconds for r in rows])})
+    return cells
+
+
+def _mean_std(stats: dict, digits: int, n: int) -> str:
+    if stats["std"] is None:
+        return f"{stats['mean']:.{digits}f} ({n})"
+    return f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f} ({n})"
+
+
+def format_seed_table(cells: Sequence[dict], map_label: str = "MAP", digits: int = 4) -> str:
+    """The methods x bits table of a multi-seed bench: "mean ± std (n seeds)" in every cell."""
+    bits = sorted({c["bits"] for c in cells})
+    methods = list(dict.fromkeys(c["method"] for c in cells))
+    by = {(c["method"], c["bits"]): c for c in cells}
+    head = (["method"] + [f"{map_label} {b}" for b in bits] + [f"P@r2 {b}" for b in bits]
+            + [f"train s {b}" for b in bits])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in methods:
+        cells_ = [_mean_std(by[m, b]["map"], digits, by[m, b]["n"]) if (m, b) in by else "" for b in bits]
+        cells_ += [_mean_std(by[m, b]["precision_radius"], digits, by[m, b]["n"]) if (m, b) in by else ""
+                   for b in bits]
+        cells_ += [f"{by[m, b]['train_seconds']['mean']:.2f}" if (m, b) in by else "" for b in bits]
+        lines.append(f"| {m} | " + " | ".join(cells_) + " |")
+    return "\n".join(lines)
+
+
 def entry_report(entry: dict) -> RetrievalReport:
     return RetrievalReport.from_dict(entry["report"])
 
@@ -83,13 +140,41 @@ def machine_info() -> dict:
             "torch_threads": torch.get_num_threads()}
 
 
-def _deep_table(entries: Iterable[dict]) -> list[str]:
-    lines = ["| method | bits | best epoch | best val MAP | epochs | images/s | triplets/s | train s |",
-             "|---|---|---|---|---|---|---|---|"]
+def _deep_table(entries: Iterable[dict], seeds: bool = False) -> list[str]:
+    seed_head, seed_rule = (" seed |", "---|") if seeds else ("", "")
+    lines = [f"| method | bits |{seed_head} best epoch | best val MAP | epochs | images/s | triplets/s | train s |",
+             f"|---|---|{seed_rule}---|---|---|---|---|---|"]
     for e in entries:
-        lines.append(f"| {e['method']} | {e['bits']} | {e['best_epoch']} | {_cell(e['best_val_map'], '.4f')} | "
+        seed = f" {entry_seed(e)} |" if seeds else ""
+        lines.append(f"| {e['method']} | {e['bits']} |{seed} {e['best_epoch']} | {_cell(e['best_val_map'], '.4f')} | "
                      f"{e['epochs_run']} | {_cell(e['images_per_s'], '.0f')} | {_cell(e['triplets_per_s'], '.0f')} | "
                      f"{e['train_seconds']:.2f} |")
+    return lines
+
+
+def _tuning_section(tuning: dict | None, untuned: Sequence[str]) -> list[str]:
+    """The grid, every point's validation MAP and the choice of each tuned method (OUT/tuning.json)."""
+    if not tuning:
+        return []
+    shared = ", ".join(f"{k}={v}" for k, v in tuning["shared"].items()) or "defaults"
+    lines = ["", f"## Tuning: {tuning['bits']} bits, validation MAP only", "",
+             f"Every tunable method trained at each point of its grid at {tuning['bits']} bits with the same shared "
+             f"settings (seed {tuning['seed']}; {shared}); the choice is {tuning['selection']}. The margin is "
+             "carried to other lengths in proportion to the code length; other settings unchanged. Records: "
+             "`tuning.json`, `tune/raw/`, runs `tune/runs/`.", "",
+             "| method | settings | val MAP | best epoch | train s | chosen |", "|---|---|---|---|---|---|"]
+    for name, rec in tuning["methods"].items():
+        for point in rec["points"]:
+            words = ", ".join(f"{k}={v:g}" for k, v in point["settings"].items())
+            chosen = "**yes**" if point["settings"] == rec["choice"] else ""
+            lines.append(f"| {name} | {words} | {_cell(point['best_val_map'], '.4f') or 'not run yet'} | "
+                         f"{point['best_epoch'] or ''} | {_cell(point['train_seconds'], '.1f')} | {chosen} |")
+    chosen = [f"{name} {', '.join(f'{k}={v:g}' for k, v in rec['choice'].items())}"
+              for name, rec in tuning["methods"].items() if rec["choice"] is not None]
+    if chosen:
+        lines += ["", f"Chosen at {tuning['bits']} bits: {'; '.join(chosen)}."]
+    if untuned:
+        lines += ["", f"Not tuned (no grid; trained with their defaults): {', '.join(untuned)}."]
     return lines
 
 
@@ -129,24 +214,41 @@ def format_markdown(summary: dict) -> str:
              f"- {map_label}: mean average precision over {ranked} (Hamming ranking, ties by database index); "
              f"P@r{summary['radius']}: precision within Hamming radius {summary['radius']} (an empty ball "
              "scores 0); train s: wall seconds to fit (deep: the whole run, with per-epoch validation)", ""]
+    seeds = summary.get("seeds") or []
+    if len(seeds) > 1:
+        at = summary.get("seeds_at")
+        lines += [f"Deep methods trained once per seed ({', '.join(map(str, seeds))}"
+                  + (f"; at {', '.join(map(str, at))} bits, one seed at the other lengths" if at else "")
+                  + ") on the same split: each cell is the mean ± the sample standard deviation over seeds, with "
+                  "the number of seeds; shallow methods are fitted once. Every seed's number: `results.json` "
+                  "(`cells`, `entries`); the curves are of the first seed.", ""]
     if summary["missing"]:
         lines += [f"Not finished yet: {', '.join(summary['missing'])}.", ""]
-    lines.append(format_table([entry_row(e) for e in entries], map_label=map_label))
+    if len(seeds) > 1:
+        lines.append(format_seed_table(summary["cells"], map_label=map_label))
+    else:
+        lines.append(format_table([entry_row(e) for e in entries], map_label=map_label))
     deep = [e for e in entries if e["kind"] == "deep"]
     if deep:
-        lines += ["", "## Deep runs", ""] + _deep_table(deep)
+        lines += ["", "## Deep runs", ""] + _deep_table(deep, seeds=len(seeds) > 1)
+    lines += _tuning_section(summary.get("tuning"), summary.get("untuned") or [])
     lines += _speed_section(summary["speed"])
     lines += ["", "## Methods", ""]
     for name, description in dict((e["method"], e["description"]) for e in entries).items():
         lines.append(f"- **{name}**: {description}")
-    lines += ["", "Raw records: `raw/<method>_<bits>.json` and `results.json`; codes: `codes/`; "
-              "deep runs: `runs/<method>_<bits>/`.", ""]
+    lines += ["", "Raw records: `raw/<method>_<bits>.json` (other seeds: `_s<seed>`) and `results.json`; codes: "
+              "`codes/`; deep runs: `runs/<method>_<bits>/`.", ""]
     return "\n".join(lines)
 
 
-def write_plots(out: Path, entries: Sequence[dict], dataset_name: str) -> list[Path]:
+def write_plots(out: Path, entries: Sequence[dict], dataset_name: str,
+                cells: Sequence[dict] | None = None) -> list[Path]:
     """pr_curves_<bits>.png and precision_at_k_<bits>.png, every method of that code length on one
-    figure; with more than one code length also map_vs_bits.png, every method on one figure."""
+    figure; with more than one code length also map_vs_bits.png, every method on one figure.
+
+    ``entries``: one per (method, bits) (the first seed's). ``cells`` (:func:`aggregate`, several
+    seeds): map_vs_bits.png then plots each cell's mean MAP with its standard deviation as an error bar.
+    """
     from dnnh.metrics import plot_map_vs_bits, plot_pr_curves, plot_precision_at_k
 
     reports = {(e["method"], int(e["bits"])): entry_report(e) for e in entries}
@@ -154,10 +256,17 @@ def write_plots(out: Path, entries: Sequence[dict], dataset_name: str) -> list[P
     paths = []
     if len(lengths) > 1:
         series: dict[str, dict[int, float]] = {}
-        for (method, bits), report in reports.items():
-            series.setdefault(method, {})[bits] = report.map
-        paths.append(plot_map_vs_bits(series, out / "map_vs_bits.png",
-                                      title=f"{dataset_name}: MAP against code length"))
+        errors: dict[str, dict[int, float]] | None = None
+        if cells is None:
+            for (method, bits), report in reports.items():
+                series.setdefault(method, {})[bits] = report.map
+        else:
+            errors = {}
+            for c in cells:
+                series.setdefault(c["method"], {})[c["bits"]] = c["map"]["mean"]
+                errors.setdefault(c["method"], {})[c["bits"]] = c["map"]["std"] or 0.0
+        title = f"{dataset_name}: MAP against code length" + (" (mean ± std over seeds)" if cells else "")
+        paths.append(plot_map_vs_bits(series, out / "map_vs_bits.png", title=title, errors=errors))
     for bits in lengths:
         of_length = {method: report for (method, b), report in reports.items() if b == bits}
         paths.append(plot_pr_curves(of_length, out / f"pr_curves_{bits}.png",

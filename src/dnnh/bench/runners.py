@@ -6,7 +6,9 @@ split, and its codes are kept beside the numbers (``codes/``), so any number can
 ``signature``: what decided its numbers (the training config's decisive fields, or the
 estimator and its parameters). A rerun that would produce an entry with another signature is
 refused, so one results table never mixes settings; settings a method never reads (the margin,
-for the classifier) are not part of its signature, so changing them voids nothing.
+for the classifier) are not part of its signature, so changing them voids nothing. A deep entry
+is one training seed: the bench's own seed keeps the plain name (``dnnh_48``), other seeds add
+``_s<seed>`` (``dnnh_48_s1``), so a single-seed folder grows into a multi-seed one unchanged.
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ from dnnh.encoder import Encoder
 from dnnh.evaluation import score_codes
 from dnnh.metrics import RetrievalReport
 from dnnh.runs import CONFIG, Run
-from dnnh.training.config import TrainConfig
+from dnnh.training.config import TrainConfig, config_differences
 from dnnh.training.train import train
 
 ENTRY_FORMAT = "dnnh-bench-entry/1"
+#: Written into a run folder that ``--adopt`` brought in: where it came from (:mod:`dnnh.bench.adopt`).
+ADOPTED = "adopted.json"
 
 
 @dataclass
@@ -43,8 +47,10 @@ class BenchContext:
     split: Split
     split_sha256: str
     out: Path
-    common: dict[str, Any]  # training options shared by all deep methods
+    common: dict[str, Any]  # training options shared by all deep methods (with the default training seed)
     seed: int = 0
+    seeds: list[int] = field(default_factory=list)  # training seeds of deep entries; [] means the default
+    methods: dict[str, Method] = field(default_factory=dict)  # this bench's methods (tuned), by name
     topk: int | None = None
     radius: int = 2
     progress: bool = True
@@ -52,11 +58,30 @@ class BenchContext:
     _pixels: dict[str, np.ndarray] = field(default_factory=dict)
     _features: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
 
-    def entry_name(self, method: Method, nbits: int) -> str:
-        return f"{method.name}_{nbits}"
+    @property
+    def default_seed(self) -> int:
+        """The training seed of a bench without ``seeds`` (the split's unless set): plain entry names."""
+        return int(self.common.get("seed", self.seed))
 
-    def run_dir(self, method: Method, nbits: int) -> Path:
-        return self.out / "runs" / self.entry_name(method, nbits)
+    def entry_name(self, method: Method, nbits: int, seed: int | None = None) -> str:
+        suffix = "" if seed is None or int(seed) == self.default_seed else f"_s{int(seed)}"
+        return f"{method.name}_{nbits}{suffix}"
+
+    def run_dir(self, method: Method, nbits: int, seed: int | None = None) -> Path:
+        return self.out / "runs" / self.entry_name(method, nbits, seed)
+
+    def common_for(self, seed: int | None) -> dict[str, Any]:
+        """The shared training options with the training seed of one entry."""
+        return self.common if seed is None else {**self.common, "seed": int(seed)}
+
+    def method(self, name: str) -> Method:
+        """This bench's method called ``name`` (tuned where the folder was tuned)."""
+        return self.methods.get(name) or resolve_method(name)
+
+    @property
+    def features_seed(self) -> int:
+        """The seed of the dnnh run whose features the ``<shallow>@features`` methods read."""
+        return self.seeds[0] if self.seeds else self.default_seed
 
     def pixels(self) -> dict[str, np.ndarray]:
         """Raw-pixel features of train / query / database items, computed once per bench."""
@@ -79,43 +104,80 @@ def normalise(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def signature(method: Method, nbits: int, ctx: BenchContext) -> dict:
+def signature(method: Method, nbits: int, ctx: BenchContext, seed: int | None = None) -> dict:
     """What decides the entry's numbers: for deep methods :meth:`TrainConfig.decisive`."""
     if method.kind == "deep":
-        return normalise({"kind": "deep", "config": method.train_config(nbits, ctx.common).decisive()})
+        return normalise({"kind": "deep", "config": method.train_config(nbits, ctx.common_for(seed)).decisive()})
     from dnnh.baselines import make_shallow
 
     params = make_shallow(method.shallow, nbits, random_state=ctx.seed).get_params()
     sig = {"kind": method.kind, "estimator": method.shallow, "params": params}
     if method.kind == "features":
-        sig["features_from"] = signature(resolve_method("dnnh"), nbits, ctx)
+        sig["features_from"] = signature(ctx.method("dnnh"), nbits, ctx, ctx.features_seed)
     return normalise(sig)
+
+
+#: Losses whose formula changed together with a new config field (issue 15): a saved config of
+#: such a loss without the field was trained under the old formula and stands for nothing today.
+REFORMED = {"dpsh": ("eta", "before issue 15 (quantisation term summed over bits)"),
+            "csq": ("lam", "before issue 15 (unfiltered random centres, ties to +1)")}
+
+
+def predates_reform(config: dict) -> tuple[str, str] | None:
+    """(field, when) if ``config`` (a saved config dict) was trained under a loss's old formula."""
+    reform = REFORMED.get(config.get("loss"))
+    return reform if reform is not None and reform[0] not in config else None
 
 
 def comparable(sig: dict) -> dict:
     """``sig`` with every training config reduced to its decisive fields.
 
     Entries written before signatures were reduced carry the whole config; this puts old and new
-    on one footing, so they compare equal exactly when they would train the same model.
+    on one footing, so they compare equal exactly when they would train the same model. An entry
+    of a loss reformed since (:data:`REFORMED`) gets its new field marked as "before", so it
+    differs from every new entry and is refused, not read back as if it were one.
     """
     sig = dict(sig)
     if sig.get("kind") == "deep":
-        sig["config"] = normalise(TrainConfig.from_dict(sig["config"]).decisive())
+        saved = sig["config"]
+        sig["config"] = normalise(TrainConfig.from_dict(saved).decisive())
+        stale = predates_reform(saved)
+        if stale is not None:
+            sig["config"][stale[0]] = stale[1]
     if "features_from" in sig:
         sig["features_from"] = comparable(sig["features_from"])
     return sig
 
 
+def load_finished(path: Path, wanted: dict, ctx: BenchContext, fmt: str = ENTRY_FORMAT) -> dict | None:
+    """The finished record at ``path`` (None when there is none), after checking its split and signature."""
+    if not path.exists():
+        return None
+    entry = json.loads(path.read_text())
+    if entry.get("format") != fmt:
+        raise ValueError(f"{path} is not a bench entry (format {entry.get('format')!r}); move it away")
+    if entry["split_sha256"] != ctx.split_sha256:
+        raise ValueError(f"{path} was scored on another split than {ctx.out / 'split.json'}; delete it to redo it")
+    # Only the saved side may predate reduced signatures; signature() gives the reduced form.
+    saved = comparable(entry["signature"])
+    if saved != wanted:
+        differences = config_differences(saved, wanted, asked="requested")
+        raise ValueError(f"{path} was made with other settings than this run asks for ({differences}); "
+                         f"use the saved settings, another output folder, or delete {path.name} "
+                         f"(and runs/{path.stem}) to redo it")
+    return entry
+
+
 def _finish(method: Method, nbits: int, ctx: BenchContext, query: CodeSet, database: CodeSet,
-            train_seconds: float, extra: dict) -> dict:
+            train_seconds: float, extra: dict, seed: int | None = None) -> dict:
     """Score the codes, save them, and assemble the entry record."""
     report: RetrievalReport = score_codes(query, database, topk=ctx.topk, radius=ctx.radius)
-    name = ctx.entry_name(method, nbits)
+    name = ctx.entry_name(method, nbits, seed)
     paths = {"query": f"codes/{name}_query.npz", "database": f"codes/{name}_database.npz"}
     query.save(ctx.out / paths["query"])
     database.save(ctx.out / paths["database"])
     return {"format": ENTRY_FORMAT, "method": method.name, "bits": int(nbits), "kind": method.kind,
-            "description": method.description, "signature": signature(method, nbits, ctx),
+            "description": method.description, "signature": signature(method, nbits, ctx, seed),
             "split_sha256": ctx.split_sha256, "train_seconds": float(train_seconds), "codes": paths,
             "finished": utc_now(), **extra, "report": report.to_dict()}
 
@@ -149,27 +211,31 @@ def _fit_shallow(method: Method, nbits: int, ctx: BenchContext, features: dict[s
     return _finish(method, nbits, ctx, query, database, seconds, extra)
 
 
-def run_shallow(method: Method, nbits: int, ctx: BenchContext) -> dict:
+def run_shallow(method: Method, nbits: int, ctx: BenchContext, seed: int | None = None) -> dict:
     return _fit_shallow(method, nbits, ctx, ctx.pixels())
 
 
-def run_features(method: Method, nbits: int, ctx: BenchContext) -> dict:
+def run_features(method: Method, nbits: int, ctx: BenchContext, seed: int | None = None) -> dict:
     """A shallow method on the penultimate (50q) features of this bench's dnnh model at ``nbits``."""
     if nbits not in ctx._features:
         ctx._features.clear()  # one code length at a time: 70,000 x 2,400 floats is 670 MB
-        encoder = Encoder.from_run(ctx.run_dir(resolve_method("dnnh"), nbits))
+        encoder = Encoder.from_run(ctx.run_dir(ctx.method("dnnh"), nbits, ctx.features_seed))
         ctx._features[nbits] = {part: encoder.features(ctx.dataset, getattr(ctx.split, part))
                                 for part in ("train", "query", "database")}
     return _fit_shallow(method, nbits, ctx, ctx._features[nbits])
 
 
-def _resumable_config(method: Method, nbits: int, ctx: BenchContext, run: Run) -> TrainConfig:
+def _resumable_config(method: Method, nbits: int, common: dict[str, Any], run: Run) -> TrainConfig:
     """The config to continue ``run`` with: the saved one, if it trains what this method's would.
 
     Runtime fields and fields neither config reads may differ (see :meth:`TrainConfig.decisive`);
     train() needs the saved config verbatim, so it is returned as saved.
     """
-    wanted = method.train_config(nbits, ctx.common)
+    stale = predates_reform(json.loads((run.path / CONFIG).read_text()).get("config", {}))
+    if stale is not None:
+        raise ValueError(f"{run.path} holds a {run.config.loss} run trained {stale[1]}; "
+                         f"delete {run.path} to train it again under today's formula")
+    wanted = method.train_config(nbits, common)
     a, b = run.config.decisive(), wanted.decisive()
     if a != b:
         diff = {k: (a.get(k, "<not read>"), b.get(k, "<not read>")) for k in sorted(set(a) | set(b))
@@ -180,21 +246,32 @@ def _resumable_config(method: Method, nbits: int, ctx: BenchContext, run: Run) -
     return run.config
 
 
-def run_deep(method: Method, nbits: int, ctx: BenchContext) -> dict:
-    """Train (or continue) the method's run under ``OUT/runs/<method>_<nbits>``, then score it.
+@dataclass
+class Trained:
+    """A deep run trained (or continued, or read back finished) by :func:`train_run`."""
 
-    A run dir with a checkpoint is continued with ``train(..., resume=True)``. train_seconds is
-    the wall time of training (set-up, epochs, per-epoch validation) summed over the
-    invocations that produced it: the run's ``bench_time.json`` keeps the time up to the last
-    checkpoint, so time lost to an interruption after it is not counted.
+    result: Any  # dnnh.training.train.TrainResult
+    config: TrainConfig
+    seconds: float
+    resumed: bool
+    adopted_from: str | None
+
+
+def train_run(method: Method, nbits: int, ctx: BenchContext, run_dir: Path, common: dict[str, Any]) -> Trained:
+    """Train ``method`` at ``nbits`` into ``run_dir``, or continue the run a checkpoint there holds.
+
+    A run dir with a checkpoint is continued with ``train(..., resume=True)`` (a finished one
+    trains no further). The time is the wall time of training (set-up, epochs, per-epoch
+    validation) summed over the invocations that produced it: the run's ``bench_time.json``
+    keeps the time up to the last checkpoint, so time lost to an interruption after it is not
+    counted (an adopted run starts from its epochs' seconds, :mod:`dnnh.bench.adopt`).
     """
-    run_dir = ctx.run_dir(method, nbits)
     saved = Run.open(run_dir) if (run_dir / CONFIG).exists() else None
     resume = saved is not None and saved.has_checkpoint
     if resume:
-        config, before = _resumable_config(method, nbits, ctx, saved), saved.read_timing()
+        config, before = _resumable_config(method, nbits, common, saved), saved.read_timing()
     else:
-        config, before = method.train_config(nbits, ctx.common), 0.0
+        config, before = method.train_config(nbits, common), 0.0
     t0 = time.perf_counter()
 
     def checkpoint_clock(epoch: int, record: dict) -> None:
@@ -204,18 +281,35 @@ def run_deep(method: Method, nbits: int, ctx: BenchContext) -> dict:
                    on_epoch_end=checkpoint_clock, source=ctx.source, log=None if ctx.progress else ctx.log)
     seconds = before + time.perf_counter() - t0
     result.run.write_timing(seconds, len(result.history))
-    query, database = Encoder.from_run(result.run).encode_split(ctx.dataset, ctx.split)
+    adopted = run_dir / ADOPTED
+    adopted_from = json.loads(adopted.read_text())["from"] if adopted.exists() else None
+    return Trained(result, config, seconds, resume, adopted_from)
+
+
+def training_record(trained: Trained) -> dict:
+    """The fields of a deep record that describe its training (bench entries and tuning points)."""
+    result = trained.result
     history = [dict(r) for r in result.history]
-    epoch_seconds = sum(float(r["seconds"]) for r in history)
-    extra = {
-        "run_dir": f"runs/{ctx.entry_name(method, nbits)}", "config": config.to_dict(), "resumed": resume,
+    record = {
+        "config": trained.config.to_dict(), "seed": trained.config.seed, "resumed": trained.resumed,
         "best_epoch": int(result.best_epoch), "best_val_map": _finite_or_none(result.best_val_map),
-        "epochs_run": len(history), "epoch_seconds": epoch_seconds,
+        "epochs_run": len(history), "epoch_seconds": sum(float(r["seconds"]) for r in history),
         "images_per_s": _mean([r["images_per_s"] for r in history]),
         "triplets_per_s": _mean([r["triplets_per_s"] for r in history]),
         "history": history,
     }
-    return _finish(method, nbits, ctx, query, database, seconds, extra)
+    if trained.adopted_from is not None:
+        record["adopted_from"] = trained.adopted_from
+    return record
+
+
+def run_deep(method: Method, nbits: int, ctx: BenchContext, seed: int | None = None) -> dict:
+    """Train (or continue) the method's run under ``OUT/runs/<entry>``, then score it on the split."""
+    run_dir = ctx.run_dir(method, nbits, seed)
+    trained = train_run(method, nbits, ctx, run_dir, ctx.common_for(seed))
+    query, database = Encoder.from_run(trained.result.run).encode_split(ctx.dataset, ctx.split)
+    extra = {"run_dir": f"runs/{ctx.entry_name(method, nbits, seed)}", **training_record(trained)}
+    return _finish(method, nbits, ctx, query, database, trained.seconds, extra, seed)
 
 
 def _mean(values: list[float]) -> float | None:
@@ -226,6 +320,6 @@ def _finite_or_none(value: float) -> float | None:
     return float(value) if value is not None and np.isfinite(value) else None
 
 
-RUNNERS: dict[str, Callable[[Method, int, BenchContext], dict]] = {
+RUNNERS: dict[str, Callable[[Method, int, BenchContext, int | None], dict]] = {
     "shallow": run_shallow, "deep": run_deep, "features": run_features,
 }

@@ -8,6 +8,7 @@ Similarity is the one DNNH uses (same class, or at least one shared label).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,9 +20,14 @@ from dnnh.similarity import relevance
 class DPSHLoss(BatchObjective):
     """DPSH (Li, Wang, Kang, IJCAI 2016): pairwise likelihood plus a quantisation penalty.
 
-    L = -sum_{i<j} (s_ij theta_ij - log(1 + e^theta_ij)) + eta * sum_i ||b_i - u_i||^2,
-    theta_ij = u_i.u_j / 2, b = sign(u); both terms averaged (pairs, items) so eta means the same
-    whatever the batch size.
+    L = mean_{i != j} (log(1 + e^theta_ij) - s_ij theta_ij) + eta * mean_{i, k} (u_ik - b_ik)^2,
+    theta_ij = u_i.u_j / 2, b = sign(u). Both terms are means (over the batch's ordered pairs, and
+    over its items *and bits*), so ``eta`` is a weight per element, whatever the batch size or
+    code length: the scale of both references (DeepHash-pytorch's DPSH.py weighs the mean over
+    elements by 0.1; the authors' code divides both sums by the same count, about 0.1 per element
+    at 48 bits on 5,000 training images). Until issue 15 the term was summed over the bits, q
+    times stronger (48x at 48 bits): 33 of 48 bits ended constant over the training images.
+    Pairs are the batch's own (the references pair the batch with a memory of every training code).
     """
 
     def __init__(self, eta: float = 0.1) -> None:
@@ -33,7 +39,7 @@ class DPSHLoss(BatchObjective):
         theta = 0.5 * u @ u.T
         off_diag = ~torch.eye(len(u), dtype=torch.bool, device=u.device)
         likelihood = (F.softplus(theta) - s * theta)[off_diag].mean()
-        quantisation = ((u - torch.sign(u).detach()) ** 2).sum(1).mean()
+        quantisation = ((u - torch.sign(u).detach()) ** 2).mean()  # per element: over items and bits
         return likelihood + self.eta * quantisation
 
 
@@ -42,6 +48,8 @@ class DSHLoss(BatchObjective):
 
     For a pair with y = 0 if similar, 1 if not: (1 - y)/2 ||u_i - u_j||^2 + y/2 max(m - ||u_i - u_j||^2, 0),
     m = 2q by default (q = nbits), plus alpha (|| |u_i| - 1 ||_1 + || |u_j| - 1 ||_1); averaged over pairs.
+    ``alpha`` is on the paper's scale (0.01 there: the L1 norms are summed over bits, two items a
+    pair); DeepHash-pytorch's 0.1 on the mean over elements is about 0.1 / (2q) on this scale.
     """
 
     def __init__(self, nbits: int, margin: float | None = None, alpha: float = 0.01) -> None:
@@ -58,39 +66,93 @@ class DSHLoss(BatchObjective):
         return pair[off_diag].mean() + self.alpha * 2 * regular.mean()
 
 
-def hadamard_centers(n_centers: int, nbits: int, seed: int = 0) -> torch.Tensor:
-    """CSQ's hash centres in {-1, 1}^nbits: rows of a Hadamard matrix (and their negations) when
-    2 * nbits covers the classes and nbits is a power of two, else random Bernoulli(0.5) rows."""
-    if nbits & (nbits - 1) == 0 and n_centers <= 2 * nbits:
-        h = torch.ones(1, 1)
-        while h.shape[0] < nbits:
-            h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
-        return torch.cat([h, -h], 0)[:n_centers]
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 2, (n_centers, nbits), generator=g).float() * 2 - 1
+#: How many random draws :func:`hadamard_centers` makes before giving up with an error.
+MAX_CENTRE_TRIES = 10_000
+
+
+def _sylvester(nbits: int) -> np.ndarray:
+    h = np.ones((1, 1))
+    while h.shape[0] < nbits:
+        h = np.block([[h, h], [h, -h]])
+    return h
+
+
+def centre_distances(centres: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Hamming distances of every pair i < j of {-1, 1} centres (rows), as a flat array."""
+    c = np.asarray(centres, dtype=np.float64)
+    d = (c.shape[1] - c @ c.T) / 2
+    return d[np.triu_indices(len(c), k=1)]
+
+
+def hadamard_centers(n_centers: int, nbits: int, seed: int = 0, max_tries: int = MAX_CENTRE_TRIES) -> torch.Tensor:
+    """CSQ's hash centres in {-1, 1}^nbits, drawn by the reference's rule (DeepHash-pytorch's CSQ.py).
+
+    When nbits is a power of two, the rows of a Hadamard matrix and then their negations, as many as
+    there are classes (at most 2 * nbits). The remaining centres (all of them at other lengths) are
+    random rows with nbits // 2 entries -1, redrawn together until every pair of centres is more
+    than nbits / 4 bits apart and the mean distance is at least nbits / 2. The reference gives up
+    silently after 20 draws and keeps the last; here a seeded generator (``seed``) draws up to
+    ``max_tries`` times, then raises a ValueError saying what could not be met.
+    """
+    n_centers, nbits = int(n_centers), int(nbits)
+    if n_centers < 1 or nbits < 1:
+        raise ValueError(f"need at least one centre and one bit, got {n_centers} centres of {nbits} bits")
+    fixed = np.zeros((0, nbits))
+    if nbits & (nbits - 1) == 0:
+        h = _sylvester(nbits)
+        fixed = np.concatenate([h, -h])[:n_centers]
+    n_random = n_centers - len(fixed)
+    if n_random == 0:
+        return torch.from_numpy(fixed).float()
+    rng = np.random.default_rng(seed)
+    for _ in range(max_tries):
+        rows = np.ones((n_random, nbits))
+        for row in rows:
+            row[rng.permutation(nbits)[:nbits // 2]] = -1
+        centres = np.concatenate([fixed, rows])
+        d = centre_distances(centres)
+        if len(d) == 0 or (d.min() > nbits / 4 and d.mean() >= nbits / 2):
+            return torch.from_numpy(centres).float()
+    raise ValueError(f"could not draw {n_centers} CSQ hash centres of {nbits} bits with every pair more than "
+                     f"{nbits / 4:g} bits apart and {nbits / 2:g} apart on average in {max_tries} tries "
+                     f"(seed {seed}); use a longer code or fewer classes")
+
+
+def tie_breaks(nbits: int, seed: int = 0) -> torch.Tensor:
+    """The bits a multi-label centre takes where its labels' centres cancel: one random {-1, 1}
+    vector drawn once (seeded), as the reference's ``multi_label_random_center``."""
+    rng = np.random.default_rng([int(seed), 15])  # a stream of its own, apart from the centres'
+    return torch.from_numpy(rng.integers(0, 2, int(nbits)) * 2.0 - 1).float()
 
 
 class CSQLoss(BatchObjective):
     """CSQ (Yuan et al., CVPR 2020): pull each code to its class's hash centre, plus quantisation.
 
-    v = tanh(u); L = BCE((v + 1)/2, (c + 1)/2) summed over bits, averaged over items,
-    + lam * mean((|v| - 1)^2). Multi-label: the centre is the sign of the sum of the labels' centres.
+    v = tanh(u); L = mean_{i, k} BCE((v_ik + 1)/2, (c_ik + 1)/2) + lam * mean_{i, k} (|v_ik| - 1)^2:
+    both terms means over items and bits, the reference's reduction, so ``lam`` is the
+    reference's lambda (1e-4). Centres: :func:`hadamard_centers`. Multi-label: the centre is the
+    sign of the sum of the labels' centres; a bit where they cancel takes the seeded
+    :func:`tie_breaks` bit (the reference's random centre), not +1.
     """
 
     def __init__(self, nbits: int, n_classes: int, lam: float = 1e-4, seed: int = 0) -> None:
         super().__init__()
         self.register_buffer("centers", hadamard_centers(n_classes, nbits, seed))
+        self.register_buffer("ties", tie_breaks(nbits, seed))
         self.lam = float(lam)
 
-    def batch_loss(self, u: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def targets(self, labels: torch.Tensor) -> torch.Tensor:
+        """The centre of each item: its class's, or for multi-label rows the sign of the summed centres."""
         if labels.ndim == 1:
-            target = self.centers[labels]
-        else:
-            summed = labels.to(u.dtype) @ self.centers
-            target = torch.where(summed >= 0, 1.0, -1.0)
+            return self.centers[labels]
+        summed = labels.to(self.centers.dtype) @ self.centers
+        return torch.where(summed > 0, 1.0, torch.where(summed < 0, -1.0, self.ties.expand_as(summed)))
+
+    def batch_loss(self, u: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        target = self.targets(labels).to(u.dtype)
         v = torch.tanh(u)
         probs = ((v + 1) / 2).clamp(1e-6, 1 - 1e-6)
-        bce = F.binary_cross_entropy(probs, (target + 1) / 2, reduction="none").sum(1).mean()
+        bce = F.binary_cross_entropy(probs, (target + 1) / 2)
         return bce + self.lam * ((v.abs() - 1) ** 2).mean()
 
 

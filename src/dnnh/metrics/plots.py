@@ -84,10 +84,14 @@ def plot_precision_at_k(reports: Mapping[str, RetrievalReport], path: str | Path
     return _save(fig, path)
 
 
-def map_vs_bits_figure(series: Mapping[str, Mapping[int, float]], *, title: str | None = None) -> Figure:
+def map_vs_bits_figure(series: Mapping[str, Mapping[int, float]], *, title: str | None = None,
+                       errors: Mapping[str, Mapping[int, float]] | None = None) -> Figure:
     """MAP against code length, one line a method: the shape of a hashing paper's main figure.
 
     ``series`` maps a method name to {bits: MAP}; lengths a method lacks are simply not drawn.
+    ``errors`` (same shape, optional) draws an error bar of that half-height at each point, e.g.
+    the standard deviation over training seeds when ``series`` holds their means; a method or
+    length it lacks gets none.
     """
     if not series:
         raise ValueError("series must map at least one method name to {bits: MAP}; got none")
@@ -100,7 +104,13 @@ def map_vs_bits_figure(series: Mapping[str, Mapping[int, float]], *, title: str 
     lengths = sorted({int(b) for points in series.values() for b in points})
     for name, points in series.items():
         bits = sorted(int(b) for b in points)
-        ax.plot(bits, [float(points[b]) for b in bits], marker="o", label=name)
+        values = [float(points[b]) for b in bits]
+        spread = (errors or {}).get(name)
+        if spread:
+            ax.errorbar(bits, values, yerr=[float(spread.get(b, 0.0) or 0.0) for b in bits], marker="o", capsize=3,
+                        label=name)
+        else:
+            ax.plot(bits, values, marker="o", label=name)
     ax.set_xticks(lengths)
     ax.set_xlabel("code length (bits)")
     ax.set_ylabel("MAP")
@@ -111,6 +121,7 @@ def map_vs_bits_figure(series: Mapping[str, Mapping[int, float]], *, title: str 
     return fig
 
 
-def plot_map_vs_bits(series: Mapping[str, Mapping[int, float]], path: str | Path, *, title: str | None = None) -> Path:
-    """:func:`map_vs_bits_figure` saved as a PNG."""
-    return _save(map_vs_bits_figure(series, title=title), path)
+def plot_map_vs_bits(series: Mapping[str, Mapping[int, float]], path: str | Path, *, title: str | None = None,
+                     errors: Mapping[str, Mapping[int, float]] | None = None) -> Path:
+    """:func:`map_vs_bits_figure` saved as a PNG (``errors``: error bars, e.g. std over seeds)."""
+    return _save(map_vs_bits_figure(series, title=title, errors=errors), path)

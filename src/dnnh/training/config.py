@@ -40,6 +40,8 @@ AUGMENTS = ("none", "shift", "shift-flip")
 RUNTIME_FIELDS = ("threads", "num_workers")
 #: Fields only the triplet objective reads (the later losses train on class-balanced batches).
 TRIPLET_FIELDS = ("margin", "smooth_loss", "distance", "reduction", "triplets")
+#: Fields one later loss reads, with that loss (every other objective ignores them).
+LOSS_FIELDS = {"eta": "dpsh", "alpha": "dsh", "lam": "csq"}
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -72,6 +74,9 @@ class TrainConfig:
     loss: str = "triplet"  # or a later loss: dpsh, dsh, csq, classifier (the Sablayrolles reference)
     margin: float | None = None  # None: bits / 12 (4 at 48 bits, 1 at 12); the paper recipe: 1
     smooth_loss: bool = False  # softplus instead of the hinge (Hermans et al. 2017's soft margin)
+    eta: float = 0.1  # DPSH: quantisation weight per element (mean over items and bits; the references' scale)
+    alpha: float = 0.01  # DSH: weight of the | |u| - 1 | term (the paper's scale)
+    lam: float = 1e-4  # CSQ: quantisation weight against the mean BCE (the reference's lambda)
     distance: str = "l2"
     reduction: str = "active"  # mean over violating triplets; "mean": over all
     recipe: str = "modern"
@@ -110,6 +115,9 @@ class TrainConfig:
             raise ValueError(f"erase must be a probability in [0, 1], got {self.erase}")
         if self.margin is not None and self.margin < 0:
             raise ValueError(f"margin must be >= 0, got {self.margin}")
+        for name in LOSS_FIELDS:
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.bits <= 0 or self.epochs <= 0 or self.batch_size <= 1:
             raise ValueError(f"bits, epochs must be positive and batch_size > 1, got "
                              f"bits={self.bits}, epochs={self.epochs}, batch_size={self.batch_size}")
@@ -136,7 +144,8 @@ class TrainConfig:
     def objective_spec(self) -> ObjectiveSpec:
         """What :func:`dnnh.losses.make_objective` needs to build this config's objective."""
         return ObjectiveSpec(nbits=self.bits, margin=self.triplet_margin, distance=self.distance,
-                             reduction=self.reduction, smooth=self.smooth_loss, triplets=self.triplets, seed=self.seed)
+                             reduction=self.reduction, smooth=self.smooth_loss, triplets=self.triplets, seed=self.seed,
+                             eta=self.eta, alpha=self.alpha, lam=self.lam)
 
     @property
     def triplet_margin(self) -> float:
@@ -150,10 +159,11 @@ class TrainConfig:
         """The fields that decide what the run learns, with defaults resolved.
 
         Fields the run never reads under the other settings (the margin for the classifier loss,
-        momentum for AdamW, the anneal share without a threshold) and runtime fields are left
-        out, and a default margin is written as its value. Two configs with equal ``decisive()``
-        train the same model, so a finished or interrupted run of one stands for the other: a
-        changed default that a method never reads does not void its results.
+        DPSH's eta for every other loss, momentum for AdamW, the anneal share without a threshold)
+        and runtime fields are left out, and a default margin is written as its value. Two
+        configs with equal ``decisive()`` train the same model, so a finished or interrupted run
+        of one stands for the other: a changed default that a method never reads does not void
+        its results.
         """
         out = {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
         if self.loss == "triplet":
@@ -162,6 +172,9 @@ class TrainConfig:
                 del out["per_class"]
         else:
             for k in TRIPLET_FIELDS:
+                del out[k]
+        for k, loss in LOSS_FIELDS.items():
+            if self.loss != loss:
                 del out[k]
         if self.eps is None:
             del out["eps_anneal"]

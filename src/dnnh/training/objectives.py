@@ -6,8 +6,9 @@ Every objective keeps the contract of :mod:`dnnh.losses.base`. The registry live
 because one entry pairs a loss with a miner (``triplet``), which the losses themselves never
 import (pytorch-metric-learning's trainers do the same).
 ``spec`` carries the settings an objective may read (the triplet ones only matter for
-``triplet``); ``labels`` are the whole dataset's labels (class count, relevance) and
-``train_idx`` the training items (CNNH computes its targets for them).
+``triplet``, ``eta`` / ``alpha`` / ``lam`` for DPSH / DSH / CSQ); ``labels`` are the whole
+dataset's labels (class count, relevance) and ``train_idx`` the training items (CNNH computes
+its targets for them).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ class ObjectiveSpec:
     smooth: bool = False
     triplets: str = "all"  # "random": the paper's three streams; else an in-batch mining strategy
     seed: int = 0
+    eta: float = 0.1  # DPSH: quantisation weight per element
+    alpha: float = 0.01  # DSH: weight of the |u| -> 1 term (the paper's scale)
+    lam: float = 1e-4  # CSQ: quantisation weight (the reference's lambda)
 
 
 def _n_classes(labels: np.ndarray) -> int:
@@ -49,9 +53,9 @@ def _triplet(spec: ObjectiveSpec, labels: np.ndarray, train_idx: np.ndarray) -> 
 
 OBJECTIVES: dict[str, Callable[[ObjectiveSpec, np.ndarray, np.ndarray], Objective]] = {
     "triplet": _triplet,
-    "dpsh": lambda spec, labels, train_idx: DPSHLoss(),
-    "dsh": lambda spec, labels, train_idx: DSHLoss(spec.nbits),
-    "csq": lambda spec, labels, train_idx: CSQLoss(spec.nbits, _n_classes(labels), seed=spec.seed),
+    "dpsh": lambda spec, labels, train_idx: DPSHLoss(eta=spec.eta),
+    "dsh": lambda spec, labels, train_idx: DSHLoss(spec.nbits, alpha=spec.alpha),
+    "csq": lambda spec, labels, train_idx: CSQLoss(spec.nbits, _n_classes(labels), lam=spec.lam, seed=spec.seed),
     "classifier": lambda spec, labels, train_idx: ClassifierLoss(spec.nbits, _n_classes(labels),
                                                                  multilabel=labels.ndim == 2),
     "cnnh": lambda spec, labels, train_idx: CNNHLoss(labels, train_idx, spec.nbits, seed=spec.seed),
