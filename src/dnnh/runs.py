@@ -40,7 +40,7 @@ from dnnh.data.sources import DataSource
 from dnnh.data.splits import Split
 from dnnh.metrics import RetrievalReport
 from dnnh.nn import DNNH, ModelConfig
-from dnnh.training.config import TrainConfig, config_differences
+from dnnh.training.config import TrainConfig, config_differences, predates_reform
 
 RUN_FORMAT = "dnnh-run/2"
 #: Formats this version opens; a /1 run (no model config, data source in data.json) is read as /2.
@@ -109,6 +109,7 @@ class Run:
     split: Split
     dataset: dict[str, Any]  # name, size, multilabel, channels, fingerprint
     source: DataSource | None
+    reformed: tuple[str, str] | None = None  # (field, when): trained under a loss's formula changed since
 
     # --- creating and opening --------------------------------------------------------------
 
@@ -158,10 +159,14 @@ class Run:
         if source is None and (path / "data.json").exists():  # format /1 kept the source beside the config
             source = read_json(path / "data.json")
         return cls(path=path, config=config, model_config=model_config, prep=prep, split=Split.load(path / SPLIT),
-                   dataset=dataset, source=DataSource.from_dict(source) if source else None)
+                   dataset=dataset, source=DataSource.from_dict(source) if source else None,
+                   reformed=predates_reform(saved["config"]))
 
     def check_continues(self, config: TrainConfig, split: Split) -> None:
         """Raise unless ``config`` and ``split`` are the ones this run was started with (for --resume)."""
+        if self.reformed is not None:
+            raise ValueError(f"{self.path} was trained with the {self.config.loss} loss {self.reformed[1]}; this dnnh "
+                             "computes that loss differently, so the run cannot be continued: train it again")
         if config != self.config:
             raise ValueError(f"--resume needs the same training config as {self.path / CONFIG}; it differs "
                              f"({config_differences(self.config.to_dict(), config.to_dict())})")

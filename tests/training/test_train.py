@@ -171,3 +171,16 @@ def test_model_rebuilds_from_its_config():
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
     with pytest.raises(ValueError, match="unknown model config keys"):
         DNNH.from_config({"nbits": 12, "depth": 3})
+
+
+def test_a_run_of_a_loss_reformed_since_is_refused_on_resume(tmp_path, digits, small_split, tiny_config):
+    config = tiny_config.replace(epochs=2, loss="dpsh")
+    with pytest.raises(Interrupt):
+        train(config, digits, small_split, tmp_path / "r", progress=False, on_epoch_end=_stop_after(1))
+    config_path = tmp_path / "r" / "config.json"
+    saved = json.loads(config_path.read_text())
+    del saved["config"]["eta"]  # as written before DPSH's quantisation weight became per element
+    config_path.write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match="trained with the dpsh loss before issue 15.*cannot be continued"):
+        train(config, digits, small_split, tmp_path / "r", resume=True, progress=False)
+    Run.open(tmp_path / "r").load_model()  # still readable and scorable

@@ -19,10 +19,10 @@ from typing import Callable, Sequence
 
 from dnnh.bench.methods import Method
 from dnnh.bench.report import utc_now
-from dnnh.bench.runners import ADOPTED, BenchContext, predates_reform
+from dnnh.bench.runners import ADOPTED, BenchContext
 from dnnh.locks import LOCK_NAME, lock_folder
 from dnnh.runs import CONFIG, HISTORY, TIMING, Run, read_json
-from dnnh.training.config import config_differences
+from dnnh.training.config import config_differences, predates_reform
 
 Candidate = tuple[Method, int, "int | None"]
 

@@ -30,7 +30,7 @@ from dnnh.encoder import Encoder
 from dnnh.evaluation import score_codes
 from dnnh.metrics import RetrievalReport
 from dnnh.runs import CONFIG, Run
-from dnnh.training.config import TrainConfig, config_differences
+from dnnh.training.config import TrainConfig, config_differences, predates_reform
 from dnnh.training.train import train
 
 ENTRY_FORMAT = "dnnh-bench-entry/1"
@@ -115,18 +115,6 @@ def signature(method: Method, nbits: int, ctx: BenchContext, seed: int | None = 
     if method.kind == "features":
         sig["features_from"] = signature(ctx.method("dnnh"), nbits, ctx, ctx.features_seed)
     return normalise(sig)
-
-
-#: Losses whose formula changed together with a new config field (issue 15): a saved config of
-#: such a loss without the field was trained under the old formula and stands for nothing today.
-REFORMED = {"dpsh": ("eta", "before issue 15 (quantisation term summed over bits)"),
-            "csq": ("lam", "before issue 15 (unfiltered random centres, ties to +1)")}
-
-
-def predates_reform(config: dict) -> tuple[str, str] | None:
-    """(field, when) if ``config`` (a saved config dict) was trained under a loss's old formula."""
-    reform = REFORMED.get(config.get("loss"))
-    return reform if reform is not None and reform[0] not in config else None
 
 
 def comparable(sig: dict) -> dict:

@@ -44,6 +44,18 @@ TRIPLET_FIELDS = ("margin", "smooth_loss", "distance", "reduction", "triplets")
 LOSS_FIELDS = {"eta": "dpsh", "alpha": "dsh", "lam": "csq"}
 
 
+#: Losses whose formula changed together with a new config field (issue 15): a saved config of
+#: such a loss without the field was trained under the old formula and stands for nothing today.
+REFORMED = {"dpsh": ("eta", "before issue 15 (quantisation term summed over bits)"),
+            "csq": ("lam", "before issue 15 (unfiltered random centres, ties to +1)")}
+
+
+def predates_reform(config: dict) -> tuple[str, str] | None:
+    """(field, when) if ``config`` (a saved config dict) was trained under a loss's old formula."""
+    reform = REFORMED.get(config.get("loss"))
+    return reform if reform is not None and reform[0] not in config else None
+
+
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(value, dict):
         out: dict[str, Any] = {}
