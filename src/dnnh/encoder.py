@@ -12,6 +12,11 @@ batch (n, C, H, W) and returns 0/1 codes (n, nbits) as uint8; ``features(batch)`
 the hash layer reads (for the baselines run on learned features). :class:`TorchBackend` runs the
 PyTorch model; another engine (onnxruntime, say) is another class with these two methods, and
 no caller changes.
+
+Engines are named in :data:`ENGINES` (``torch``, ``torch-bf16``, ``onnxruntime``,
+``onnxruntime-int8``) and built by :func:`make_backend`; ``Encoder.from_run(run, engine=...)``
+picks one, ``"auto"`` the fastest whose codes equal fp32 torch's (:mod:`dnnh.export.engines`).
+The default stays ``torch``: fp32 eager, the codes training and scoring write.
 """
 
 from __future__ import annotations
@@ -65,6 +70,45 @@ class TorchBackend:
             self.model.train(was_training)
 
 
+def _torch_engine(run: Run, data: Any = None) -> TorchBackend:
+    return TorchBackend(run.load_model())
+
+
+def _engine(name: str):
+    def make(run: Run, data: Any = None) -> EncoderBackend:
+        from dnnh.export.engines import BACKENDS
+
+        return BACKENDS[name](run, data)
+    return make
+
+
+#: Engine name -> factory(run, data) of its backend; all but torch live in dnnh.export.engines
+#: (imported on first use: onnxruntime is an optional extra).
+ENGINES: dict[str, Any] = {
+    "torch": _torch_engine,
+    "torch-bf16": _engine("torch-bf16"),
+    "onnxruntime": _engine("onnxruntime"),
+    "onnxruntime-int8": _engine("onnxruntime-int8"),
+}
+#: What ``--engine`` accepts: an engine of :data:`ENGINES`, or ``auto``.
+ENGINE_CHOICES = ("auto", *ENGINES)
+
+
+def make_backend(engine: str, run: Run, data: Any = None) -> EncoderBackend:
+    """The backend of ``engine`` for ``run``'s best model.
+
+    ``data``: the dataset to draw images from where the engine needs some (int8 calibration,
+    ``auto``'s check), instead of the one the run was trained on.
+    """
+    if engine == "auto":
+        from dnnh.export.engines import choose_auto
+
+        return choose_auto(run, TorchBackend, data)
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of {ENGINE_CHOICES}")
+    return ENGINES[engine](run, data)
+
+
 class Encoder:
     """Images -> 0/1 codes through one backend and one preprocessing; see the module docstring.
 
@@ -81,11 +125,17 @@ class Encoder:
         self.prep, self.batch_size, self.num_workers = prep, int(batch_size), int(num_workers)
 
     @classmethod
-    def from_run(cls, run: Run | str | Path, **kwargs: Any) -> "Encoder":
-        """The encoder of a run's best model (``run``: a :class:`~dnnh.runs.Run` or its folder)."""
+    def from_run(cls, run: Run | str | Path, engine: str = "torch", data: Any = None, **kwargs: Any) -> "Encoder":
+        """The encoder of a run's best model (``run``: a :class:`~dnnh.runs.Run` or its folder).
+
+        ``engine``: a name of :data:`ENGINES` or ``"auto"`` (see :func:`make_backend`; ``data``
+        is handed to it).
+        """
         run = run if isinstance(run, Run) else Run.open(run)
         kwargs.setdefault("num_workers", run.config.num_workers)
-        return cls(run.load_model(), run.prep, **kwargs)
+        if engine == "torch":
+            return cls(run.load_model(), run.prep, **kwargs)
+        return cls(make_backend(engine, run, data), run.prep, **kwargs)
 
     @property
     def nbits(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dnnh.cli.common import add_data_args, run_data
+from dnnh.cli.common import add_data_args, run_data, show_bars
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,24 +14,56 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_args(p, required=False)
     p.add_argument("--out", type=Path, help="folder for codes_query.npz and codes_database.npz (default: the run)")
     p.add_argument("--images", nargs="+", type=Path, help="encode these image files instead (writes codes_images.npz)")
+    add_engine_arg(p)
     p.set_defaults(func=run)
+
+
+def add_engine_arg(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    """``--engine``: which backend computes the codes (dnnh.encoder.ENGINES, or auto)."""
+    from dnnh.encoder import ENGINE_CHOICES
+
+    p.add_argument("--engine", choices=ENGINE_CHOICES, default="auto",
+                   help=f"{prefix}what computes the codes: auto (default: onnxruntime where it is installed and its codes "
+                        "equal torch fp32's on a sample of the run's database, else torch), torch (fp32), "
+                        "torch-bf16, onnxruntime, onnxruntime-int8 (quantised: codes may differ)")
+
+
+def say_engine(encoder) -> None:
+    """One line on which engine computes the codes (and, for auto, why)."""
+    backend = encoder.backend
+    print(getattr(backend, "auto_reason", None) or f"engine: {backend.name}")
 
 
 def run(args: argparse.Namespace) -> int:
     from dnnh.codes import CodeSet
     from dnnh.encoder import Encoder
+    from dnnh.locks import lock_folder
     from dnnh.runs import CODES, Run
 
     run = Run.open(args.run)
-    encoder = Encoder.from_run(run)
     out = args.out or args.run
     if args.images:
-        codes = CodeSet.from_bits(encoder.encode_files(args.images, progress=True))
-        codes.save(out / "codes_images.npz")
+        encoder = Encoder.from_run(run, engine=args.engine, data=_data_if_named(args))
+        say_engine(encoder)
+        codes = CodeSet.from_bits(encoder.encode_files(args.images, progress=show_bars()))
+        with lock_folder(out, "output folder"):
+            codes.save(out / "codes_images.npz")
         print(f"wrote {len(codes)} codes of {codes.nbits} bits to {out / 'codes_images.npz'}")
         return 0
-    query, database = encoder.encode_split(run_data(run, args), run.split, progress=True)
-    query.save(out / CODES["query"])
-    database.save(out / CODES["database"])
+    dataset = run_data(run, args)
+    encoder = Encoder.from_run(run, engine=args.engine, data=dataset)
+    say_engine(encoder)
+    query, database = encoder.encode_split(dataset, run.split, progress=show_bars())
+    with lock_folder(out, "output folder"):
+        query.save(out / CODES["query"])
+        database.save(out / CODES["database"])
     print(f"wrote {len(query)} query and {len(database)} database codes of {query.nbits} bits to {out}")
     return 0
+
+
+def _data_if_named(args: argparse.Namespace):
+    """The dataset ``--data`` names (for the engines that need images), else None: the run's own."""
+    from dnnh.cli.common import data_source, load_data
+
+    source = data_source(args)
+    return load_data(source) if source is not None else None

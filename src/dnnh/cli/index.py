@@ -14,6 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
+from dnnh.cli.encode import add_engine_arg
 from dnnh.codes import CodeSet
 
 
@@ -31,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--run", type=Path, help="a trained run: its model encodes its split's database")
     build.add_argument("--data", help="with --run: the dataset, if not the one the run was trained on")
     build.add_argument("--root", help="with --run --data: the dataset's folder")
+    add_engine_arg(build, prefix="with --run: ")
     build.add_argument("--out", required=True, type=Path, help="index file to write (.dhi), replaced atomically")
+    build.add_argument("--force", action="store_true", help="replace --out even if it is not a dnnh index")
     build.set_defaults(func=_build)
 
     info = actions.add_parser("info", help="describe an index file and verify its checksums",
@@ -49,31 +52,40 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     from dnnh.index import HammingIndex
+    from dnnh.index.fileformat import looks_like_index
+    from dnnh.locks import lock_file
 
     if args.out.is_dir():
         raise ValueError(f"--out must be a file path, {args.out} is a directory")
-    if args.run is not None:
-        codes = _encode_run_database(args)
-    else:
-        if not args.codes.is_file():
-            raise FileNotFoundError(f"codes file not found: {args.codes}")
-        codes = CodeSet.load(args.codes)
-    index = HammingIndex.from_codeset(codes)
-    index.save(args.out)
+    if args.out.exists() and not args.force and not looks_like_index(args.out):
+        raise ValueError(f"{args.out} exists and is not a dnnh index; choose another --out, or pass --force "
+                         "to replace it")
+    with lock_file(args.out, "index"):
+        if args.run is not None:
+            codes = _encode_run_database(args)
+        else:
+            if not args.codes.is_file():
+                raise FileNotFoundError(f"codes file not found: {args.codes}")
+            codes = CodeSet.load(args.codes)
+        index = HammingIndex.from_codeset(codes)
+        index.save(args.out)
     print(f"indexed {index.ntotal:,} codes of {index.nbits} bits ({index.ndistinct:,} distinct) from "
           f"{args.codes or args.run} into {args.out} ({args.out.stat().st_size:,} bytes)")
     return 0
 
 
 def _encode_run_database(args: argparse.Namespace) -> CodeSet:
-    from dnnh.cli.common import run_data
+    from dnnh.cli.common import run_data, show_bars
+    from dnnh.cli.encode import say_engine
     from dnnh.encoder import Encoder
     from dnnh.runs import Run
 
     run = Run.open(args.run)
     dataset = run_data(run, args)
     idx = run.split.database
-    bits = Encoder.from_run(run).encode_items(dataset, idx, progress=True)
+    encoder = Encoder.from_run(run, engine=args.engine, data=dataset)
+    say_engine(encoder)
+    bits = encoder.encode_items(dataset, idx, progress=show_bars())
     return CodeSet.from_bits(bits, ids=idx, labels=dataset.labels[idx])
 
 
