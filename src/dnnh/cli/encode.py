@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+
 from dnnh.cli.common import add_data_args, run_data, show_bars
 
 
@@ -14,6 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_args(p, required=False)
     p.add_argument("--out", type=Path, help="folder for codes_query.npz and codes_database.npz (default: the run)")
     p.add_argument("--images", nargs="+", type=Path, help="encode these image files instead (writes codes_images.npz)")
+    p.add_argument("--shard", type=shard, metavar="I/N",
+                   help="encode share I of N of the database only (0 <= I < N), into "
+                        "codes_database.part-I-of-N.npz; `dnnh index build --codes` merges the parts")
     add_engine_arg(p)
     p.set_defaults(func=run)
 
@@ -32,6 +37,17 @@ def say_engine(encoder) -> None:
     """One line on which engine computes the codes (and, for auto, why)."""
     backend = encoder.backend
     print(getattr(backend, "auto_reason", None) or f"engine: {backend.name}")
+
+
+def shard(text: str) -> tuple[int, int]:
+    """An argparse type: ``I/N`` with 0 <= I < N."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N such as 0/4, got {text!r}") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N, got {text!r}")
+    return i, n
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,6 +69,16 @@ def run(args: argparse.Namespace) -> int:
     dataset = run_data(run, args)
     encoder = Encoder.from_run(run, engine=args.engine, data=dataset)
     say_engine(encoder)
+    if args.shard is not None:
+        i, n = args.shard
+        idx = np.array_split(run.split.database, n)[i]  # contiguous shares: the parts concatenate to the database
+        part = CodeSet.from_bits(encoder.encode_items(dataset, idx, progress=show_bars()), ids=idx,
+                                 labels=dataset.labels[idx])
+        name = f"codes_database.part-{i:03d}-of-{n:03d}.npz"
+        with lock_folder(out, "output folder"):
+            part.save(out / name)
+        print(f"wrote part {i} of {n}: {len(part)} database codes of {part.nbits} bits to {out / name}")
+        return 0
     query, database = encoder.encode_split(dataset, run.split, progress=show_bars())
     with lock_folder(out, "output folder"):
         query.save(out / CODES["query"])

@@ -1,18 +1,24 @@
 """`dnnh index`: build an exact Hamming index from a codes file, and describe one.
 
     dnnh index build --codes codes.npz --out db.dhi
+    dnnh index build --codes run/codes_database.part-*-of-004.npz --out db.dhi   # shards, one at a time
     dnnh index build --run runs/x --out db.dhi        # encode the run's database with its model first
+    dnnh index build --codes ... --backend milvus --uri http://host:19530 --collection fmnist48
     dnnh index info db.dhi [--json] [--no-verify]
 
-The index keeps the codes file's ``ids``, so a search answers with the dataset indices that
-``dnnh encode`` wrote; labels stay in the codes file.
+The index keeps the codes files' ``ids``, so a search answers with the dataset indices that
+``dnnh encode`` wrote; labels stay in the codes files. Parts written by ``dnnh encode --shard I/N``
+(on one machine or many) are read one at a time into one index, so memory holds the index and
+one part, and a set whose parts are not all there is refused.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
+from typing import Iterator
 
 from dnnh.cli.encode import add_engine_arg
 from dnnh.codes import CodeSet
@@ -28,13 +34,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                description="Index a codes .npz written by `dnnh encode`, or encode a trained "
                                            "run's database split with its model and index that.")
     source = build.add_mutually_exclusive_group(required=True)
-    source.add_argument("--codes", type=Path, help="codes file (.npz from `dnnh encode`)")
+    source.add_argument("--codes", type=Path, nargs="+",
+                        help="codes file(s) (.npz from `dnnh encode`, or all the parts of `dnnh encode --shard`)")
     source.add_argument("--run", type=Path, help="a trained run: its model encodes its split's database")
     build.add_argument("--data", help="with --run: the dataset, if not the one the run was trained on")
     build.add_argument("--root", help="with --run --data: the dataset's folder")
     add_engine_arg(build, prefix="with --run: ")
-    build.add_argument("--out", required=True, type=Path, help="index file to write (.dhi), replaced atomically")
+    build.add_argument("--out", type=Path, help="index file to write (.dhi), replaced atomically (hamming backend)")
     build.add_argument("--force", action="store_true", help="replace --out even if it is not a dnnh index")
+    add_backend_args(build)
     build.set_defaults(func=_build)
 
     info = actions.add_parser("info", help="describe an index file and verify its checksums",
@@ -45,9 +53,75 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info.set_defaults(func=_info)
 
 
+def add_backend_args(p: argparse.ArgumentParser) -> None:
+    """``--backend``: a .dhi file (HammingIndex) or a Milvus collection (MilvusIndex, extra ``milvus``)."""
+    p.add_argument("--backend", choices=("hamming", "milvus"), default="hamming",
+                   help="hamming: an index file (default); milvus: a collection on Milvus (a server at "
+                        "http://host:19530, or a Milvus Lite file ending in .db) — pip install 'dnnh[milvus]'")
+    p.add_argument("--uri", help="with --backend milvus: the server's address or a Milvus Lite .db file")
+    p.add_argument("--collection", default="dnnh_codes", help="with --backend milvus: the collection (default "
+                                                               "dnnh_codes)")
+
+
+def open_milvus(args: argparse.Namespace, nbits: int):
+    from dnnh.index import MilvusIndex
+
+    if not args.uri:
+        raise ValueError("--backend milvus needs --uri (http://host:19530, or a Milvus Lite file such as codes.db)")
+    return MilvusIndex(nbits, uri=args.uri, collection=args.collection)
+
+
+SHARD_NAME = re.compile(r"\.part-(\d+)-of-(\d+)\.npz$")
+
+
+def check_parts(paths: list[Path]) -> None:
+    """Refuse a set of shard files (``*.part-I-of-N.npz``) that repeats or lacks a part."""
+    shards = [(SHARD_NAME.search(p.name), p) for p in paths]
+    named = [(int(m[1]), int(m[2]), p) for m, p in shards if m]
+    if not named:
+        return
+    counts = {n for _, n, _ in named}
+    if len(counts) > 1 or len(named) != len(paths):
+        raise ValueError(f"--codes mixes shard sets ({', '.join(sorted(p.name for p in paths))}); give the parts "
+                         "of one `dnnh encode --shard I/N` set")
+    n = counts.pop()
+    have = sorted(i for i, _, _ in named)
+    missing = sorted(set(range(n)) - set(have))
+    if missing or len(have) != len(set(have)):
+        raise ValueError(f"--codes holds parts {have} of {n}: missing {missing}" if missing else
+                         f"--codes names a part twice: {have}")
+
+
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return 2
+
+
+def _parts(args: argparse.Namespace) -> Iterator[CodeSet]:
+    """The codes to index, one part at a time (a run's database encoded now, or the files given)."""
+    if args.run is not None:
+        yield _encode_run_database(args)
+        return
+    for path in args.codes:
+        if not path.is_file():
+            raise FileNotFoundError(f"codes file not found: {path}")
+    check_parts(args.codes)
+    for path in args.codes:
+        yield CodeSet.load(path)
+
+
+def _add_all(parts: Iterator[CodeSet], make_index):
+    """Add every part to one index made by ``make_index(nbits)`` on the first part; parts must agree."""
+    index, first = None, None
+    for part in parts:
+        if index is None:
+            index, first = make_index(part.nbits), part.nbits
+        elif part.nbits != first:
+            raise ValueError(f"the codes files hold codes of {first} and {part.nbits} bits; one index takes one length")
+        index.add(part.codes, ids=part.ids)
+    if index is None:
+        raise ValueError("no codes given")
+    return index
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -55,22 +129,25 @@ def _build(args: argparse.Namespace) -> int:
     from dnnh.index.fileformat import looks_like_index
     from dnnh.locks import lock_file
 
+    source = ", ".join(map(str, args.codes)) if args.codes else str(args.run)
+    if args.backend == "milvus":
+        index = _add_all(_parts(args), lambda nbits: open_milvus(args, nbits))
+        print(f"added {index.ntotal:,} codes of {index.nbits} bits from {source} to Milvus collection "
+              f"{args.collection} at {args.uri}")
+        index.close()
+        return 0
+    if args.out is None:
+        raise ValueError("give --out FILE.dhi (or --backend milvus --uri ...)")
     if args.out.is_dir():
         raise ValueError(f"--out must be a file path, {args.out} is a directory")
     if args.out.exists() and not args.force and not looks_like_index(args.out):
         raise ValueError(f"{args.out} exists and is not a dnnh index; choose another --out, or pass --force "
                          "to replace it")
     with lock_file(args.out, "index"):
-        if args.run is not None:
-            codes = _encode_run_database(args)
-        else:
-            if not args.codes.is_file():
-                raise FileNotFoundError(f"codes file not found: {args.codes}")
-            codes = CodeSet.load(args.codes)
-        index = HammingIndex.from_codeset(codes)
+        index = _add_all(_parts(args), HammingIndex)
         index.save(args.out)
     print(f"indexed {index.ntotal:,} codes of {index.nbits} bits ({index.ndistinct:,} distinct) from "
-          f"{args.codes or args.run} into {args.out} ({args.out.stat().st_size:,} bytes)")
+          f"{source} into {args.out} ({args.out.stat().st_size:,} bytes)")
     return 0
 
 

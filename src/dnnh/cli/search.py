@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from dnnh.cli.common import positive_int
+from dnnh.cli.index import add_backend_args, open_milvus
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,11 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--index", type=Path, help="a saved index (dnnh index build)")
     p.add_argument("--codes", type=Path, help="a database codes file (default: RUN/codes_database.npz)")
     p.add_argument("-k", "--topk", type=positive_int, default=10, help="results per query (default 10)")
+    add_backend_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-
     from dnnh.codes import CodeSet, pack_bits
     from dnnh.encoder import Encoder
     from dnnh.index import HammingIndex
@@ -31,7 +32,10 @@ def run(args: argparse.Namespace) -> int:
 
     encoder = Encoder.from_run(args.run)
     bits = encoder.encode_files(args.images)
-    if args.index:
+    if args.backend == "milvus":
+        index = open_milvus(args, encoder.nbits)
+        codes_path = f"collection {args.collection} at {args.uri}"
+    elif args.index:
         index = HammingIndex.load(args.index)
     else:
         codes_path = args.codes or args.run / CODES["database"]

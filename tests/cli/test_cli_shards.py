@@ -1,0 +1,69 @@
+"""Encoding in shards and indexing the parts: the same index as the whole database, on either backend."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dnnh.cli.main import main
+from dnnh.codes import CodeSet
+from dnnh.index import HammingIndex
+
+TINY = ["--data", "digits", "--queries-per-class", "5", "--train-per-class", "30", "--bits", "12",
+        "--input-size", "8", "--epochs", "1", "--batch-size", "40", "--threads", "1", "--workers", "0", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shards")
+    run = root / "run"
+    assert main(["train", "--run", str(run), *TINY]) == 0
+    for i in range(3):
+        assert main(["encode", "--run", str(run), "--shard", f"{i}/3", "--out", str(root / "parts"),
+                     "--engine", "torch"]) == 0
+    return root, run
+
+
+def test_parts_merge_into_the_index_of_the_whole_database(sharded, capsys):
+    root, run = sharded
+    parts = sorted((root / "parts").glob("codes_database.part-*-of-003.npz"))
+    assert len(parts) == 3
+    assert main(["index", "build", "--codes", *map(str, parts), "--out", str(root / "parts.dhi")]) == 0
+    assert main(["index", "build", "--codes", str(run / "codes_database.npz"), "--out", str(root / "whole.dhi")]) == 0
+    merged, whole = HammingIndex.load(root / "parts.dhi"), HammingIndex.load(root / "whole.dhi")
+    queries = CodeSet.load(run / "codes_query.npz").codes
+    assert merged.ntotal == whole.ntotal == len(CodeSet.load(run / "codes_database.npz"))
+    for got, want in zip(merged.search(queries, 20), whole.search(queries, 20)):
+        np.testing.assert_array_equal(got, want)  # same ids in the same order: the parts are contiguous shares
+    capsys.readouterr()
+    assert main(["index", "build", "--codes", str(parts[0]), str(parts[2]), "--out", str(root / "x.dhi")]) == 1
+    assert "missing [1]" in capsys.readouterr().err and not (root / "x.dhi").exists()
+
+
+def test_shard_argument_is_checked_while_parsing(sharded, capsys):
+    _, run = sharded
+    with pytest.raises(SystemExit):
+        main(["encode", "--run", str(run), "--shard", "3/3"])
+    assert "expected I/N with 0 <= I < N" in capsys.readouterr().err
+
+
+def test_parts_go_into_a_milvus_collection_and_search_there(sharded, tmp_path, capsys):
+    pytest.importorskip("pymilvus")
+    pytest.importorskip("milvus_lite")
+    root, run = sharded
+    parts = sorted((root / "parts").glob("codes_database.part-*-of-003.npz"))
+    uri = str(tmp_path / "codes.db")
+    assert main(["index", "build", "--codes", *map(str, parts), "--backend", "milvus", "--uri", uri,
+                 "--collection", "digits12"]) == 0
+    image = tmp_path / "q.png"
+    from dnnh.data.digits import load_digits
+
+    Image.fromarray(load_digits().images[int(CodeSet.load(parts[1]).ids[4]), :, :, 0]).save(image)
+    capsys.readouterr()
+    assert main(["search", str(image), "--run", str(run), "-k", "5", "--backend", "milvus", "--uri", uri,
+                 "--collection", "digits12"]) == 0
+    milvus_lines = [line.split()[-1] for line in capsys.readouterr().out.splitlines() if "distance" in line]
+    assert main(["search", str(image), "--run", str(run), "-k", "5"]) == 0
+    local_lines = [line.split()[-1] for line in capsys.readouterr().out.splitlines() if "distance" in line]
+    assert milvus_lines == local_lines and milvus_lines[0] == "0"  # the same distances; the image itself first
