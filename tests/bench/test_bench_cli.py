@@ -38,7 +38,8 @@ def test_shared_training_flags_configure_train_and_every_bench_method_alike(monk
     from dnnh.cli.train import config_from_args
 
     flags = ["--backbone", "nin-cifar", "--input-size", "24", "--epochs", "7", "--batch-size", "60",
-             "--augment", "shift-flip", "--no-batchnorm", "--erase", "0.3", "--dropout", "0.1", "--val-every", "3",
+             "--augment", "shift-flip", "--no-batchnorm", "--erase", "0.3", "--dropout", "0.1", "--precision", "bf16",
+             "--val-every", "3",
              "--threads", "2", "--workers", "1"]
     trained = config_from_args(build_parser().parse_args(["train", "--data", "digits", "--run", "r", "--bits", "24",
                                                           *flags]))
@@ -54,6 +55,7 @@ def test_shared_training_flags_configure_train_and_every_bench_method_alike(monk
         bench_cli.run(args)
     benched = resolve_method("dnnh").train_config(24, captured["training"])
     expected = {"backbone": "nin-cifar", "input_size": 24, "epochs": 7, "batch_size": 60, "augment": "shift-flip",
-                "batchnorm": False, "erase": 0.3, "dropout": 0.1, "val_every": 3, "threads": 2, "num_workers": 1}
+                "batchnorm": False, "erase": 0.3, "dropout": 0.1, "precision": "bf16", "val_every": 3, "threads": 2,
+                "num_workers": 1}
     assert set(expected) == set(SHARED_TRAINING_FLAGS)
     assert {k: getattr(trained, k) for k in expected} == expected == {k: getattr(benched, k) for k in expected}

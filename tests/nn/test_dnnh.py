@@ -59,3 +59,20 @@ def test_batchnorm_option_normalises_every_conv_but_the_last():
     assert all(isinstance(layers[i + 1], torch.nn.BatchNorm2d) for i in convs[:-1])
     assert isinstance(layers[convs[-1] + 1], torch.nn.ReLU)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in build_nin("nin-small", 3, 600))
+
+
+def test_under_bf16_autocast_the_backbone_runs_in_bf16_and_the_hash_head_in_fp32():
+    """bf16's 8-bit mantissa would flip bits at the 0.5 cut and in the threshold's band: the head stays fp32."""
+    import torch
+
+    from dnnh.nn import DNNH
+
+    torch.manual_seed(0)
+    model = DNNH(12, backbone="nin-small", in_channels=1, eps=0.1).eval()
+    seen = []
+    model.net.backbone.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    x = torch.randn(4, 1, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        codes, logits = model(x), model.logits(x)
+    assert seen == [torch.bfloat16, torch.bfloat16]
+    assert codes.dtype == logits.dtype == torch.float32

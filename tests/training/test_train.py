@@ -184,3 +184,15 @@ def test_a_run_of_a_loss_reformed_since_is_refused_on_resume(tmp_path, digits, s
     with pytest.raises(ValueError, match="trained with the dpsh loss before issue 15.*cannot be continued"):
         train(config, digits, small_split, tmp_path / "r", resume=True, progress=False)
     Run.open(tmp_path / "r").load_model()  # still readable and scorable
+
+
+def test_bf16_training_learns_and_records_its_precision(tmp_path, digits, small_split, tiny_config):
+    from dnnh.training.config import resolve_precision
+
+    config = tiny_config.replace(epochs=4, input_size=16, precision="bf16")
+    result = train(config, digits, small_split, tmp_path / "bf16", progress=False)
+    assert json.loads((tmp_path / "bf16" / "config.json").read_text())["config"]["precision"] == "bf16"
+    assert result.best_val_map > 0.3  # an untrained network scores about 0.1 on ten classes
+    assert resolve_precision("auto") in ("fp32", "bf16")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        TrainConfig(precision="fp16")

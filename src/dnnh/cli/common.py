@@ -94,7 +94,7 @@ def split_spec(args: argparse.Namespace) -> SplitSpec:
 SHARED_TRAINING_FLAGS = {"backbone": "backbone", "input_size": "input_size", "epochs": "epochs",
                          "batch_size": "batch_size", "augment": "augment", "batchnorm": "batchnorm",
                          "erase": "erase", "dropout": "dropout", "val_every": "val_every", "threads": "threads",
-                         "num_workers": "workers"}
+                         "num_workers": "workers", "precision": "precision"}
 
 
 def add_shared_training_args(p: argparse.ArgumentParser, every: bool = False) -> None:
@@ -116,13 +116,21 @@ def add_shared_training_args(p: argparse.ArgumentParser, every: bool = False) ->
     p.add_argument("--val-every", type=positive_int,
                    help="validate (and keep the best model) every N epochs (default 1)")
     p.add_argument("--threads", type=positive_int, help="torch threads")
+    p.add_argument("--precision", choices=("fp32", "bf16", "auto"),
+                   help=f"arithmetic of the backbone while training{of}: fp32 (default), bf16 autocast, or auto "
+                        "(bf16 on CPUs with AMX or AVX512-BF16, else fp32; config.json records the choice)")
     p.add_argument("--workers", type=non_negative_int, help="decoding worker processes for image files (default 2)")
 
 
 def training_options(args: argparse.Namespace) -> dict[str, Any]:
     """The config fields set by the flags of :func:`add_shared_training_args` that were given."""
-    return {field: getattr(args, dest) for field, dest in SHARED_TRAINING_FLAGS.items()
-            if getattr(args, dest, None) is not None}
+    from dnnh.training.config import resolve_precision
+
+    options = {field: getattr(args, dest) for field, dest in SHARED_TRAINING_FLAGS.items()
+               if getattr(args, dest, None) is not None}
+    if "precision" in options:
+        options["precision"] = resolve_precision(options["precision"])
+    return options
 
 
 def run_data(run, args: argparse.Namespace):

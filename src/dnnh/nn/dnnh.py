@@ -61,11 +61,20 @@ class HashNetwork(nn.Module):
         head = DivideAndEncode if encoder == "divide-and-encode" else FullyConnectedEncoder
         self.head = head(features, nbits, eps=eps)
 
+    def _features(self, images: torch.Tensor) -> torch.Tensor:
+        """The backbone's output, as fp32 even under bf16 autocast: the hash head (sigmoid, the threshold's
+        band around 0.5, the cut at 0.5) is where bf16's 8-bit mantissa would flip bits, and it is cheap."""
+        return self.backbone(images).float()
+
     def logits(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head.logits(self.backbone(images))
+        features = self._features(images)
+        with torch.autocast(images.device.type, enabled=False):
+            return self.head.logits(features)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(images))
+        features = self._features(images)
+        with torch.autocast(images.device.type, enabled=False):
+            return self.head(features)
 
 
 class DNNH(nn.Module):

@@ -36,6 +36,7 @@ from dnnh.training.objectives import LOSSES, ObjectiveSpec
 TRIPLET_MODES = ("random",) + STRATEGIES  # "random": the paper's three streams; else a miner strategy
 RECIPES = ("modern", "paper")
 AUGMENTS = ("none", "shift", "shift-flip")
+PRECISIONS = ("fp32", "bf16")
 #: Fields that change how fast a run goes, not what it computes.
 RUNTIME_FIELDS = ("threads", "num_workers")
 #: Fields only the triplet objective reads (the later losses train on class-balanced batches).
@@ -54,6 +55,24 @@ def predates_reform(config: dict) -> tuple[str, str] | None:
     """(field, when) if ``config`` (a saved config dict) was trained under a loss's old formula."""
     reform = REFORMED.get(config.get("loss"))
     return reform if reform is not None and reform[0] not in config else None
+
+
+def bf16_is_fast() -> bool:
+    """Whether bf16 autocast runs on hardware here: a CPU with AMX-BF16 or AVX512-BF16 (CUDA: the GPU's)."""
+    try:
+        flags = open("/proc/cpuinfo").read().split()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_precision(precision: str) -> str:
+    """``auto`` -> bf16 where it runs on hardware (:func:`bf16_is_fast`), else fp32; others as given."""
+    if precision == "auto":
+        return "bf16" if bf16_is_fast() else "fp32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS + ('auto',)}, got {precision!r}")
+    return precision
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -109,12 +128,14 @@ class TrainConfig:
     val_every: int = 1
     num_workers: int = 2
     threads: int | None = None
+    precision: str = "fp32"  # or "bf16": the backbone under bf16 autocast (the hash head and loss stay fp32)
 
     def __post_init__(self) -> None:
         checks = {
             "recipe": (self.recipe, RECIPES), "loss": (self.loss, LOSSES), "triplets": (self.triplets, TRIPLET_MODES),
             "optimizer": (self.optimizer, ("adamw", "sgd")), "schedule": (self.schedule, ("cosine", "step")),
             "augment": (self.augment, AUGMENTS), "distance": (self.distance, ("l2", "dot")),
+            "precision": (self.precision, PRECISIONS),
         }
         for name, (value, allowed) in checks.items():
             if value not in allowed:

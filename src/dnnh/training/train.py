@@ -195,8 +195,9 @@ def _train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Spli
                 images = random_erase(images, aug_gen, config.erase, share=share)
             batch_labels = torch.from_numpy(labels[idx])
             forward = model.logits if objective.input == "logits" else model
-            outputs = ddp.gather(forward(images))
-            query_outputs = ddp.gather(forward(images, role="query")) if config.separate_query_network else None
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+                outputs = ddp.gather(forward(images))  # the head runs in fp32 inside (see HashNetwork)
+                query_outputs = ddp.gather(forward(images, role="query")) if config.separate_query_network else None
             loss, n_triplets = objective(outputs, batch_labels, query_outputs, torch.from_numpy(idx))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
