@@ -1,0 +1,121 @@
+"""`dnnh serve`: a run's retrieval as a web service — JSON API, OpenAPI at /docs, a web page at /.
+
+Searches the run's database (or ``--index``) by uploaded image or by stored item, serves the
+dataset's images as thumbnails, and with a token (``--token-file`` or ``$DNNH_TOKEN``) adds and
+deletes items durably in ``--store`` (default RUN/serve/; one server per store). Listens on
+127.0.0.1 unless told otherwise; ``--port 0`` picks a free port and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import socket
+import sys
+from pathlib import Path
+
+from dnnh.cli.common import positive_int
+
+MISSING_EXTRA = ("dnnh serve needs the 'serve' extra (FastAPI, uvicorn, python-multipart): "
+                 "pip install 'dnnh[serve]'")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port 0..65535, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port 0..65535, got {value}")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from dnnh.serve import DEFAULT_K_MAX, DEFAULT_MAX_MEGAPIXELS, DEFAULT_MAX_UPLOAD_MB
+
+    p = sub.add_parser("serve", help="serve a run's retrieval over HTTP (API + web page)", description=__doc__)
+    p.add_argument("--run", type=Path, required=True, help="the trained run to serve")
+    p.add_argument("--index", type=Path, help="start a new store from this index (dnnh index build) "
+                                             "instead of the run's database codes")
+    p.add_argument("--store", type=Path, help="folder of the durable store (default: RUN/serve)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--token-file", type=Path, help="file holding the bearer token for writes "
+                                                   "(default: $DNNH_TOKEN; neither: read-only)")
+    p.add_argument("--max-upload-mb", type=_positive_float, default=DEFAULT_MAX_UPLOAD_MB,
+                   help=f"largest request body in MB (default {DEFAULT_MAX_UPLOAD_MB:g})")
+    p.add_argument("--max-megapixels", type=_positive_float, default=DEFAULT_MAX_MEGAPIXELS,
+                   help=f"largest image decoded, in megapixels (default {DEFAULT_MAX_MEGAPIXELS:g})")
+    p.add_argument("--max-k", type=positive_int, default=DEFAULT_K_MAX,
+                   help=f"most results one request may ask for (default {DEFAULT_K_MAX})")
+    p.add_argument("--engine", help="the encoder's engine, where this dnnh offers a choice")
+    p.add_argument("--threads", type=positive_int, default=1,
+                   help="threads one model call may use (default 1: concurrent requests are batched "
+                        "and the index and decoding use the other cores)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError:
+        raise ImportError(MISSING_EXTRA) from None
+    if importlib.util.find_spec("python_multipart") is None and importlib.util.find_spec("multipart") is None:
+        raise ImportError(MISSING_EXTRA)
+    from dnnh.serve.tokens import read_token
+
+    token = read_token(args.token_file)
+    sock = _listen(args.host, args.port)  # before the model loads: a busy port is said at once
+    try:
+        import torch
+
+        from dnnh.serve.app import create_app
+
+        torch.set_num_threads(args.threads)
+        app = create_app(args.run, index=args.index, store=args.store, token=token, engine=args.engine,
+                         max_upload_mb=args.max_upload_mb, max_megapixels=args.max_megapixels, k_max=args.max_k)
+        service = app.state.service
+        host, port = sock.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        print(f"dnnh serve: http://{shown}:{port}/  ({service.store.ntotal} items, {service.nbits} bits, "
+              f"store {service.store.path}, writes {'need the token' if service.writable else 'off (read-only)'}"
+              f"{f', {service.store.replayed} logged writes replayed' if service.store.replayed else ''})",
+              file=sys.stderr, flush=True)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
+                                timeout_graceful_shutdown=5)
+        server = uvicorn.Server(config)
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A bound, listening socket, or one line saying why not (before the model loads)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ValueError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        hint = "; is another server on it? choose another --port" if exc.errno == 98 else ""
+        raise ValueError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from None
+    sock.set_inheritable(True)
+    return sock

@@ -1,0 +1,379 @@
+"""What the web service does, without the web: a run's encoder, its store, its dataset's images.
+
+:class:`Service` is what :func:`dnnh.serve.create_app` puts behind HTTP, and what the load
+benchmark calls directly to measure the in-process rate. Every method is thread-safe.
+"""
+
+from __future__ import annotations
+
+import hmac
+import inspect
+import sys
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from dnnh.codes import CodeSet, pack_bits, unpack_bits
+from dnnh.runs import CODES, Run
+from dnnh.serve import DEFAULT_K_MAX, DEFAULT_MAX_MEGAPIXELS, DEFAULT_MAX_UPLOAD_MB
+from dnnh.serve.images import decode_upload, thumbnail_png
+from dnnh.serve.store import Store
+from dnnh.serve.tokens import read_token  # noqa: F401  (part of this module's API)
+
+#: Default store folder inside the run.
+STORE_DIR = "serve"
+MAX_LABEL = 200
+
+
+class NotFound(LookupError):
+    """No alive item has the id asked for."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask: upload bytes (whole body), decoded pixels per image, results."""
+
+    max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 1024 * 1024)
+    max_pixels: int = int(DEFAULT_MAX_MEGAPIXELS * 1_000_000)
+    k_max: int = DEFAULT_K_MAX
+
+    def __post_init__(self) -> None:
+        if self.max_upload_bytes < 1 or self.max_pixels < 1 or self.k_max < 1:
+            raise ValueError(f"limits must be positive, got {self}")
+
+
+def _encoder_from_run(run: Run, engine: str | None) -> Any:
+    from dnnh.encoder import Encoder
+
+    if engine is None:
+        return Encoder.from_run(run, num_workers=0)
+    params = inspect.signature(Encoder.from_run).parameters
+    accepts = "engine" in params or "engine" in inspect.signature(Encoder.__init__).parameters
+    if not accepts:
+        raise ValueError(f"--engine {engine}: this dnnh's encoder has one engine (torch); drop --engine")
+    return Encoder.from_run(run, engine=engine, num_workers=0)
+
+
+class _Slot:
+    __slots__ = ("image", "done", "bits", "error", "lead")
+
+    def __init__(self, image: np.ndarray) -> None:
+        self.image, self.done, self.bits, self.error, self.lead = image, threading.Event(), None, None, False
+
+
+class QueryBatcher:
+    """Encodes the query images of concurrent requests together, in the requests' own threads.
+
+    The first request to arrive while no model call runs makes one at once with its image alone
+    (no thread hop: a lone client waits for nothing). Requests arriving meanwhile queue up; when the
+    call ends, the first of them wakes and encodes the whole queue (up to ``max_batch``) in one call,
+    and so on. Sixteen concurrent requests cost a few model calls instead of sixteen, which is where
+    a small model's time goes (per-call overhead, not arithmetic).
+    """
+
+    def __init__(self, encode: Callable[[np.ndarray], np.ndarray], max_batch: int = 64) -> None:
+        self._encode, self.max_batch = encode, int(max_batch)
+        self._lock = threading.Lock()
+        self._pending: list[_Slot] = []
+        self._running = False
+        self.batches = 0
+        self.items = 0
+
+    def encode(self, image: np.ndarray) -> np.ndarray:
+        """0/1 bits (nbits,) of one uint8 image at the model's input size (S, S, C)."""
+        slot = _Slot(image)
+        with self._lock:
+            self._pending.append(slot)
+            slot.lead = not self._running
+            self._running = True
+        if not slot.lead:
+            slot.done.wait()
+        if slot.lead:
+            self._lead()
+        if slot.error is not None:
+            raise slot.error
+        return slot.bits
+
+    def _lead(self) -> None:
+        """Encode the queue's head (this thread's image is in it), then wake the next leader."""
+        with self._lock:
+            batch = self._pending[:self.max_batch]
+            del self._pending[:self.max_batch]
+        try:
+            bits = self._encode(np.stack([s.image for s in batch]))
+            for s, b in zip(batch, bits):
+                s.bits = b
+        except BaseException as exc:  # handed to every request of the batch, which answers it
+            for s in batch:
+                s.error = exc
+        with self._lock:
+            self.batches += 1
+            self.items += len(batch)
+            successor = self._pending[0] if self._pending else None
+            if successor is None:
+                self._running = False
+            else:
+                successor.lead = True
+        for s in batch:
+            s.lead = False
+            s.done.set()
+        if successor is not None:
+            successor.done.set()
+
+    def close(self) -> None:
+        """Nothing to stop: the batcher has no thread of its own."""
+
+
+class Service:
+    """A run behind a store: search by image or by item, add and delete items, item images."""
+
+    def __init__(self, run: Run, encoder: Any, store: Store, dataset: Any | None, *, token: str | None = None,
+                 limits: Limits = Limits(), dataset_note: str | None = None) -> None:
+        self.run, self.encoder, self.store, self.dataset = run, encoder, store, dataset
+        self.limits = limits
+        self.dataset_note = dataset_note
+        self._token = token.encode() if token else None
+        self.nbits = store.nbits
+        prep = encoder.prep
+        self.channels, self.input_size = int(prep.channels), int(prep.input_size)
+        self._thumbs: OrderedDict[int, bytes] = OrderedDict()
+        self._thumbs_lock = threading.Lock()
+        self._class_names = list(getattr(dataset, "class_names", None) or []) if dataset is not None else []
+        self._labels = np.asarray(dataset.labels) if dataset is not None else None
+        self.started = time.time()
+        self.batcher = QueryBatcher(lambda images: self.encoder.encode_images(images, role="query"))
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(cls, run: str | Path | Run, *, index: str | Path | None = None, store: str | Path | None = None,
+             token: str | None = None, engine: str | None = None, limits: Limits = Limits(),
+             encoder: Any = None, load_dataset: bool = True, log: Callable[[str], None] | None = None,
+             store_options: dict | None = None) -> "Service":
+        """Open ``run``, lock and load its store (default ``RUN/serve``), load the model.
+
+        A new store starts from ``index`` (a ``.dhi`` file), else the run's database codes
+        (``codes_database.npz``, encoded with the run's model when missing).
+        """
+        log = log or (lambda msg: print(msg, file=sys.stderr))
+        run = run if isinstance(run, Run) else Run.open(run)
+        store_path = Path(store) if store is not None else run.path / STORE_DIR
+        nbits = int(run.model_config.nbits)
+        state: dict[str, Any] = {"encoder": encoder, "dataset": None, "dataset_note": None}
+
+        def get_encoder() -> Any:
+            if state["encoder"] is None:
+                state["encoder"] = _encoder_from_run(run, engine)
+            return state["encoder"]
+
+        def get_dataset() -> Any:
+            if state["dataset"] is None and state["dataset_note"] is None:
+                try:
+                    state["dataset"] = run.load_dataset()
+                except (FileNotFoundError, ValueError, OSError) as exc:
+                    state["dataset_note"] = f"the run's dataset is unavailable ({exc}); items have no images"
+            return state["dataset"]
+
+        def seed() -> tuple[np.ndarray, np.ndarray]:
+            if index is not None:
+                from dnnh.index import HammingIndex
+
+                loaded = HammingIndex.load(index)
+                if loaded.nbits != nbits:
+                    raise ValueError(f"{index} holds {loaded.nbits}-bit codes but the model makes {nbits}-bit codes")
+                return loaded.codes(), loaded.ids
+            codes_path = run.path / CODES["database"]
+            if codes_path.exists():
+                codes = CodeSet.load(codes_path)
+                if codes.nbits != nbits:
+                    raise ValueError(f"{codes_path} holds {codes.nbits}-bit codes but the model makes {nbits}-bit codes; "
+                                     f"run `dnnh encode --run {run.path}` again")
+                return codes.codes, codes.ids
+            dataset = get_dataset()
+            if dataset is None:
+                raise FileNotFoundError(f"{codes_path} not found and {state['dataset_note']}; "
+                                        "pass --index or run `dnnh encode` first")
+            log(f"encoding the run's {len(run.split.database)} database images (once: the store keeps them)")
+            bits = get_encoder().encode_items(dataset, np.asarray(run.split.database), role="database",
+                                              progress=sys.stderr.isatty())
+            return pack_bits(bits), np.asarray(run.split.database, np.int64)
+
+        first_id = int(run.dataset.get("size", 0) or 0)
+        opened = Store.open(store_path, nbits=nbits, seed=seed, first_id=first_id,
+                            seed_name=str(Path(index).resolve()) if index is not None else None,
+                            **(store_options or {}))
+        try:
+            enc = get_encoder()
+            if int(enc.nbits) != nbits:
+                raise ValueError(f"the model makes {enc.nbits}-bit codes but its config says {nbits}")
+            dataset = get_dataset() if load_dataset else None
+            note = state["dataset_note"] if load_dataset else "images of the run's dataset are not served"
+            if note:
+                log(f"note: {note}")
+            return cls(run, enc, opened, dataset, token=token, limits=limits, dataset_note=note)
+        except BaseException:
+            opened.close()
+            raise
+
+    def close(self) -> None:
+        self.batcher.close()
+        self.store.close()
+
+    # ------------------------------------------------------------------ auth
+
+    @property
+    def writable(self) -> bool:
+        return self._token is not None
+
+    def auth_problem(self, authorization: str | None) -> tuple[int, str] | None:
+        """Why a write with this ``Authorization`` header is refused (status, message), or None."""
+        if self._token is None:
+            return 403, ("this server is read-only: start it with --token-file or DNNH_TOKEN set "
+                         "to allow adding and deleting items")
+        if not authorization:
+            return 401, "writes need an 'Authorization: Bearer <token>' header"
+        scheme, _, given = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            return 401, "writes need an 'Authorization: Bearer <token>' header"
+        if not hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), self._token):
+            return 401, "the bearer token is wrong"
+        return None
+
+    # ------------------------------------------------------------------ items
+
+    def label(self, item_id: int) -> str | None:
+        if self.store.is_added(item_id):
+            return self.store.label(item_id)
+        if self._labels is None or not 0 <= item_id < len(self._labels):
+            return None
+        value = self._labels[item_id]
+        if np.ndim(value) == 0:
+            value = int(value)
+            return self._class_names[value] if 0 <= value < len(self._class_names) else str(value)
+        on = np.flatnonzero(value)
+        return ", ".join(self._class_names[i] if i < len(self._class_names) else str(i) for i in on)
+
+    def has_image(self, item_id: int) -> bool:
+        return self.store.is_added(item_id) or (self.dataset is not None and 0 <= item_id < len(self.dataset))
+
+    def item(self, item_id: int, distance: int | None = None) -> dict:
+        out: dict[str, Any] = {"id": int(item_id)}
+        if distance is not None:
+            out["distance"] = int(distance)
+        out["label"] = self.label(item_id)
+        out["image_url"] = f"/api/items/{int(item_id)}/image" if self.has_image(item_id) else None
+        return out
+
+    def image_png(self, item_id: int) -> bytes:
+        """The PNG of an alive item; :class:`NotFound` when there is none."""
+        if self.store.code(item_id) is None:
+            raise NotFound(f"no item has id {item_id}")
+        if self.store.is_added(item_id):
+            try:
+                return self.store.image_path(item_id).read_bytes()
+            except FileNotFoundError:
+                raise NotFound(f"item {item_id} was deleted") from None
+        if self.dataset is None or not 0 <= item_id < len(self.dataset):
+            raise NotFound(f"item {item_id} has no image on this server")
+        with self._thumbs_lock:
+            png = self._thumbs.get(item_id)
+            if png is not None:
+                self._thumbs.move_to_end(item_id)
+                return png
+        png = thumbnail_png(self.dataset.load_image(item_id))
+        with self._thumbs_lock:
+            self._thumbs[item_id] = png
+            while len(self._thumbs) > 4096:
+                self._thumbs.popitem(last=False)
+        return png
+
+    # ------------------------------------------------------------------ search
+
+    def check_k(self, k: int, radius: int | None) -> None:
+        if not 1 <= k <= self.limits.k_max:
+            raise ValueError(f"k must be between 1 and {self.limits.k_max}, got {k}")
+        if radius is not None and radius < 0:
+            raise ValueError(f"radius must be >= 0, got {radius}")
+
+    def _answer(self, code: np.ndarray, k: int, radius: int | None, timings: dict[str, float]) -> dict:
+        t = time.perf_counter()
+        hits = self.store.search(code, k, radius)
+        timings["search"] = (time.perf_counter() - t) * 1000.0
+        bits = unpack_bits(code.reshape(1, -1), self.nbits)[0]
+        return {"results": [self.item(h.id, h.distance) for h in hits],
+                "code": code.reshape(-1).tobytes().hex(), "bits": "".join("1" if b else "0" for b in bits),
+                "nbits": self.nbits, "k": k, "radius": radius,
+                "timings_ms": {key: round(value, 3) for key, value in timings.items()}}
+
+    def decode(self, data: bytes, name: str = "image") -> tuple[np.ndarray, np.ndarray]:
+        return decode_upload(data, channels=self.channels, input_size=self.input_size,
+                             max_pixels=self.limits.max_pixels, name=name)
+
+    def search_image(self, data: bytes, k: int = 10, radius: int | None = None) -> dict:
+        """Results for an uploaded image's bytes (:class:`ImageRejected` for a bad upload)."""
+        self.check_k(k, radius)
+        t0 = time.perf_counter()
+        small, _ = self.decode(data)
+        t1 = time.perf_counter()
+        code = pack_bits(self.batcher.encode(small)[None])
+        t2 = time.perf_counter()
+        return self._answer(code, k, radius, {"decode": (t1 - t0) * 1000.0, "encode": (t2 - t1) * 1000.0})
+
+    def similar(self, item_id: int, k: int = 10, radius: int | None = None) -> dict:
+        """Results for a stored item's code (:class:`NotFound` when no item has ``item_id``)."""
+        self.check_k(k, radius)
+        code = self.store.code(item_id)
+        if code is None:
+            raise NotFound(f"no item has id {item_id}")
+        out = self._answer(code, k, radius, {"decode": 0.0, "encode": 0.0})
+        out["query"] = self.item(item_id)
+        return out
+
+    # ------------------------------------------------------------------ writes
+
+    def add_images(self, files: list[tuple[str, bytes]], label: str | None = None) -> list[int]:
+        """Decode, encode and store ``(name, bytes)`` images durably; returns their ids."""
+        if label is not None:
+            label = label.strip()
+            if len(label) > MAX_LABEL:
+                raise ValueError(f"label must be at most {MAX_LABEL} characters, got {len(label)}")
+            label = label or None
+        if not files:
+            raise ValueError("send at least one file in the field 'image'")
+        decoded = [self.decode(data, name=f"image {i + 1} ({_safe_name(name)})" if len(files) > 1 else "image")
+                   for i, (name, data) in enumerate(files)]
+        bits = self.encoder.encode_images(np.stack([small for small, _ in decoded]), role="database")
+        pngs = [thumbnail_png(full) for _, full in decoded]
+        return self.store.add(pack_bits(bits), pngs, label)
+
+    def delete(self, item_id: int) -> None:
+        if not self.store.delete(item_id):
+            raise NotFound(f"no item has id {item_id}")
+
+    # ------------------------------------------------------------------ health
+
+    def health(self) -> dict:
+        import torch
+
+        main = self.store
+        return {"status": "ok", "ntotal": main.ntotal, "nbits": self.nbits, "run": str(self.run.path),
+                "dataset": self.run.dataset.get("name"), "writable": self.writable,
+                "input_size": self.input_size, "channels": self.channels,
+                "k_max": self.limits.k_max, "max_upload_bytes": self.limits.max_upload_bytes,
+                "max_pixels": self.limits.max_pixels, "next_id": main.next_id,
+                "engine": getattr(getattr(self.encoder, "backend", None), "name", None),
+                "threads": {"torch": torch.get_num_threads(), "index": main.num_threads},
+                "query_batches": {"batches": self.batcher.batches, "images": self.batcher.items},
+                "snapshot_error": main.snapshot_error, "note": self.dataset_note,
+                "uptime_s": round(time.time() - self.started, 1)}
+
+
+def _safe_name(name: str | None) -> str:
+    """A client's file name for messages only (never a path): printable, short."""
+    text = "".join(ch for ch in (name or "") if ch.isprintable())[:80]
+    return text or "unnamed"

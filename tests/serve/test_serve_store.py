@@ -1,0 +1,236 @@
+"""The service's store on its own: durable writes, replay, torn logs, snapshots, one owner, consistent reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+import numpy as np
+import pytest
+
+from dnnh.codes import hamming_distances, pack_bits
+from dnnh.locks import LockedError
+from dnnh.serve.store import LOG, STATE, Store, StoreError
+
+NBITS = 16
+
+
+def codes_of(rng, n):
+    return pack_bits(rng.integers(0, 2, (n, NBITS), dtype=np.uint8))
+
+
+def seeded(codes, ids):
+    return lambda: (codes, np.asarray(ids, np.int64))
+
+
+def open_store(path, codes=None, ids=None, **kwargs):
+    codes = np.zeros((0, 2), np.uint8) if codes is None else codes
+    ids = np.arange(len(codes)) if ids is None else ids
+    kwargs.setdefault("background", False)
+    return Store.open(path, nbits=NBITS, seed=seeded(codes, ids), first_id=1000, **kwargs)
+
+
+def crash(store: Store) -> None:
+    """What kill -9 leaves: the log as written, no final snapshot, the lock gone."""
+    store._log_fh.close()
+    store._log_fh = None
+    store._lock.release()
+    store._lock = None
+
+
+def brute(codes_by_id: dict[int, np.ndarray], query: np.ndarray, k: int, radius=None):
+    ids = np.array(sorted(codes_by_id), np.int64)
+    if not len(ids):
+        return []
+    dist = hamming_distances(query, np.stack([codes_by_id[int(i)] for i in ids]))[0]
+    order = np.lexsort((ids, dist))
+    out = [(int(ids[i]), int(dist[i])) for i in order if radius is None or dist[i] <= radius]
+    return out[:k]
+
+
+def test_new_store_searches_like_a_flat_scan_ordered_by_distance_then_id(tmp_path):
+    rng = np.random.default_rng(0)
+    codes = codes_of(rng, 300)
+    ids = rng.permutation(300) * 3  # not in insertion order: the store sorts them
+    with open_store(tmp_path / "s", codes, ids) as store:
+        truth = {int(i): c for i, c in zip(ids, codes)}
+        for q in codes_of(rng, 5):
+            q = q[None]
+            assert [(h.id, h.distance) for h in store.search(q, 17)] == brute(truth, q, 17)
+            assert [(h.id, h.distance) for h in store.search(q, 1000, radius=5)] == brute(truth, q, 1000, 5)
+        assert store.ntotal == 300 and store.next_id == 1000
+        assert store.code(int(ids[4])).tolist() == [codes[4].tolist()]
+        assert store.code(1) is None and store.code(-1) is None and store.code(2**70) is None
+
+
+def test_acknowledged_writes_survive_a_crash_and_replay_once(tmp_path):
+    rng = np.random.default_rng(1)
+    codes = codes_of(rng, 50)
+    store = open_store(tmp_path / "s", codes)
+    added = store.add(codes_of(rng, 3), [b"png-a", b"png-b", b"png-c"], label="cats")
+    assert added == [1000, 1001, 1002]
+    assert store.delete(7) and store.delete(1001)
+    assert not store.delete(7) and not store.delete(123456)
+    expected = {h.id: h.distance for h in store.search(codes[:1], 100)}
+    crash(store)
+
+    store = open_store(tmp_path / "s", codes)
+    assert store.replayed == 3
+    assert {h.id: h.distance for h in store.search(codes[:1], 100)} == expected
+    assert store.ntotal == 50 - 1 + 3 - 1 and store.next_id == 1003
+    assert store.label(1000) == "cats" and store.is_added(1002) and not store.is_added(1001)
+    assert store.image_path(1000).read_bytes() == b"png-a" and not store.image_path(1001).exists()
+    # Replay took a snapshot and emptied the log: a second crash replays nothing, loses nothing.
+    assert (tmp_path / "s" / LOG).stat().st_size == 0
+    crash(store)
+    store = open_store(tmp_path / "s", codes)
+    assert store.replayed == 0 and {h.id: h.distance for h in store.search(codes[:1], 100)} == expected
+    assert store.add(codes_of(rng, 1), [b"png-d"]) == [1003]  # ids are never reused
+    store.close()
+
+
+def test_a_torn_last_record_is_cut_off_and_a_damaged_middle_one_refused(tmp_path):
+    rng = np.random.default_rng(2)
+    store = open_store(tmp_path / "s", codes_of(rng, 10))
+    store.add(codes_of(rng, 1), [b"x"])
+    crash(store)
+    log = tmp_path / "s" / LOG
+    good = log.read_bytes()
+    log.write_bytes(good + good[: len(good) // 2])  # a second record cut mid-write by the crash
+    store = open_store(tmp_path / "s", codes_of(rng, 10))
+    assert store.replayed == 1 and store.ntotal == 11
+    crash(store)
+
+    store = open_store(tmp_path / "s", codes_of(rng, 10))
+    store.add(codes_of(rng, 1), [b"y"])
+    store.add(codes_of(rng, 1), [b"z"])
+    crash(store)
+    lines = log.read_bytes().split(b"\n")
+    lines[0] = lines[0][:-3] + b"xyz"  # a flipped byte in the first of two records
+    log.write_bytes(b"\n".join(lines))
+    with pytest.raises(StoreError, match="damaged at record 1"):
+        open_store(tmp_path / "s", codes_of(rng, 10))
+
+
+def test_a_crash_inside_a_snapshot_loses_nothing_and_adds_nothing_twice(tmp_path):
+    rng = np.random.default_rng(3)
+    codes = codes_of(rng, 20)
+    store = open_store(tmp_path / "s", codes)
+    store.add(codes_of(rng, 2), [b"a", b"b"])
+    store.delete(3)
+    log = tmp_path / "s" / LOG
+    before = log.read_bytes()
+    store.snapshot()
+    expected = [(h.id, h.distance) for h in store.search(codes[:1], 50)]
+    crash(store)
+    # Crash after state.json was replaced but before the log was emptied: replay skips what it holds.
+    log.write_bytes(before)
+    # And an index file written by a snapshot whose state.json never landed: ignored, removed.
+    (tmp_path / "s" / "index-000000000099.dhi").write_bytes(b"half a snapshot")
+    store = open_store(tmp_path / "s", codes)
+    assert store.replayed == 0
+    assert [(h.id, h.distance) for h in store.search(codes[:1], 50)] == expected and store.ntotal == 21
+    assert not (tmp_path / "s" / "index-000000000099.dhi").exists()
+    store.close()
+
+
+def test_orphan_images_of_unlogged_adds_are_removed(tmp_path):
+    store = open_store(tmp_path / "s")
+    store.add(np.zeros((1, 2), np.uint8), [b"kept"])
+    crash(store)
+    (tmp_path / "s" / "images" / "1001.png").write_bytes(b"written, never logged")
+    store = open_store(tmp_path / "s")
+    assert sorted(os.listdir(tmp_path / "s" / "images")) == ["1000.png"]
+    store.close()
+
+
+def test_one_owner_per_store_and_the_second_is_told_the_pid(tmp_path):
+    store = open_store(tmp_path / "s")
+    with pytest.raises(LockedError, match=rf"PID {os.getpid()}"):
+        open_store(tmp_path / "s")
+    store.close()
+    open_store(tmp_path / "s").close()  # the lock goes with its owner
+
+
+def test_a_store_refuses_other_codes_and_another_seed(tmp_path):
+    open_store(tmp_path / "s", seed_name="/a.dhi").close()
+    with pytest.raises(StoreError, match="32-bit"):
+        Store.open(tmp_path / "s", nbits=32, seed=seeded(np.zeros((0, 4), np.uint8), []), background=False)
+    with pytest.raises(StoreError, match="was started from /a.dhi"):
+        open_store(tmp_path / "s", seed_name="/b.dhi")
+    open_store(tmp_path / "s", seed_name="/a.dhi").close()
+    open_store(tmp_path / "s").close()  # no --index: reopen whatever it holds
+    state = json.loads((tmp_path / "s" / STATE).read_text())
+    assert state["format"] == "dnnh-serve-store/1" and state["nbits"] == NBITS
+
+
+def test_random_adds_and_deletes_match_a_reference_through_snapshots(tmp_path):
+    rng = np.random.default_rng(4)
+    base = codes_of(rng, 200)
+    truth = {i: c for i, c in enumerate(base)}
+    store = open_store(tmp_path / "s", base, snapshot_records=7)
+    for step in range(60):
+        if rng.random() < 0.6:
+            new = codes_of(rng, int(rng.integers(1, 4)))
+            for i, c in zip(store.add(new, [b"p"] * len(new)), new):
+                truth[i] = c
+        else:
+            victim = int(rng.choice(sorted(truth)))
+            assert store.delete(victim)
+            del truth[victim]
+        if step % 20 == 19:
+            store.snapshot()
+        q = codes_of(rng, 1)
+        assert [(h.id, h.distance) for h in store.search(q, 25)] == brute(truth, q, 25)
+        assert [(h.id, h.distance) for h in store.search(q, 500, radius=4)] == brute(truth, q, 500, 4)
+    crash(store)
+    store = open_store(tmp_path / "s", base)
+    q = codes_of(rng, 1)
+    assert [(h.id, h.distance) for h in store.search(q, 300)] == brute(truth, q, 300)
+    store.close()
+
+
+def test_the_background_snapshot_folds_the_log(tmp_path):
+    rng = np.random.default_rng(5)
+    store = open_store(tmp_path / "s", codes_of(rng, 30), background=True, snapshot_records=4)
+    for _ in range(4):
+        store.add(codes_of(rng, 1), [b"p"])
+    for _ in range(200):
+        if (tmp_path / "s" / LOG).stat().st_size == 0:
+            break
+        threading.Event().wait(0.01)
+    assert (tmp_path / "s" / LOG).stat().st_size == 0
+    assert json.loads((tmp_path / "s" / STATE).read_text())["log_seq"] == 4
+    store.close()
+
+
+def test_readers_never_see_half_of_a_write(tmp_path):
+    """Each add writes two items with one code; a search must always find an even number of them
+    (snapshots swap the index in between)."""
+    rng = np.random.default_rng(6)
+    store = open_store(tmp_path / "s", codes_of(rng, 500), background=True, snapshot_records=5)
+    marker = np.full((1, 2), 0xAB, np.uint8)
+    stop = threading.Event()
+    seen: list[int] = []
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                hits = store.search(marker, 1000, radius=0)
+                seen.append(sum(1 for h in hits if h.id >= 1000))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for _ in range(16):
+        store.add(np.repeat(marker, 2, axis=0), [b"a", b"b"])
+    stop.set()
+    for t in threads:
+        t.join()
+    store.close()
+    assert not errors
+    assert seen and all(n % 2 == 0 for n in seen) and max(seen) > 0
