@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import json
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,8 +217,12 @@ class Run:
         except FileNotFoundError:
             raise
         except Exception as exc:  # a pickle that is not plain tensors and containers is refused, not run
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ValueError(f"cannot read training state {path}: {first}") from None
+            if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in str(exc):
+                why = ("it holds Python objects other than tensors and plain containers, and loading those could "
+                       "run code: refused (it is not a checkpoint dnnh wrote)")
+            else:
+                why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"cannot read training state {path}: {why}") from None
         if not isinstance(state, dict) or "model" not in state:
             raise ValueError(f"{path} is not a dnnh checkpoint (no model weights in it)")
         _load_state_dict(model, state.pop("model"), path)

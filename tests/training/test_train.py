@@ -196,3 +196,19 @@ def test_bf16_training_learns_and_records_its_precision(tmp_path, digits, small_
     assert resolve_precision("auto") in ("fp32", "bf16")
     with pytest.raises(ValueError, match="precision must be one of"):
         TrainConfig(precision="fp16")
+
+
+def test_a_checkpoint_holding_code_is_refused_without_torchs_advice_to_run_it(tmp_path, digits, small_split,
+                                                                              tiny_config):
+    import os
+
+    train(tiny_config.replace(epochs=1), digits, small_split, tmp_path / "r", progress=False)
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    torch.save({"model": {}, "x": Evil()}, tmp_path / "r" / "checkpoint" / "state.pt")
+    with pytest.raises(ValueError, match="could run code: refused") as info:
+        Run.open(tmp_path / "r").load_checkpoint(Run.open(tmp_path / "r").new_model())
+    assert "weights_only" not in str(info.value) and not (tmp_path / "pwned").exists()
