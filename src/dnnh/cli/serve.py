@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from dnnh.cli.common import positive_int
+from dnnh.cli.encode import add_engine_arg
 
 MISSING_EXTRA = ("dnnh serve needs the 'serve' extra (FastAPI, uvicorn, python-multipart): "
                  "pip install 'dnnh[serve]'")
@@ -58,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"largest image decoded, in megapixels (default {DEFAULT_MAX_MEGAPIXELS:g})")
     p.add_argument("--max-k", type=positive_int, default=DEFAULT_K_MAX,
                    help=f"most results one request may ask for (default {DEFAULT_K_MAX})")
-    p.add_argument("--engine", help="the encoder's engine, where this dnnh offers a choice")
+    add_engine_arg(p)
     p.add_argument("--threads", type=positive_int, default=1,
                    help="threads one model call may use (default 1: concurrent requests are batched "
                         "and the index and decoding use the other cores)")

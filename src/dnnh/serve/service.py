@@ -7,7 +7,6 @@ benchmark calls directly to measure the in-process rate. Every method is thread-
 from __future__ import annotations
 
 import hmac
-import inspect
 import sys
 import threading
 import time
@@ -50,13 +49,7 @@ class Limits:
 def _encoder_from_run(run: Run, engine: str | None) -> Any:
     from dnnh.encoder import Encoder
 
-    if engine is None:
-        return Encoder.from_run(run, num_workers=0)
-    params = inspect.signature(Encoder.from_run).parameters
-    accepts = "engine" in params or "engine" in inspect.signature(Encoder.__init__).parameters
-    if not accepts:
-        raise ValueError(f"--engine {engine}: this dnnh's encoder has one engine (torch); drop --engine")
-    return Encoder.from_run(run, engine=engine, num_workers=0)
+    return Encoder.from_run(run, engine=engine or "torch", num_workers=0)
 
 
 class _Slot:
