@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from dnnh.index import HammingIndex
 from dnnh.index.search import ENGINES as _ALL_ENGINES
 from dnnh.codes import pack_bits
-from dnnh.testing.reference import assert_same_range, knn, range_search
+from dnnh.testing.reference import assert_same_range, knn
 
 ENGINES = [e for e in _ALL_ENGINES if e != "auto"]
 
@@ -43,7 +43,7 @@ def code_sets(draw):
        k=st.integers(1, 80), radius=st.integers(0, 6), engine=st.sampled_from(ENGINES),
        strategy=st.sampled_from(["auto", "scan", "probe", "mih"]), reload=st.sampled_from([None, "read", "mmap"]))
 @SETTINGS
-def test_matches_brute_force(data, ops, k, radius, engine, strategy, reload) -> None:
+def test_matches_brute_force(data, ops, k, radius, engine, strategy, reload, range_reference) -> None:
     nbits, sample = data
     index = HammingIndex(nbits, engine=engine, num_threads=2)
     bits = np.zeros((0, nbits), np.uint8)
@@ -72,7 +72,7 @@ def test_matches_brute_force(data, ops, k, radius, engine, strategy, reload) -> 
     np.testing.assert_array_equal(i, wi)
     if strategy == "probe" and sum(math.comb(nbits, r) for r in range(radius + 1)) > 100_000:
         strategy = "mih"  # a forced probe of a huge ball is refused (tested elsewhere)
-    assert_same_range(index.range_search(pack_bits(q), radius, strategy=strategy), range_search(bits, ids, q, radius))
+    assert_same_range(index.range_search(pack_bits(q), radius, strategy=strategy), range_reference(bits, ids, q, radius))
 
 
 @given(data=code_sets(), k=st.integers(1, 30))
@@ -90,3 +90,26 @@ def test_engines_agree_with_each_other(data, k) -> None:
         (d0, i0), (lims0, rd0, ri0) = answers[0]
         for a, b in ((d, d0), (i, i0), (lims, lims0), (rd, rd0), (ri, ri0)):
             np.testing.assert_array_equal(a, b)
+
+
+@given(nbits=st.sampled_from([7, 32, 48, 64, 65, 128, 150]), seed=st.integers(0, 2**32 - 1),
+       n=st.integers(500, 3_000), pool=st.integers(1, 2_000), flip=st.sampled_from([0.0, 0.01, 0.2, 0.5]),
+       k=st.integers(1, 400), radius=st.integers(0, 20), engine=st.sampled_from(["numba", "numpy"]))
+@settings(max_examples=int(os.environ.get("DNNH_HYPOTHESIS_EXAMPLES", 60)), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+def test_large_sets_match_brute_force(nbits, seed, n, pool, flip, k, radius, engine, range_reference) -> None:
+    """Sets of thousands of codes, so numba's vector scan runs whole chunks, prefix groups and tails."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 2, (pool, nbits), dtype=np.uint8)
+    bits = (base[rng.integers(0, pool, n)] ^ (rng.random((n, nbits)) < flip)).astype(np.uint8)
+    ids = rng.permutation(n) * 3
+    index = HammingIndex(nbits, engine=engine, num_threads=2)
+    index.add(pack_bits(bits), ids=ids)
+    q = np.concatenate([bits[rng.integers(0, n, 3)], rng.integers(0, 2, (2, nbits), dtype=np.uint8)])
+    wd, wi = knn(bits, ids, q, k)
+    for strategy in ("scan", "auto"):
+        d, i = index.search(pack_bits(q), k, strategy=strategy)
+        np.testing.assert_array_equal(d, wd)
+        np.testing.assert_array_equal(i, wi)
+    radius = min(radius, nbits)
+    assert_same_range(index.range_search(pack_bits(q), radius, strategy="scan"), range_reference(bits, ids, q, radius))

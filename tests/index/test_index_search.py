@@ -9,7 +9,7 @@ from dnnh.index import HammingIndex
 from dnnh.index.search import ENGINES as _ALL_ENGINES
 from dnnh.codes import pack_bits
 from dnnh.testing.problems import clustered_bits, random_bits
-from dnnh.testing.reference import assert_same_range, knn, range_search
+from dnnh.testing.reference import assert_same_range, knn
 
 ENGINES = [e for e in _ALL_ENGINES if e != "auto"]
 
@@ -33,7 +33,7 @@ def _check_knn(index: HammingIndex, db: np.ndarray, ids: np.ndarray, q: np.ndarr
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("nbits", NBITS)
 @pytest.mark.parametrize("data", ["random", "clustered"])
-def test_knn_and_range_match_brute_force(engine: str, nbits: int, data: str) -> None:
+def test_knn_and_range_match_brute_force(engine: str, nbits: int, data: str, range_reference) -> None:
     rng = np.random.default_rng(nbits)
     make = random_bits if data == "random" else clustered_bits
     db = make(rng, 300, nbits)
@@ -47,11 +47,11 @@ def test_knn_and_range_match_brute_force(engine: str, nbits: int, data: str) -> 
         for strategy in ("auto", "scan", "probe", "mih"):
             if strategy == "probe" and radius > 3:
                 continue
-            assert_same_range(index.range_search(pack_bits(q), radius, strategy=strategy), range_search(db, ids, q, radius))
+            assert_same_range(index.range_search(pack_bits(q), radius, strategy=strategy), range_reference(db, ids, q, radius))
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_heavy_duplicates_ties_follow_insertion_order(engine: str) -> None:
+def test_heavy_duplicates_ties_follow_insertion_order(engine: str, range_reference) -> None:
     rng = np.random.default_rng(1)
     db = clustered_bits(rng, 2_000, 48, centres=3, flip=0.005)
     ids = np.arange(2_000)[::-1].copy()  # ids unrelated to insertion order: ties must follow positions
@@ -61,7 +61,7 @@ def test_heavy_duplicates_ties_follow_insertion_order(engine: str) -> None:
     for k in (1, 50, 700, 2_500):
         _check_knn(index, db, ids, q, k)
     for radius in (0, 1, 3):
-        assert_same_range(index.range_search(pack_bits(q), radius), range_search(db, ids, q, radius))
+        assert_same_range(index.range_search(pack_bits(q), radius), range_reference(db, ids, q, radius))
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -90,7 +90,7 @@ def test_empty_index_and_no_queries(engine: str) -> None:
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_remove_then_search_and_add_again(engine: str) -> None:
+def test_remove_then_search_and_add_again(engine: str, range_reference) -> None:
     rng = np.random.default_rng(4)
     db = clustered_bits(rng, 400, 40, centres=5)
     index = _index(db, engine)
@@ -100,7 +100,7 @@ def test_remove_then_search_and_add_again(engine: str) -> None:
     keep = np.setdiff1d(np.arange(400), gone)
     q = clustered_bits(rng, 8, 40, centres=5)
     _check_knn(index, db[keep], keep, q, 30)
-    assert_same_range(index.range_search(pack_bits(q), 2), range_search(db[keep], keep, q, 2))
+    assert_same_range(index.range_search(pack_bits(q), 2), range_reference(db[keep], keep, q, 2))
     extra = random_bits(rng, 20, 40)
     index.add(pack_bits(extra))  # default ids continue after the largest id held: 400, 401, ...
     all_bits = np.concatenate([db[keep], extra])
@@ -128,7 +128,7 @@ def test_default_ids_are_insertion_order_across_adds() -> None:
 
 
 @pytest.mark.parametrize("engine", ["numpy", "numba"])
-def test_int64_positions_path(engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_int64_positions_path(engine: str, monkeypatch: pytest.MonkeyPatch, range_reference) -> None:
     """Indexes past 2**31 items store positions as int64; force that layout on a small one."""
     import dnnh.index.groups as groups
 
@@ -139,8 +139,8 @@ def test_int64_positions_path(engine: str, monkeypatch: pytest.MonkeyPatch) -> N
     assert index.memory_usage()["members"] == 60 * 8
     q = db[:6]
     _check_knn(index, db, np.arange(60), q, 25)
-    assert_same_range(index.range_search(pack_bits(q), 2, strategy="mih"), range_search(db, np.arange(60), q, 2))
-    assert_same_range(index.range_search(pack_bits(q), 2, strategy="probe"), range_search(db, np.arange(60), q, 2))
+    assert_same_range(index.range_search(pack_bits(q), 2, strategy="mih"), range_reference(db, np.arange(60), q, 2))
+    assert_same_range(index.range_search(pack_bits(q), 2, strategy="probe"), range_reference(db, np.arange(60), q, 2))
 
 
 def test_strategy_choice_follows_cost() -> None:
@@ -167,7 +167,7 @@ def test_many_codes_tied_at_the_kth_distance(engine: str) -> None:
 
 
 @pytest.mark.parametrize("data", ["random", "clustered"])
-def test_numpy_row_by_row_scan(data: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_numpy_row_by_row_scan(data: str, monkeypatch: pytest.MonkeyPatch, range_reference) -> None:
     """numpy scans large code sets one query at a time in reused buffers; force that on a small one."""
     import dnnh.index.scan as scan
 
@@ -178,4 +178,4 @@ def test_numpy_row_by_row_scan(data: str, monkeypatch: pytest.MonkeyPatch) -> No
         q = np.concatenate([db[:3], random_bits(rng, 3, nbits)])
         index = _index(db, "numpy")
         _check_knn(index, db, np.arange(400), q, 50, strategy="scan")
-        assert_same_range(index.range_search(pack_bits(q), nbits // 3, strategy="scan"), range_search(db, np.arange(400), q, nbits // 3))
+        assert_same_range(index.range_search(pack_bits(q), nbits // 3, strategy="scan"), range_reference(db, np.arange(400), q, nbits // 3))

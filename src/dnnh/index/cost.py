@@ -28,6 +28,7 @@ from dnnh.index.layout import ball_size
 from dnnh.index.mih import split, table_radii
 
 STRATEGIES = ("auto", "scan", "probe", "mih")
+PREFIX_BLOCK = 64  # codes a prefix bound covers in numba's scans (kernels.PREFIX_BLOCK; numba-free here)
 KNN_STRATEGIES = ("auto", "scan")
 KNN_PRIOR = 0.25        # assumed share of queries settled by probing, before any is measured
 KNN_PRIOR_WEIGHT = 8.0  # worth that many queries of evidence
@@ -35,13 +36,18 @@ MAX_PROBES = 50_000_000  # a forced probe beyond this many codes per query is re
 
 # unit costs per engine: scan per code word, probe per full-code lookup, mih per substring lookup,
 # verify per candidate word (random access, dedup, distance)
-# (benchmarks/index_costs.py measures them; on this project's machine one unit was 0.64 ns with
-# numba, 1.6 ns with numpy scanning row by row, 0.54 ns with FAISS; a probe cost 23 ns with numba's
-# hash table and 50 ns with numpy's searchsorted, a candidate check 5 ns and 130 ns)
+# (benchmarks/index_costs.py measures them. numba's scan tests 32 codes a branch with vector
+# popcounts: one unit was 0.09-0.13 ns on this project's AMD EPYC with AVX-512 VPOPCNTDQ (it was
+# 0.64 ns with the scalar loop), a probe of its hash table 25-46 ns, an MIH substring lookup
+# 190-320 ns and a candidate check 2-3.5 ns, measured on a shared machine. numpy: 1.6 ns a code
+# scanned row by row, 50 ns a probe with searchsorted, 130 ns a candidate; FAISS 0.54 ns a code)
+# order: per candidate and halving, putting MIH's codes in code order within a distance (a scan
+# meets them in that order, probing sorts them too but a probe costs far more); numpy and FAISS
+# sort every strategy's candidates alike, so it does not enter their choice.
 UNIT_COSTS: dict[str, dict[str, float]] = {
-    "numba": {"scan": 1.0, "probe": 36.0, "mih_probe": 270.0, "verify": 8.0},
-    "faiss": {"scan": 1.0, "probe": 100.0, "mih_probe": 180.0, "verify": 250.0},
-    "numpy": {"scan": 1.0, "probe": 30.0, "mih_probe": 60.0, "verify": 90.0},
+    "numba": {"scan": 1.0, "probe": 300.0, "mih_probe": 2000.0, "verify": 25.0, "order": 10.0},
+    "faiss": {"scan": 1.0, "probe": 100.0, "mih_probe": 180.0, "verify": 250.0, "order": 0.0},
+    "numpy": {"scan": 1.0, "probe": 30.0, "mih_probe": 60.0, "verify": 90.0, "order": 0.0},
 }
 
 
@@ -78,14 +84,26 @@ def _mih_uniform(m: int, nwords: int, nbits: int, radius: int, s: int, unit: dic
             ball = float(ball_size(int(w), int(r)))
             probes += ball
             cand += min(m, m * ball / 2.0 ** int(w))
-    return probes * unit["mih_probe"] + cand * nwords * unit["verify"]
+    return probes * unit["mih_probe"] + cand * nwords * unit["verify"] + _order_cost(cand, unit)
+
+
+def _order_cost(candidates: float, unit: dict[str, float]) -> float:
+    return candidates * math.log2(max(candidates, 2.0)) * unit["order"]
 
 
 def plan_range(m: int, nwords: int, nbits: int, radius: int, engine: str,
-               mih_candidates: Callable[[int], float] | None = None) -> RangePlan:
-    """Cheapest strategy for a radius search; ``mih_candidates(s)`` measures the data when called."""
+               mih_candidates: Callable[[int], float] | None = None,
+               scan_share: Callable[[], float] | None = None) -> RangePlan:
+    """Cheapest strategy for a radius search; ``mih_candidates(s)`` measures the data when called.
+
+    ``scan_share()`` (numba's scan) measures the share of the sorted codes a scan reads at this
+    radius after skipping the blocks whose common prefix is too far (:mod:`dnnh.index.layout`'s
+    ``prefix_bounds``); the scan also tests every block's bound, about one unit a block.
+    """
     unit = UNIT_COSTS[engine]
     costs = {"scan": m * nwords * unit["scan"]}
+    if scan_share is not None:
+        costs["scan"] = costs["scan"] * scan_share() + m / PREFIX_BLOCK * nwords * unit["scan"]
     ball = ball_size(nbits, radius)
     costs["probe"] = float(ball) * unit["probe"] if ball <= MAX_PROBES else math.inf
     best_s, costs["mih"] = 0, math.inf
@@ -99,7 +117,8 @@ def plan_range(m: int, nwords: int, nbits: int, radius: int, engine: str,
     if costs["mih"] < min(costs["scan"], costs["probe"]) and mih_candidates is not None:
         _, widths = split(nbits, best_s)
         probes = sum(float(ball_size(int(w), int(r))) for w, r in zip(widths, table_radii(radius, best_s)) if r >= 0)
-        costs["mih"] = probes * unit["mih_probe"] + mih_candidates(best_s) * nwords * unit["verify"]
+        cand = mih_candidates(best_s)
+        costs["mih"] = probes * unit["mih_probe"] + cand * nwords * unit["verify"] + _order_cost(cand, unit)
     strategy = min(("probe", "mih", "scan"), key=lambda name: costs[name])
     return RangePlan(strategy, best_s, costs)
 

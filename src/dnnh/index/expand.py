@@ -56,10 +56,14 @@ def expand_knn(groups: Groups, q: np.ndarray, c: np.ndarray, d: np.ndarray, nq: 
 
 
 def expand_range(groups: Groups, q: np.ndarray, c: np.ndarray, d: np.ndarray, nq: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every item of the candidate codes: (lims, distances int32, positions int64) by (query, distance, position)."""
+    """Every item of the candidate codes: (lims, distances int32, positions int64).
+
+    Ordered by (query, distance, code, position) as the numba engine gives them: only the
+    candidate codes are sorted; each bucket is already in position order.
+    """
+    order = np.lexsort((c, d, q))
+    q, c, d = q[order], c[order], d[order]
     pos, rows = _expand_members(groups, c, groups.sizes[c])
-    iq, idist = q[rows], d[rows]
-    order = np.lexsort((pos, idist, iq))
     lims = np.zeros(nq + 1, dtype=np.int64)
-    np.cumsum(np.bincount(iq, minlength=nq), out=lims[1:])
-    return lims, idist[order].astype(np.int32), pos[order]
+    np.cumsum(np.bincount(q, weights=groups.sizes[c], minlength=nq).astype(np.int64), out=lims[1:])
+    return lims, d[rows].astype(np.int32), pos

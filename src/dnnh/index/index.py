@@ -162,8 +162,14 @@ class HammingIndex:
         FAISS's binary range search is strict (distance < radius): ours at r equals FAISS's at r + 1.
         Returns FAISS's layout ``(lims, distances, ids)``: query i's results are
         ``distances[lims[i]:lims[i+1]]`` (int32) and ``ids[...]`` (int64), ordered by distance,
-        then insertion order. ``strategy``: "auto" (cheapest by estimated cost), "scan", "probe"
-        (look up every code in the ball) or "mih" (multi-index hashing); all give the same answer.
+        then by code, then insertion order: within one distance the items sharing a code are
+        adjacent and in insertion order, and codes come in ascending order (a code's 64-bit words
+        compared in turn, the first word, bits 0-63, first; a code of up to 64 bits is its packed
+        bytes read as one little-endian unsigned integer). Every engine and strategy gives this
+        order; it is what a scan of the distinct codes meets, so results are written straight into
+        place and no item is ever sorted (sort by ``(distance, id)`` yourself if you need that).
+        ``strategy``: "auto" (cheapest by estimated cost), "scan", "probe" (look up every code in
+        the ball) or "mih" (multi-index hashing); all give the same answer.
         """
         radius = _as_int(radius, "radius", 0)
         if strategy not in STRATEGIES:
@@ -172,9 +178,8 @@ class HammingIndex:
         g = self._commit()
         if g.ntotal == 0 or len(q) == 0:
             return np.zeros(len(q) + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64)
-        lims, dist, pos = search.range_search(self._prepared(), q, min(radius, self.nbits), self._engine_now(),
-                                              strategy, self.num_threads)
-        return lims, dist, self._to_ids(pos)
+        return search.range_search(self._prepared(), q, min(radius, self.nbits), self._engine_now(), strategy,
+                                   self.num_threads, self._ids)
 
     def plan_range(self, radius: int) -> RangePlan:
         """The strategy ``range_search(..., strategy="auto")`` would use, with the estimated costs."""

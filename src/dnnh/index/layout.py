@@ -145,3 +145,48 @@ def flip_masks(nbits: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
         parts.append(masks)
         lims.append(lims[-1] + len(masks))
     return np.concatenate(parts), np.asarray(lims, dtype=np.int64)
+
+
+def _bit_length(x: np.ndarray) -> np.ndarray:
+    """Bits needed for each uint64 (0 for 0), without going through floats."""
+    x = x.copy()
+    out = np.zeros(len(x), dtype=np.int64)
+    for shift in (32, 16, 8, 4, 2, 1):
+        high = x >> np.uint64(shift)
+        nz = high != 0
+        out += shift * nz
+        x = np.where(nz, high, x)
+    return out + (x != 0)
+
+
+def prefix_bounds(codes: np.ndarray, block: int, multiple: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """The common prefix of each block of ``block`` consecutive sorted codes: (values, masks).
+
+    Codes sorted lexicographically (word 0 first, each word by value) share, within a block, every
+    word before the first one where the block's first and last codes differ, and that word's bits
+    above their highest difference. ``masks`` marks those bits, ``values`` holds them; a query's
+    distance to any code of block b is at least the popcount of ``(q ^ values[:, b]) & masks[:, b]``.
+    Both are (nwords, nblocks) with nblocks padded to a multiple of ``multiple`` (padding: mask 0,
+    a bound of 0, so a scan visits those blocks and finds them empty).
+    """
+    m, nw = codes.shape
+    nb = -(-m // block)
+    padded = -(-nb // multiple) * multiple
+    values = np.zeros((nw, padded), dtype=np.uint64)
+    masks = np.zeros((nw, padded), dtype=np.uint64)
+    if m == 0:
+        return values, masks
+    first = codes[0::block]
+    last = codes[np.minimum(np.arange(nb) * block + block - 1, m - 1)]
+    same_so_far = np.ones(nb, dtype=bool)
+    full = np.uint64(2**64 - 1)
+    for w in range(nw):
+        diff = first[:, w] ^ last[:, w]
+        length = _bit_length(diff)
+        # bits above the highest difference: all 64 where the words are equal
+        keep = np.where(length >= 64, np.uint64(0), full << np.minimum(length, 63).astype(np.uint64))
+        mask = np.where(same_so_far, keep, np.uint64(0))
+        masks[w, :nb] = mask
+        values[w, :nb] = first[:, w] & mask
+        same_so_far &= diff == 0
+    return values, masks

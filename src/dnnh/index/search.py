@@ -1,6 +1,10 @@
 """Running k-NN and radius searches over grouped codes on one of three engines.
 
 - ``numba`` (a core dependency): compiled kernels for scan, probe and MIH, one query block a thread.
+  Scans test 8 codes a vector popcount (VPOPCNTQ with AVX-512 VPOPCNTDQ; LLVM lowers the same
+  vectors to AVX2, SSE or scalar code elsewhere) and skip 64-code blocks whose common prefix is
+  already too far; radius results are counted first, then written once into arrays of their
+  final size.
 - ``faiss`` (extra ``faiss``): FAISS's flat binary scan over the distinct codes; probing and MIH in numpy.
 - ``numpy``: everything vectorised with ``np.bitwise_count``; exact and threaded, several times slower.
 
@@ -23,7 +27,7 @@ import numpy as np
 from dnnh.index import cost
 from dnnh.index.expand import expand_knn, expand_range
 from dnnh.index.groups import Groups
-from dnnh.index.layout import flip_masks
+from dnnh.index.layout import flip_masks, prefix_bounds
 from dnnh.index.mih import MihTables
 from dnnh.index.probe import SortedKeys, hash_table, probe_candidates
 from dnnh.index.scan import HAVE_FAISS, FaissScan, _installed, knn_scan_block, query_blocks, range_scan_block
@@ -94,8 +98,9 @@ def run_blocks(fn: Callable[[int, int], Any], blocks: list[tuple[int, int]], thr
     return list(pool.map(lambda ab: fn(*ab), blocks))
 
 
-def _small_blocks(nq: int, threads: int, most: int) -> list[tuple[int, int]]:
-    rows = max(1, min(most, -(-nq // (4 * max(threads, 1)))))
+def _small_blocks(nq: int, threads: int, most: int, per_thread: int = 4) -> list[tuple[int, int]]:
+    """Query row ranges of at most ``most`` rows, about ``per_thread`` a thread (for balance under load)."""
+    rows = max(1, min(most, -(-nq // (per_thread * max(threads, 1)))))
     return [(s, min(s + rows, nq)) for s in range(0, nq, rows)]
 
 
@@ -107,6 +112,9 @@ class Tables:
     _hash: tuple[np.ndarray, np.uint64] | None = None
     _sorted: SortedKeys | None = None
     _faiss: FaissScan | None = None
+    _planes: np.ndarray | None = None
+    _prefixes: tuple[np.ndarray, np.ndarray] | None = None
+    _shares: dict[int, float] = field(default_factory=dict)
     _mih: dict[int, MihTables] = field(default_factory=dict)
     _masks: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     knn_tried: int = 0    # k-NN queries that probed first, and how many probing settled
@@ -127,6 +135,45 @@ class Tables:
             self._faiss = FaissScan(self.groups)
         return self._faiss
 
+    def planes(self) -> np.ndarray:
+        """The codes transposed, (nwords, m), for the vector scan of codes longer than one word.
+
+        One-word codes are scanned in place, so this costs nothing for them (a (1, 0) placeholder);
+        longer codes hold a second copy of the distinct codes once a numba scan has run.
+        """
+        if self._planes is None:
+            codes = self.groups.codes
+            self._planes = (np.zeros((1, 0), np.uint64) if codes.shape[1] == 1
+                            else np.ascontiguousarray(codes.T))
+        return self._planes
+
+    def prefixes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each block of the scan's sorted codes' common prefix, a lower bound on its distances."""
+        if self._prefixes is None:
+            from dnnh.index.kernels import GROUP, PREFIX_BLOCK
+
+            self._prefixes = prefix_bounds(self.groups.codes, PREFIX_BLOCK, GROUP // PREFIX_BLOCK)
+        return self._prefixes
+
+    def scan_share(self, radius: int, sample: int = 32) -> float:
+        """Share of the prefix blocks a scan at ``radius`` reads, for queries drawn like the items.
+
+        Measured on ``sample`` stored items (the codes of random item slots, so a code weighs as
+        much as its bucket), as the MIH estimate uses the real tables: learned codes cluster, and
+        then most blocks are skipped; on random codes few are at small radii.
+        """
+        if radius not in self._shares:
+            g = self.groups
+            values, masks = self.prefixes()
+            nb = -(-g.ndistinct // cost.PREFIX_BLOCK)
+            slots = np.random.default_rng(0).integers(0, g.ntotal, sample)
+            q = g.codes[np.searchsorted(g.offsets, slots, side="right") - 1]
+            bound = np.zeros((sample, nb), np.int64)
+            for w in range(q.shape[1]):
+                bound += np.bitwise_count((q[:, None, w] ^ values[None, w, :nb]) & masks[None, w, :nb])
+            self._shares[radius] = float((bound <= radius).mean())
+        return self._shares[radius]
+
     def mih(self, s: int) -> MihTables:
         if s not in self._mih:
             self._mih[s] = MihTables.build(self.groups.codes, self.groups.sizes, self.nbits, s)
@@ -141,6 +188,8 @@ class Tables:
         total = sum(int(a.nbytes) for a in (self._hash[0],) if self._hash is not None)
         total += self._sorted.nbytes() if self._sorted is not None else 0
         total += self._faiss.nbytes() if self._faiss is not None else 0
+        total += int(self._planes.nbytes) if self._planes is not None else 0
+        total += sum(int(a.nbytes) for a in self._prefixes) if self._prefixes is not None else 0
         return total + sum(t.nbytes() for t in self._mih.values())
 
 
@@ -165,9 +214,11 @@ def knn(t: Tables, queries: np.ndarray, k: int, engine: str, strategy: str, thre
             masks, lims = np.zeros((0, nw), np.uint64), np.zeros(1, np.int64)
         out_d = np.empty((len(queries), k), np.int32)
         out_p = np.empty((len(queries), k), np.int64)
-        codes1 = _one_word(g.codes)
-        scanned = run_blocks(lambda a, b: kr.knn_block(g.codes, codes1, g.offsets, g.members, slots, shift, masks,
-                                                       lims, queries[a:b], k, t.nbits, out_d[a:b], out_p[a:b]),
+        codes1, planes = _one_word(g.codes), t.planes()
+        pre_vals, pre_masks = t.prefixes()
+        scanned = run_blocks(lambda a, b: kr.knn_block(g.codes, codes1, planes, pre_vals, pre_masks, g.offsets,
+                                                       g.members, slots, shift, masks, lims, queries[a:b], k, t.nbits,
+                                                       out_d[a:b], out_p[a:b]),
                              _small_blocks(len(queries), threads, 64), threads)
         if level >= 0:
             t.knn_tried += len(queries)
@@ -199,12 +250,18 @@ def knn(t: Tables, queries: np.ndarray, k: int, engine: str, strategy: str, thre
 def range_plan(t: Tables, radius: int, engine: str) -> cost.RangePlan:
     g = t.groups
     return cost.plan_range(g.ndistinct, g.codes.shape[1], t.nbits, radius, engine,
-                           lambda s: t.mih(s).estimated_candidates(radius))
+                           lambda s: t.mih(s).estimated_candidates(radius),
+                           (lambda: t.scan_share(radius)) if engine == "numba" else None)
 
 
-def range_search(t: Tables, queries: np.ndarray, radius: int, engine: str, strategy: str,
-                 threads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(lims (nq + 1), distances int32, positions int64) of every item within ``radius``, inclusive."""
+def range_search(t: Tables, queries: np.ndarray, radius: int, engine: str, strategy: str, threads: int,
+                 ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lims (nq + 1), distances int32, ids int64) of every item within ``radius``, inclusive.
+
+    ``ids[position]`` is an item's id (None: ids are the positions). Each query's results come by
+    distance, then distinct code (the groups' sorted order), then position: every strategy and
+    engine gives this same order, and none sorts items, only codes.
+    """
     g = t.groups
     m, nw = g.codes.shape
     nq = len(queries)
@@ -215,7 +272,7 @@ def range_search(t: Tables, queries: np.ndarray, radius: int, engine: str, strat
         raise ValueError(f"strategy='probe' at radius {radius} means {cost.ball_size(t.nbits, radius):,} probes a "
                          f"query on {t.nbits}-bit codes (limit {cost.MAX_PROBES:,}); use 'mih' or 'scan'")
     if engine == "numba":
-        return _range_numba(t, queries, radius, chosen, s, threads)
+        return _range_numba(t, queries, radius, chosen, s, threads, ids)
     if chosen == "probe":
         q, c, d = probe_candidates(t.sorted(), g.codes, queries, radius, t.nbits)
     elif chosen == "mih":
@@ -226,11 +283,14 @@ def range_search(t: Tables, queries: np.ndarray, radius: int, engine: str, strat
         found = run_blocks(lambda a, b: range_scan_block(g, queries[a:b], radius, a),
                            query_blocks(nq, m, threads), threads)
         q, c, d = (np.concatenate(x) for x in zip(*found)) if found else (np.zeros(0, np.int64),) * 3
-    return expand_range(g, q, c, d, nq)
+    lims, dist, pos = expand_range(g, q, c, d, nq)
+    return lims, dist, pos if ids is None else ids[pos].astype(np.int64, copy=False)
 
 
-def _range_numba(t: Tables, queries: np.ndarray, radius: int, chosen: str, s: int,
-                 threads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _range_numba(t: Tables, queries: np.ndarray, radius: int, chosen: str, s: int, threads: int,
+                 ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two passes over query blocks: find each query's codes (counting its items), then, with the
+    output allocated once at its final size, copy every bucket straight into place."""
     g = t.groups
     nw = g.codes.shape[1]
     slots, shift = np.full(16, -1, np.int32), np.uint64(60)
@@ -246,14 +306,20 @@ def _range_numba(t: Tables, queries: np.ndarray, radius: int, chosen: str, s: in
         mih = (tab.starts, tab.widths, radii, sub_masks, sub_lims, tab.ukeys, tab.ukey_lims, tab.uoffsets, tab.ucodes)
     code = {"scan": 0, "probe": 1, "mih": 2}[chosen]
     kr = kernels()
-    most = 16 if chosen == "scan" else 1024
     codes1 = _one_word(g.codes)
-    found = run_blocks(lambda a, b: kr.range_block(code, g.codes, codes1, g.offsets, g.members, radius, queries[a:b],
-                                                   slots, shift, masks, lims, *mih),
-                       _small_blocks(len(queries), threads, most), threads)
+    planes = t.planes() if chosen == "scan" else np.zeros((1, 0), np.uint64)
+    pre_vals, pre_masks = t.prefixes() if chosen == "scan" else (np.zeros((1, 0), np.uint64),) * 2
+    blocks = _small_blocks(len(queries), threads, 64 if chosen == "scan" else 1024, per_thread=2)
+    found = dict(zip(blocks, run_blocks(
+        lambda a, b: kr.range_candidates(code, g.codes, codes1, planes, pre_vals, pre_masks, g.offsets, radius,
+                                         queries[a:b], slots, shift, masks, lims, *mih), blocks, threads)))
     lims_out = np.zeros(len(queries) + 1, np.int64)
-    if found:
-        np.cumsum(np.concatenate([f[0] for f in found]), out=lims_out[1:])
-        return (lims_out, np.concatenate([f[1] for f in found]),
-                np.concatenate([f[2] for f in found]).astype(np.int64, copy=False))
-    return lims_out, np.zeros(0, np.int32), np.zeros(0, np.int64)
+    if not blocks:
+        return lims_out, np.zeros(0, np.int32), np.zeros(0, np.int64)
+    np.cumsum(np.concatenate([found[b][3] for b in blocks]), out=lims_out[1:])
+    out_d = np.empty(int(lims_out[-1]), np.int32)
+    out_i = np.empty(int(lims_out[-1]), np.int64)
+    id_map = np.zeros(0, np.int64) if ids is None else ids
+    run_blocks(lambda a, b: kr.range_fill(*found[(a, b)][:3], g.offsets, g.members, id_map, lims_out[a:b], out_d, out_i),
+               blocks, threads)
+    return lims_out, out_d, out_i
