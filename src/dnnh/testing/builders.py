@@ -8,6 +8,7 @@ import io
 import pickle
 import struct
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -187,3 +188,20 @@ def load_with_warnings(path, **options) -> tuple:
         warnings.simplefilter("always")
         dataset = load_dataset(path, **options)
     return dataset, [w for w in caught if issubclass(w.category, DataWarning)]
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """The bytes of a PNG file holding ``image`` (uint8, (H, W), (H, W, 1) or (H, W, 3))."""
+    arr = np.asarray(image, dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims ``width`` x ``height`` pixels in 60 bytes (its pixel data is missing): a pixel bomb's header."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16))
+            + chunk(b"IEND", b""))
