@@ -28,9 +28,10 @@ How Milvus's own contract is bridged (the tests check each point against ``Hammi
 - **Range search size.** Milvus returns at most top-k (16384) hits per query even in a range
   search. A query that fills the limit is asked again over halves of its distance range, then over
   halves of the primary-key range, until no part is full: the answer is always complete.
-- **Order.** Rows ascend by distance, equal distances by id. ``HammingIndex`` breaks ties by
-  insertion order; which of several equidistant items fill the last places of a k-NN row is
-  Milvus's choice, so ids may differ from ``HammingIndex``'s only among equal distances.
+- **Order.** Rows ascend by distance, equal distances by id. ``HammingIndex`` breaks k-NN ties by
+  insertion order (and orders a radius search by distance, code, insertion); which of several
+  equidistant items fill the last places of a k-NN row is Milvus's choice, so ids may differ from
+  ``HammingIndex``'s only among equal distances.
 - **Limits.** ``k`` above Milvus's top-k limit (16384) is refused with a clear error; queries go
   in batches of at most 16384 (Milvus's nq limit) and at most ~262k results per request.
 - **Default ids** continue after the largest id the collection has held since the last reset, as
