@@ -64,11 +64,6 @@ def data_source(args: argparse.Namespace) -> DataSource | None:
     return DataSource(str(args.data), root=str(args.root) if getattr(args, "root", None) else None, skip_corrupt=bool(getattr(args, "skip_corrupt", False)))
 
 
-def load_data(source: DataSource):
-    """The dataset (``--skip-corrupt`` reports what it dropped once, as a warning)."""
-    return source.load()
-
-
 def add_split_args(p: argparse.ArgumentParser, default_protocol: str = "auto") -> None:
     p.add_argument("--protocol", default=default_protocol, choices=("auto", "paper", "cifar10-1", "cifar10-2"),
                    help="auto: the paper's counts (100 queries, 500 training images a class) where every class "
@@ -138,6 +133,6 @@ def run_data(run, args: argparse.Namespace):
     source = data_source(args)
     if source is None:
         return run.load_dataset()
-    dataset = load_data(source)
+    dataset = source.load()
     run.check_data(dataset)
     return dataset

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _data_if_named(args: argparse.Namespace):
     """The dataset ``--data`` names (for the engines that need images), else None: the run's own."""
-    from dnnh.cli.common import data_source, load_data
+    from dnnh.cli.common import data_source
 
     source = data_source(args)
-    return load_data(source) if source is not None else None
+    return source.load() if source is not None else None

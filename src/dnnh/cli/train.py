@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from dnnh.cli.common import (add_data_args, add_shared_training_args, add_split_args, data_source, folder_path,
-                             load_data, positive_int, show_bars, split_spec, training_options)
+                             positive_int, show_bars, split_spec, training_options)
 from dnnh.training.config import RECIPES, TRIPLET_MODES, TrainConfig
 
 
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     main_rank = os.environ.get("RANK", "0") == "0"
     config = config_from_args(args)
     source = data_source(args)
-    dataset = load_data(source)
+    dataset = source.load()
     if args.resume and (args.run / SPLIT).exists():  # a resumed run keeps its own split
         split = Run.open(args.run).split
     else:
