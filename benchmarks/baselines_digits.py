@@ -32,6 +32,7 @@ from dnnh.baselines import SHALLOW_METHODS, make_shallow, pixel_features
 from dnnh.data.digits import load_digits
 from dnnh.data.splits import paper_split
 from dnnh.testing.reference import brute_force_map
+from dnnh import machine
 
 
 def cpu_model() -> str:
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and of every method")
     parser.add_argument("--methods", nargs="+", default=list(SHALLOW_METHODS))
     args = parser.parse_args()
+    print(f"# {machine.describe()} (at start)", flush=True)
 
     data = load_digits()
     X = pixel_features(data.images)

@@ -21,6 +21,7 @@ import numpy as np
 
 from dnnh.codes import CodeSet
 from dnnh.index import HammingIndex
+from dnnh import machine
 
 
 def geometry(query: CodeSet, database: CodeSet, k: int = 50) -> dict[str, float]:
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bits", type=int, default=48)
     p.add_argument("--k", type=int, default=50, help="neighbours in the vote (default 50)")
     args = p.parse_args(argv)
+    print(f"# {machine.describe()} (at start)", flush=True)
     suffix = f"_{args.bits}_query.npz"
     methods = sorted(q.name[:-len(suffix)] for q in (args.folder / "codes").glob(f"*{suffix}"))
     if not methods:

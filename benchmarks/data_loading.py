@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from dnnh.data import ArrayDataset, FileDataset, load_dataset
+from dnnh import machine
 
 BATCH = 100
 
@@ -215,6 +216,7 @@ def main() -> None:
     parser.add_argument("--jpegs", type=int, default=300, help="NUS-WIDE-like JPEGs for the 256x256 decode rate")
     parser.add_argument("--cifar", action="store_true", help="also a synthetic full-size CIFAR-10 tarball")
     args = parser.parse_args()
+    print(f"# {machine.describe()} (at start)", flush=True)
     print(f"# data loading benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
     f = bench_fashion(args.repeats)

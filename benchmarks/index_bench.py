@@ -40,7 +40,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 
-from dnnh.index import HammingIndex, cpu  # noqa: E402
+from dnnh import machine as cpu  # noqa: E402
+from dnnh.index import HammingIndex  # noqa: E402
 
 
 def learned_like(rng: np.random.Generator, n: int, nbits: int, centres: np.ndarray, unstable: np.ndarray,

@@ -18,7 +18,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from dnnh.index import HammingIndex, cpu, search  # noqa: E402
+from dnnh import machine as cpu  # noqa: E402
+from dnnh.index import HammingIndex, search  # noqa: E402
 from dnnh.index.layout import ball_size, to_words  # noqa: E402
 from dnnh.index.mih import split, table_radii  # noqa: E402
 

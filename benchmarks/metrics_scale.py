@@ -29,6 +29,7 @@ from typing import Callable  # noqa: E402
 import numpy as np  # noqa: E402
 
 from dnnh.metrics import mean_average_precision, precision_within_radius, retrieval_report  # noqa: E402
+from dnnh import machine
 
 MB = 1e6
 
@@ -57,6 +58,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-report", action="store_true", help="time only MAP and precision within radius 2")
     args = ap.parse_args()
+    print(f"# {machine.describe()} (at start)", flush=True)
 
     rng = np.random.default_rng(args.seed)
     db = rng.integers(0, 2, (args.db, args.bits), dtype=np.uint8)

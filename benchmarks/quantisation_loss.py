@@ -28,6 +28,7 @@ from dnnh.data.sources import DataSource
 from dnnh.evaluation import score_codes
 from dnnh.nn import DNNH
 from dnnh.runs import Run
+from dnnh import machine
 
 
 def outputs(model: DNNH, split, source: BatchSource, part: str, batch_size: int = 1024) -> np.ndarray:
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--root", help="folder holding the dataset's files")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
+    print(f"# {machine.describe()} (at start)", flush=True)
     torch.set_num_threads(args.threads)
     dataset = DataSource(args.data, root=args.root).load()
     print("| run | bits | MAP of 0/1 codes | MAP of continuous outputs | ratio | outputs within 0.1 of the cut |\n"

@@ -23,6 +23,7 @@ from dnnh.evaluation import evaluate_run
 from dnnh.runs import Run
 from dnnh.training.config import TrainConfig
 from dnnh.training.train import train
+from dnnh import machine
 
 BASE = dict(bits=48, epochs=20, augment="shift-flip", batchnorm=True, threads=1, num_workers=0, seed=0)
 
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variant", action="append", required=True, help="JSON object of config overrides")
     p.add_argument("--out", type=Path, default=Path("results/sweep"))
     args = p.parse_args(argv)
+    print(f"# {machine.describe()} (at start)", flush=True)
 
     dataset = load_dataset(args.data)
     split = Split.load(args.split)

@@ -21,6 +21,7 @@ import sys
 
 from dnnh.bench import run_bench
 from dnnh.data.sources import SplitSpec
+from dnnh import machine
 
 SHALLOW = ["lsh", "pcah", "itq", "sh", "cca-itq", "ksh", "sdh"]
 DEEP = ["dnnh", "dnnh-paper", "dnnh-fc", "dnnh-threshold", "dnnh-random", "dnnh-eps0.05", "dnnh-eps0.25",
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quick", action="store_true", help=f"2 epochs, 12 and 32 bits, methods {','.join(QUICK)}")
     args = p.parse_args(argv)
+    print(f"# {machine.describe()} (at start)", flush=True)
     if args.quick:  # its own folder: a bench folder refuses entries made with other epochs
         args.epochs, args.bits = args.epochs or 2, "12,32"
         args.methods = ",".join(QUICK) if args.methods == ",".join(FULL) else args.methods

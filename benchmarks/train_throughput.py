@@ -26,6 +26,7 @@ from dnnh.data.pipeline import BatchSource, Preprocessing
 from dnnh.losses import MinedTriplets, TripletRankingLoss
 from dnnh.miners import BatchTripletMiner
 from dnnh.nn import DNNH
+from dnnh import machine
 
 
 def step_rate(model: DNNH, batches, labels: torch.Tensor, steps: int) -> float:
@@ -51,6 +52,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
+    print(f"# {machine.describe()} (at start)", flush=True)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     labels = torch.arange(10).repeat_interleave(10)

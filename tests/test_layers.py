@@ -15,7 +15,7 @@ import dnnh
 
 ROOT = Path(dnnh.__file__).parent
 LAYERS = [
-    ["dnnh", "dnnh.atomic", "dnnh.locks", "dnnh.similarity"],
+    ["dnnh", "dnnh.atomic", "dnnh.locks", "dnnh.machine", "dnnh.similarity"],
     ["dnnh.nn", "dnnh.miners"],
     ["dnnh.data", "dnnh.codes", "dnnh.losses", "dnnh.baselines"],
     ["dnnh.index", "dnnh.metrics"],

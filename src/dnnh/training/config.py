@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from dnnh.miners import STRATEGIES
+from dnnh.machine import bf16_is_fast
 from dnnh.nn import ModelConfig
 from dnnh.training.objectives import LOSSES, ObjectiveSpec
 
@@ -55,15 +56,6 @@ def predates_reform(config: dict) -> tuple[str, str] | None:
     """(field, when) if ``config`` (a saved config dict) was trained under a loss's old formula."""
     reform = REFORMED.get(config.get("loss"))
     return reform if reform is not None and reform[0] not in config else None
-
-
-def bf16_is_fast() -> bool:
-    """Whether bf16 autocast runs on hardware here: a CPU with AMX-BF16 or AVX512-BF16 (CUDA: the GPU's)."""
-    try:
-        flags = open("/proc/cpuinfo").read().split()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def resolve_precision(precision: str) -> str:

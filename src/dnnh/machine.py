@@ -1,9 +1,11 @@
-"""What the scan runs on: CPU model, clock, the flags that decide its popcount path, load.
+"""What this machine is, for the code whose speed depends on it and for every benchmark's header.
 
 numba compiles the index's kernels for the host CPU (LLVM's ``-mcpu=host``), so the vector
 popcount it emits is VPOPCNTQ where the CPU has AVX-512 VPOPCNTDQ, a nibble-lookup popcount
 (VPSHUFB) with AVX2, scalar POPCNT or bit arithmetic below that: the same exact results at
-different speeds. Benchmarks print :func:`describe` so that every figure says where it was taken.
+different speeds. bf16 autocast runs on hardware with AMX-BF16 or AVX512-BF16 and is emulated
+(slowly) elsewhere. Benchmarks print :func:`describe` so that every figure says where it was taken:
+the CPU model, clock, the flags that matter, threads and the load average.
 """
 
 from __future__ import annotations
@@ -13,6 +15,19 @@ import platform
 
 #: /proc/cpuinfo flags that set the scan's speed, fastest path first.
 POPCOUNT_FLAGS = ("avx512_vpopcntdq", "avx512bw", "avx512f", "avx2", "popcnt")
+#: /proc/cpuinfo flags that make bf16 (and int8) arithmetic fast.
+BF16_FLAGS = ("amx_bf16", "avx512_bf16", "avx512_vnni")
+
+
+def cpu_flags() -> set[str]:
+    """The first processor's /proc/cpuinfo flags (empty where there is no /proc/cpuinfo)."""
+    return set(_cpuinfo().get("flags", "").split())
+
+
+def bf16_is_fast() -> bool:
+    """Whether bf16 autocast runs on hardware here: a CPU with AMX-BF16 or AVX512-BF16."""
+    flags = cpu_flags()
+    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def _cpuinfo() -> dict[str, str]:
@@ -57,7 +72,7 @@ def summary() -> dict[str, object]:
     return {
         "model": info.get("model name") or platform.processor() or platform.machine(),
         "mhz": float(mhz) if mhz else None,
-        "flags": [f for f in POPCOUNT_FLAGS if f in flags],
+        "flags": [f for f in POPCOUNT_FLAGS + BF16_FLAGS if f in flags],
         "popcount": popcount_path(flags) if flags else f"unknown ({platform.machine()})",
         "cpus": usable,
         "load": load,
@@ -70,5 +85,6 @@ def describe(threads: int | None = None) -> str:
     clock = f"{s['mhz']:.0f} MHz" if s["mhz"] else "clock unknown"
     used = f"{threads} of {s['cpus']}" if threads is not None else f"{s['cpus']}"
     load = " ".join(f"{x:.2f}" for x in s["load"]) or "n/a"  # type: ignore[union-attr]
-    return (f"CPU {s['model']}, {clock}; flags {' '.join(s['flags']) or 'none of ' + ' '.join(POPCOUNT_FLAGS)}; "
+    known = " ".join(POPCOUNT_FLAGS + BF16_FLAGS)
+    return (f"CPU {s['model']}, {clock}; flags {' '.join(s['flags']) or 'none of ' + known}; "
             f"scan popcount: {s['popcount']}; threads {used} CPUs; load average {load}")
