@@ -59,7 +59,10 @@ class FileLock:
 
 def lock_folder(folder: str | Path, what: str = "folder") -> FileLock:
     """The lock of a folder a process writes many files into (a run directory, a bench folder)."""
-    return FileLock(Path(folder) / LOCK_NAME, f"{what} {folder}")
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{what} {folder} is a file; choose a folder")
+    return FileLock(folder / LOCK_NAME, f"{what} {folder}")
 
 
 def lock_file(target: str | Path, what: str = "file") -> FileLock:

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
@@ -171,7 +170,7 @@ class Run:
         if config != self.config:
             raise ValueError(f"--resume needs the same training config as {self.path / CONFIG}; it differs "
                              f"({config_differences(self.config.to_dict(), config.to_dict())})")
-        if not all(_same(getattr(self.split, k), getattr(split, k)) for k in ("query", "database", "train", "val")):
+        if split != self.split:  # Split compares its four index arrays
             raise ValueError(f"--resume needs the same split as {self.path / SPLIT}; it differs")
 
     # --- the model ---------------------------------------------------------------------------
@@ -277,6 +276,3 @@ class Run:
                                          title=f"{name}: precision@k"))
         return paths
 
-
-def _same(a: np.ndarray, b: np.ndarray) -> bool:
-    return np.array_equal(np.asarray(a), np.asarray(b))

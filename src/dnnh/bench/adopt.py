@@ -21,8 +21,8 @@ from dnnh.bench.methods import Method
 from dnnh.bench.report import utc_now
 from dnnh.bench.runners import ADOPTED, BenchContext
 from dnnh.locks import LOCK_NAME, lock_folder
-from dnnh.runs import CONFIG, HISTORY, TIMING, Run, read_json
-from dnnh.training.config import config_differences, predates_reform
+from dnnh.runs import HISTORY, TIMING, Run, read_json
+from dnnh.training.config import config_differences
 
 Candidate = tuple[Method, int, "int | None"]
 
@@ -42,9 +42,8 @@ def adopt_run(source: str | Path, ctx: BenchContext, candidates: Sequence[Candid
         run.check_data(ctx.dataset)
     except ValueError as exc:
         raise ValueError(f"{what}: {exc}") from None
-    stale = predates_reform(read_json(source / CONFIG).get("config", {}))
-    if stale is not None:
-        raise ValueError(f"{what}: it is a {run.config.loss} run trained {stale[1]}")
+    if run.reformed is not None:
+        raise ValueError(f"{what}: it is a {run.config.loss} run trained {run.reformed[1]}")
     have = run.config.decisive()
     deep = [(m, b, s) for m, b, s in candidates if m.kind == "deep" and b == run.config.bits]
     if not deep:

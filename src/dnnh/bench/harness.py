@@ -28,8 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-import numpy as np
-
 from dnnh.atomic import atomic_write_text
 from dnnh.bench.adopt import adopt_run
 from dnnh.bench.methods import Method, resolve_methods
@@ -97,10 +95,6 @@ def _load_dataset(data: Any) -> tuple[Any, DataSource | None]:
     return data, DataSource.of(data)
 
 
-def _same_split(a: Split, b: Split) -> bool:
-    return all(np.array_equal(getattr(a, k), getattr(b, k)) for k in ("query", "database", "train", "val"))
-
-
 def _prepare_split(out: Path, dataset: Any, split_settings: dict, spec: SplitSpec) -> Split:
     """OUT/split.json: reused when present (after checking its settings), else drawn and written first."""
     split_file = spec.file
@@ -119,7 +113,7 @@ def _prepare_split(out: Path, dataset: Any, split_settings: dict, spec: SplitSpe
                              "use the saved settings or another output folder")
     if split_path.exists():
         split = Split.load(split_path)
-        if split_file is not None and not _same_split(Split.load(split_file), split):
+        if split_file is not None and Split.load(split_file) != split:
             raise ValueError(f"--split {split_file} differs from the split {split_path} this folder was scored on")
     elif split_file is not None:
         split = Split.load(split_file)
@@ -185,8 +179,6 @@ def run_bench(data: DataSource | str | Path | Any, out: str | Path, methods: Seq
         tune, tune_bits = True, parse_bits([tune_bits])[0]
     tune = tune or tune_only
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"bench folder {out} is a file; choose a folder")
     with lock_folder(out, "bench folder"):
         return _run_bench(data, out, chosen, nbits_list, split, training, topk, radius, target_map, command,
                           progress, plots, log, seed_list, at, tune, tune_bits, tune_only, grids, list(adopt))

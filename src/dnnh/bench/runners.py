@@ -13,6 +13,7 @@ is one training seed: the bench's own seed keeps the plain name (``dnnh_48``), o
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass, field
@@ -219,9 +220,8 @@ def _resumable_config(method: Method, nbits: int, common: dict[str, Any], run: R
     Runtime fields and fields neither config reads may differ (see :meth:`TrainConfig.decisive`);
     train() needs the saved config verbatim, so it is returned as saved.
     """
-    stale = predates_reform(json.loads((run.path / CONFIG).read_text()).get("config", {}))
-    if stale is not None:
-        raise ValueError(f"{run.path} holds a {run.config.loss} run trained {stale[1]}; "
+    if run.reformed is not None:
+        raise ValueError(f"{run.path} holds a {run.config.loss} run trained {run.reformed[1]}; "
                          f"delete {run.path} to train it again under today's formula")
     wanted = method.train_config(nbits, common)
     a, b = run.config.decisive(), wanted.decisive()
@@ -262,8 +262,10 @@ def train_run(method: Method, nbits: int, ctx: BenchContext, run_dir: Path, comm
         config, before = method.train_config(nbits, common), 0.0
     t0 = time.perf_counter()
 
+    opened = functools.cache(lambda: Run.open(run_dir))  # the run train() made, read once at its first epoch
+
     def checkpoint_clock(epoch: int, record: dict) -> None:
-        Run.open(run_dir).write_timing(before + time.perf_counter() - t0, epoch)
+        opened().write_timing(before + time.perf_counter() - t0, epoch)
 
     result = train(config, ctx.dataset, ctx.split, run_dir, resume=resume, progress=ctx.progress,
                    on_epoch_end=checkpoint_clock, source=ctx.source, log=None if ctx.progress else ctx.log)

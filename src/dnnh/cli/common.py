@@ -95,7 +95,7 @@ SHARED_TRAINING_FLAGS = {"backbone": "backbone", "input_size": "input_size", "ep
 def add_shared_training_args(p: argparse.ArgumentParser, every: bool = False) -> None:
     """The training flags of ``train`` and ``bench`` (``every``: the bench applies them to every deep method)."""
     from dnnh.nn import PRESETS
-    from dnnh.training.config import AUGMENTS
+    from dnnh.training.config import AUGMENTS, PRECISIONS
 
     of = " of every deep method" if every else ""
     p.add_argument("--backbone", choices=sorted(PRESETS), help=f"backbone{of} (default nin-small)")
@@ -111,7 +111,7 @@ def add_shared_training_args(p: argparse.ArgumentParser, every: bool = False) ->
     p.add_argument("--val-every", type=positive_int,
                    help="validate (and keep the best model) every N epochs (default 1)")
     p.add_argument("--threads", type=positive_int, help="torch threads")
-    p.add_argument("--precision", choices=("fp32", "bf16", "auto"),
+    p.add_argument("--precision", choices=(*PRECISIONS, "auto"),
                    help=f"arithmetic of the backbone while training{of}: fp32 (default), bf16 autocast, or auto "
                         "(bf16 on CPUs with AMX or AVX512-BF16, else fp32; config.json records the choice)")
     p.add_argument("--workers", type=non_negative_int, help="decoding worker processes for image files (default 2)")

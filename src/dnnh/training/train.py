@@ -112,14 +112,13 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
     directory is locked for the whole run: a second writer fails at once, naming this one.
     """
     run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ValueError(f"run directory {run_dir} is a file; choose a folder")
     ddp = Distributed.from_environment()  # one process, or one rank of torchrun's group
     if log is None and progress:
         log = tqdm.write
     if not ddp.is_main:
         progress, log = False, None
-    with lock_folder(run_dir, "run directory") if ddp.is_main else nullcontext():
+    lock = lock_folder(run_dir, "run directory")  # refuses a file's path, on every rank
+    with lock if ddp.is_main else nullcontext():
         return _train(config, dataset, split, run_dir, resume, progress, on_epoch_end, source, log, ddp)
 
 
