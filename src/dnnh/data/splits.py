@@ -231,10 +231,9 @@ def _finish(labels: np.ndarray, query: list[np.ndarray], train: list[np.ndarray]
             counts: dict[str, dict[str, int]]) -> Split:
     query_idx = np.sort(np.concatenate(query)).astype(np.int64) if query else np.empty(0, np.int64)
     train_idx = np.sort(np.concatenate(train)).astype(np.int64) if train else np.empty(0, np.int64)
-    database = np.setdiff1d(universe, query_idx)
     train_idx, val_idx = _carve_validation(train_idx, labels, val_fraction, rng)
-    return Split(query=query_idx, database=database.astype(np.int64), train=train_idx.astype(np.int64),
-                 val=val_idx, protocol=protocol, seed=seed, counts=counts)
+    return Split(query=query_idx, database=np.setdiff1d(universe, query_idx), train=train_idx, val=val_idx,
+                 protocol=protocol, seed=seed, counts=counts)  # Split casts each part to int64
 
 
 def _draw_single(labels: np.ndarray, classes: np.ndarray, n_query: np.ndarray, n_train: np.ndarray,
@@ -326,8 +325,9 @@ def auto_split(labels: np.ndarray, queries_per_class: int = 100, train_per_class
     t = _check_count(train_per_class, "train_per_class")
     if labels.ndim == 1:
         classes, sizes = np.unique(labels, return_counts=True)
-        if (sizes >= q + t).all():
-            return paper_split(labels, q, t, val_fraction, seed, protocol="auto")
+        if (sizes >= q + t).all():  # the paper's draw, without paper_split counting the classes again
+            return _draw_single(labels, classes, np.full(len(classes), q), np.full(len(classes), t),
+                                val_fraction, seed, "auto")
         chosen = np.asarray([auto_counts(int(k), q, t) for k in sizes], dtype=np.int64).reshape(-1, 2)
         if not chosen[:, 1].any():
             raise ValueError(f"every class is too small to train on (largest: {int(sizes.max())} items); "
