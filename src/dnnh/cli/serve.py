@@ -9,6 +9,7 @@ deletes items durably in ``--store`` (default RUN/serve/; one server per store).
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.util
 import socket
 import sys
@@ -68,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        import fastapi  # noqa: F401
+        importlib.import_module("fastapi")
         import uvicorn
     except ImportError:
         raise ImportError(MISSING_EXTRA) from None
@@ -116,7 +117,7 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.listen(2048)
     except OSError as exc:
         sock.close()
-        hint = "; is another server on it? choose another --port" if exc.errno == 98 else ""
+        hint = "; is another server on it? choose another --port" if exc.errno == errno.EADDRINUSE else ""
         raise ValueError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from None
     sock.set_inheritable(True)
     return sock

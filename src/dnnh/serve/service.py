@@ -22,7 +22,6 @@ from dnnh.runs import CODES, Run
 from dnnh.serve import DEFAULT_K_MAX, DEFAULT_MAX_MEGAPIXELS, DEFAULT_MAX_UPLOAD_MB
 from dnnh.serve.images import decode_upload, thumbnail_png
 from dnnh.serve.store import Store
-from dnnh.serve.tokens import read_token  # noqa: F401  (part of this module's API)
 
 #: Default store folder inside the run.
 STORE_DIR = "serve"
@@ -118,9 +117,6 @@ class QueryBatcher:
         if successor is not None:
             successor.done.set()
 
-    def close(self) -> None:
-        """Nothing to stop: the batcher has no thread of its own."""
-
 
 class Service:
     """A run behind a store: search by image or by item, add and delete items, item images."""
@@ -136,7 +132,7 @@ class Service:
         self.channels, self.input_size = int(prep.channels), int(prep.input_size)
         self._thumbs: OrderedDict[int, bytes] = OrderedDict()
         self._thumbs_lock = threading.Lock()
-        self._class_names = list(getattr(dataset, "class_names", None) or []) if dataset is not None else []
+        self._class_names = list(getattr(dataset, "class_names", None) or [])
         self._labels = np.asarray(dataset.labels) if dataset is not None else None
         self.started = time.time()
         self.batcher = QueryBatcher(lambda images: self.encoder.encode_images(images, role="query"))
@@ -214,7 +210,6 @@ class Service:
             raise
 
     def close(self) -> None:
-        self.batcher.close()
         self.store.close()
 
     # ------------------------------------------------------------------ auth

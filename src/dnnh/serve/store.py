@@ -184,7 +184,9 @@ class Store:
         self._main = HammingIndex(self.nbits, **self._index_kwargs)
         self._main_ids = np.zeros(0, np.int64)
         self._main_codes = np.zeros((0, (self.nbits + 7) // 8), np.uint8)
+        self._index_name: str | None = None  # the snapshot file state.json names
         self._tomb: set[int] = set()
+        self._tomb_ids = np.zeros(0, np.int64)  # the tombstones as an array, for searches to filter by
         self._delta = HammingIndex(self.nbits, **self._index_kwargs)
         self._delta_codes: dict[int, np.ndarray] = {}
         self._snapshot_wanted = threading.Event()
@@ -247,11 +249,8 @@ class Store:
         self.images_dir.mkdir(parents=True, exist_ok=True)
         state_path = self.path / STATE
         if not state_path.exists():
-            codes, ids = seed()
-            codes, ids = sorted_by_id(codes, ids)
-            index = HammingIndex(self.nbits, **self._index_kwargs)
-            index.add(codes, ids=ids)
-            self._prepare(index, codes)
+            codes, ids = sorted_by_id(*seed())
+            index = self._build(codes, ids)
             top = int(ids.max()) + 1 if len(ids) else 0
             self._install_main(index, ids, codes)
             self._next_id = max(first_id, top)
@@ -269,6 +268,7 @@ class Store:
             index_path = self.path / str(state["index"])
             if Path(state["index"]).name != state["index"]:
                 raise StoreError(f"{state_path} names an index outside the store ({state['index']!r})")
+            self._index_name = index_path.name
             try:
                 index = HammingIndex.load(index_path, **self._index_kwargs)
             except FileNotFoundError:
@@ -281,9 +281,9 @@ class Store:
             codes = index.codes() if index.ntotal else np.zeros((0, (self.nbits + 7) // 8), np.uint8)
             if len(ids) > 1 and bool((np.diff(ids) < 0).any()):  # written by hand or another tool: re-sort
                 codes, ids = sorted_by_id(codes, ids)
-                index = HammingIndex(self.nbits, **self._index_kwargs)
-                index.add(codes, ids=ids)
-            self._prepare(index, codes)
+                index = self._build(codes, ids)
+            else:
+                self._prepare(index, codes)
             self._install_main(index, ids, codes)
             self._snap_seq = self._seq = int(state["log_seq"])
             self._next_id = int(state["next_id"])
@@ -311,16 +311,25 @@ class Store:
         return state
 
     @staticmethod
-    def _prepare(index: HammingIndex, codes: np.ndarray) -> None:
+    def _prepare(index: HammingIndex, sample: np.ndarray) -> None:
         """Group the items and build the lookup tables now, before readers see the index: no search
-        ever regroups (searches only read), and none pays for building the tables."""
+        ever regroups (searches only read), and none pays for building the tables. ``sample``: any
+        packed code (1, nbytes) to warm the tables with."""
         index.ndistinct
         if index.ntotal:
-            index.search(codes[:1], 10)
+            index.search(sample[:1], 10)
+
+    def _build(self, codes: np.ndarray, ids: np.ndarray) -> HammingIndex:
+        """A new index of ``codes`` under ``ids``, prepared for readers."""
+        index = HammingIndex(self.nbits, **self._index_kwargs)
+        index.add(codes, ids=ids)
+        self._prepare(index, codes)
+        return index
 
     def _install_main(self, index: HammingIndex, ids: np.ndarray, codes: np.ndarray) -> None:
         self._main, self._main_ids, self._main_codes = index, np.asarray(ids, np.int64), np.asarray(codes, np.uint8)
         self._tomb = set()
+        self._tomb_ids = np.zeros(0, np.int64)
         self._delta = HammingIndex(self.nbits, **self._index_kwargs)
         self._delta_codes = {}
 
@@ -413,19 +422,19 @@ class Store:
         query = np.ascontiguousarray(query, dtype=np.uint8).reshape(1, -1)
         with self._rw.read():
             parts = []
-            for index, tomb in ((self._main, self._tomb), (self._delta, None)):
+            for index, tomb in ((self._main, self._tomb_ids), (self._delta, None)):
                 if index.ntotal == 0:
                     continue
                 if radius is None:
-                    want = k + (len(tomb) if tomb else 0)
+                    want = k + (len(tomb) if tomb is not None else 0)
                     dist, ids = index.search(query, min(want, index.ntotal))
                     dist, ids = dist[0], ids[0]
                     keep = ids >= 0
                 else:
                     _, dist, ids = index.range_search(query, radius)
                     keep = np.ones(len(ids), bool)
-                if tomb:
-                    keep &= ~np.isin(ids, np.fromiter(tomb, np.int64, len(tomb)))
+                if tomb is not None and len(tomb):
+                    keep &= ~np.isin(ids, tomb)
                 parts.append((dist[keep].astype(np.int64), ids[keep].astype(np.int64)))
         if not parts:
             return []
@@ -490,8 +499,7 @@ class Store:
                 delta = self._delta
                 with self._rw.write():
                     delta.add(codes, ids=ids)
-                    delta.ndistinct  # regroup now, under the lock: searches only read
-                    delta.search(codes[:1], 1)  # and rebuild its lookup tables
+                    self._prepare(delta, codes)  # regroup now, under the lock: searches only read
                     for item_id, code, item in zip(ids, codes, items):
                         self._delta_codes[int(item_id)] = code
                         self._labels[int(item_id)] = item.get("label")
@@ -503,12 +511,11 @@ class Store:
                 with self._rw.write():
                     if item_id in self._delta_codes:
                         self._delta.remove(item_id)
-                        self._delta.ndistinct
-                        if self._delta.ntotal:
-                            self._delta.search(next(iter(self._delta_codes.values()))[None, :], 1)
+                        self._prepare(self._delta, self._delta_codes[item_id][None, :])
                         del self._delta_codes[item_id]
                     else:
                         self._tomb.add(item_id)
+                        self._tomb_ids = np.append(self._tomb_ids, np.int64(item_id))
                     self._labels.pop(item_id, None)
             try:
                 os.unlink(self.image_path(item_id))
@@ -531,14 +538,12 @@ class Store:
         with self._writer:
             if self._seq == self._snap_seq and (self.path / STATE).exists():
                 return
-            keep = ~np.isin(self._main_ids, np.fromiter(self._tomb, np.int64, len(self._tomb)))
+            keep = ~np.isin(self._main_ids, self._tomb_ids)
             delta_ids = np.array(sorted(self._delta_codes), np.int64)
             ids = np.concatenate([self._main_ids[keep], delta_ids])
             codes = np.concatenate([self._main_codes[keep]] +
                                    ([np.stack([self._delta_codes[int(i)] for i in delta_ids])] if len(delta_ids) else []))
-            index = HammingIndex(self.nbits, **self._index_kwargs)
-            index.add(codes, ids=ids)
-            self._prepare(index, codes)  # off to the side: searches go on against the old index
+            index = self._build(codes, ids)  # off to the side: searches go on against the old index
             self._write_snapshot(index, self._seq)
             with self._rw.write():
                 self._install_main(index, ids, codes)
@@ -556,15 +561,12 @@ class Store:
                  "labels": {str(k): v for k, v in sorted(self._labels.items())}}
         atomic_write_text(self.path / STATE, json.dumps(state, indent=1))
         _fsync_dir(self.path)
-        self._snap_seq = seq
+        self._snap_seq, self._index_name = seq, name
 
     def _cleanup_snapshots(self) -> None:
-        try:
-            current = json.loads((self.path / STATE).read_text())["index"]
-        except (OSError, ValueError, KeyError):
-            return
+        """Remove the snapshot files state.json no longer names."""
         for entry in os.scandir(self.path):
-            if entry.name.startswith("index-") and entry.name.endswith(".dhi") and entry.name != current:
+            if entry.name.startswith("index-") and entry.name.endswith(".dhi") and entry.name != self._index_name:
                 try:
                     os.unlink(entry.path)
                 except OSError:
