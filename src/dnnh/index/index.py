@@ -37,6 +37,14 @@ def _as_int(value: object, name: str, low: int) -> int:
     return int(value)
 
 
+def check_default_ids(start: int, n: int) -> None:
+    """Raise unless ``n`` default ids from ``start`` on fit int64 (after an explicit id near 2**63-1 they do not)."""
+    if start + n - 1 > _INT64_MAX:
+        raise ValueError(f"cannot give {n} items default ids: they would continue after the largest id held "
+                         f"so far ({start - 1}) past 2**63-1, the largest int64 id; pass ids= explicitly, "
+                         "or reset() the index")
+
+
 class HammingIndex:
     """Exact k-NN and radius search over ``nbits``-bit codes packed by :func:`dnnh.codes.pack_bits`.
 
@@ -95,11 +103,8 @@ class HammingIndex:
         """
         codes = check_packed(codes, self.nbits, "codes")
         n = len(codes)
-        if ids is None and n and self._next_id + n - 1 > _INT64_MAX:
-            # After an explicit id near 2**63-1 the default ids have nowhere left to go (int64 ids).
-            raise ValueError(f"cannot give {n} items default ids: they would continue after the largest id held "
-                             f"so far ({self._next_id - 1}) past 2**63-1, the largest int64 id; pass ids= "
-                             "explicitly, or reset() the index")
+        if ids is None and n:
+            check_default_ids(self._next_id, n)
         if n == 0:
             if ids is not None:
                 self._check_ids(ids, n)

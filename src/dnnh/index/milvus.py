@@ -57,7 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dnnh.index.index import HammingIndex, _as_int
+from dnnh.index.index import HammingIndex, _as_int, check_default_ids
 from dnnh.index.layout import check_nbits, check_packed
 
 MISSING = "MilvusIndex needs pymilvus and milvus-lite: pip install 'dnnh[milvus]'"
@@ -275,10 +275,7 @@ class MilvusIndex:
         held = self._largest_held()  # another client may have added since this one last looked
         start = max(self._next_id, held + 1)
         if new_ids is None:
-            if start + n - 1 > _INT64_MAX:
-                raise ValueError(f"cannot give {n} items default ids: they would continue after the largest id held "
-                                 f"so far ({start - 1}) past 2**63-1, the largest int64 id; pass ids= explicitly, "
-                                 "or reset() the index")
+            check_default_ids(start, n)
             new_ids = np.arange(start, start + n, dtype=np.int64)
         largest = max(start - 1, int(new_ids.max()))
         if largest > held:  # recorded before the items go in: a failed insert skips ids, never reuses them
