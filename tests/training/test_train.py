@@ -198,6 +198,24 @@ def test_bf16_training_learns_and_records_its_precision(tmp_path, digits, small_
         TrainConfig(precision="fp16")
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_default_precision_is_auto_resolved_where_the_config_is_made(monkeypatch, fast):
+    import dnnh.training.config as config_module
+
+    monkeypatch.setattr(config_module, "bf16_is_fast", lambda: fast)
+    want = "bf16" if fast else "fp32"
+    assert TrainConfig().precision == want
+    assert TrainConfig.from_recipe("modern").precision == want
+    assert TrainConfig.from_recipe("modern", precision="fp32").precision == "fp32"
+    assert TrainConfig.from_recipe("paper").precision == "fp32"  # the paper's arithmetic
+    assert TrainConfig().replace(precision="auto").to_dict()["precision"] == want  # never saved as "auto"
+    # A config saved before the field existed trained in fp32, whatever this CPU would pick now.
+    saved = TrainConfig(precision="bf16").to_dict()
+    del saved["precision"]
+    assert TrainConfig.from_dict(saved).precision == "fp32"
+    assert TrainConfig.from_dict(TrainConfig().to_dict()) == TrainConfig()
+
+
 def test_a_checkpoint_holding_code_is_refused_without_torchs_advice_to_run_it(tmp_path, digits, small_split,
                                                                               tiny_config):
     import os

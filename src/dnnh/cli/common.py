@@ -112,8 +112,9 @@ def add_shared_training_args(p: argparse.ArgumentParser, every: bool = False) ->
                    help="validate (and keep the best model) every N epochs (default 1)")
     p.add_argument("--threads", type=positive_int, help="torch threads")
     p.add_argument("--precision", choices=(*PRECISIONS, "auto"),
-                   help=f"arithmetic of the backbone while training{of}: fp32 (default), bf16 autocast, or auto "
-                        "(bf16 on CPUs with AMX or AVX512-BF16, else fp32; config.json records the choice)")
+                   help=f"arithmetic of the backbone while training{of}: fp32, bf16 autocast, or auto (the "
+                        "modern recipe's default: bf16 on CPUs with AMX or AVX512-BF16, else fp32; the paper "
+                        "recipe: fp32); config.json records the choice")
     p.add_argument("--workers", type=non_negative_int, help="decoding worker processes for image files (default 2)")
 
 
