@@ -73,6 +73,43 @@ def test_every_cell_of_results_md_is_mean_std_and_count(seeded):
     assert (out / "map_vs_bits.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def _cell(method, bits, values):
+    return {"method": method, "bits": bits, "n": len(values),
+            "map": {"values": values, "mean": float(np.mean(values)),
+                    "std": float(np.std(values, ddof=1)) if len(values) > 1 else None}}
+
+
+def test_standing_ranks_each_multi_seed_length_and_counts_the_gap_in_standard_deviations():
+    from dnnh.bench.report import standing
+
+    cells = [_cell("a", 12, [0.70, 0.72, 0.74]),  # mean 0.72, std 0.02
+             _cell("b", 12, [0.60, 0.63, 0.66]),  # mean 0.63, std 0.03
+             _cell("lsh", 12, [0.30]),            # fitted once: std 0
+             _cell("a", 24, [0.80]), _cell("b", 24, [0.81])]  # one seed each: not ranked
+    (row,) = standing(cells)
+    assert row["bits"] == 12
+    by = {m["method"]: m for m in row["methods"]}
+    assert [by[m]["rank"] for m in ("a", "b", "lsh")] == [1, 2, 3]
+    assert by["a"]["against"] == "b" and by["a"]["gap"] == pytest.approx(0.09)
+    assert by["a"]["sd"] == pytest.approx(0.09 / (0.02 ** 2 + 0.03 ** 2) ** 0.5)  # 2.50 sd
+    assert by["b"]["against"] == "a" and by["b"]["gap"] == pytest.approx(-0.09)
+    assert by["lsh"]["gap"] == pytest.approx(-0.42) and by["lsh"]["sd"] == pytest.approx(-0.42 / 0.02)
+    assert standing([_cell("x", 12, [0.5]), _cell("y", 12, [0.4])]) == []  # no length with seeds
+    assert standing([_cell("x", 12, [0.5, 0.6])]) == []  # one method: nothing to stand against
+    (tied,) = standing([_cell("x", 12, [0.5, 0.5]), _cell("y", 12, [0.4])])
+    assert tied["methods"][0]["sd"] is None  # both spreads zero: no ratio to give
+
+
+def test_results_md_says_where_each_method_stands(seeded):
+    out, _ = seeded
+    markdown = (out / "results.md").read_text()
+    section = markdown.split("## Standing at the lengths with several seeds")[1].split("\n## ")[0]
+    assert "| method | 12 bits |" in section and "16 bits" not in section  # 16 bits has one seed
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "method" not in line]
+    assert sorted(line.split("|")[1].strip() for line in rows) == ["classifier", "dnnh", "lsh"]
+    assert sum(" 1: +" in line for line in rows) == 1  # one leader, ahead of the runner-up
+
+
 def test_map_vs_bits_draws_error_bars():
     fig = map_vs_bits_figure({"a": {12: 0.5, 48: 0.6}, "b": {12: 0.4, 48: 0.5}}, errors={"a": {12: 0.02, 48: 0.01}})
     ax = fig.axes[0]
@@ -91,7 +128,7 @@ def test_a_single_seed_folder_grows_into_a_multi_seed_one(tmp_path, digits, monk
     monkeypatch.setattr(runners, "train", lambda *a, **k: calls.append(a[0].seed) or real(*a, **k))
     grown = run_bench(digits, out, ["dnnh"], [12], **tiny_bench(epochs=1), seeds="0,1")
     assert calls == [1] and grown.entries[0] == single.entries[0]  # seed 0 read back, seed 1 trained
-    assert "± " in (out / "results.md").read_text()
+    assert "± " in (out / "results.md").read_text() and "## Standing" not in (out / "results.md").read_text()
 
 
 def test_seed_arguments_are_checked(tmp_path, digits, tiny_bench):

@@ -90,6 +90,50 @@ def aggregate(entries: Sequence[dict]) -> list[dict]:
     return cells
 
 
+def standing(cells: Sequence[dict]) -> list[dict]:
+    """Per code length with a multi-seed cell: each method's rank and its gap to the best other method.
+
+    The gap is ``mean - mean of the best other method`` (positive only for the leader, measured
+    against the runner-up), and ``sd`` is that gap over ``sqrt(std_a**2 + std_b**2)``: how many
+    standard deviations of the difference it spans. A method fitted once counts with std 0 (the
+    shallow ones are fitted once on the saved split); ``sd`` is None when both stds are.
+    """
+    out = []
+    for bits in sorted({c["bits"] for c in cells if c["n"] > 1}):
+        ranked = sorted((c for c in cells if c["bits"] == bits), key=lambda c: -c["map"]["mean"])
+        if len(ranked) < 2:  # a lone method has nothing to stand against
+            continue
+        rows = []
+        for rank, c in enumerate(ranked, start=1):
+            other = ranked[1] if rank == 1 else ranked[0]
+            gap = c["map"]["mean"] - other["map"]["mean"]
+            spread = float(np.hypot(c["map"]["std"] or 0.0, other["map"]["std"] or 0.0))
+            rows.append({"method": c["method"], "rank": rank, "mean": c["map"]["mean"], "n": c["n"],
+                         "against": other["method"], "gap": gap, "sd": gap / spread if spread > 0 else None})
+        out.append({"bits": bits, "methods": rows})
+    return out
+
+
+def _standing_section(rows: Sequence[dict]) -> list[str]:
+    if not rows:
+        return []
+    by = {(r["bits"], m["method"]): m for r in rows for m in r["methods"]}
+    methods = sorted({m for _, m in by}, key=lambda m: sum(by.get((r["bits"], m), {"rank": 99})["rank"] for r in rows))
+    lines = ["", "## Standing at the lengths with several seeds", "",
+             "Rank by mean MAP, and the gap to the best other method (the leader's to the runner-up) in MAP and "
+             "in standard deviations of the difference, sqrt(std_a² + std_b²); a method fitted once counts "
+             "with std 0.", "",
+             "| method | " + " | ".join(f"{r['bits']} bits" for r in rows) + " |", "|---|" + "---|" * len(rows)]
+    for m in methods:
+        cells = []
+        for r in rows:
+            x = by.get((r["bits"], m))
+            sd = "" if x is None or x["sd"] is None else f", {x['sd']:+.1f} sd"
+            cells.append("" if x is None else f"{x['rank']}: {x['gap']:+.4f} vs {x['against']}{sd}")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _mean_std(stats: dict, digits: int, n: int) -> str:
     if stats["std"] is None:
         return f"{stats['mean']:.{digits}f} ({n})"
@@ -226,6 +270,7 @@ def format_markdown(summary: dict) -> str:
         lines += [f"Not finished yet: {', '.join(summary['missing'])}.", ""]
     if len(seeds) > 1:
         lines.append(format_seed_table(summary["cells"], map_label=map_label))
+        lines += _standing_section(standing(summary["cells"]))
     else:
         lines.append(format_table([entry_row(e) for e in entries], map_label=map_label))
     deep = [e for e in entries if e["kind"] == "deep"]
