@@ -1,8 +1,9 @@
 """Atomic file writes: a crash or a full disk never leaves a half-written model, index or split.
 
 Data goes to a temporary file ``.<name>.<random>.tmp`` in the target's folder, is fsynced, then
-renamed over the target (``os.replace`` is atomic on one filesystem); on any error the temporary
-file is removed and the old target is untouched.
+renamed over the target (``os.replace`` is atomic on one filesystem), and the folder is fsynced so
+the rename itself survives a power loss; on any error the temporary file is removed and the old
+target is untouched.
 
 Modes: a new file gets the mode any ``open()`` would give it (0666 less the umask, default ACLs
 applied): the temporary file is created with ``os.open(..., 0o666)`` rather than ``mkstemp``
@@ -123,6 +124,7 @@ def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
         fh.flush()
         os.fsync(fh.fileno())
         os.replace(tmp, path)  # still locked: a concurrent cleaner cannot take the file away first
+        fsync_dir(path.parent)
     except BaseException:
         with suppress(OSError):  # closing flushes; a full disk must not hide the first error
             fh.close()
@@ -131,6 +133,20 @@ def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
         raise
     finally:
         fh.close()  # releases the lock (a second close is a no-op)
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Make a folder's entries (a rename, a new file) durable; a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -5,14 +5,19 @@ mix of the two). Now the first holds ``fcntl.flock`` on a lock file for as long 
 the second gets one line naming the holder's PID. The kernel drops the lock when the holder exits,
 ``kill -9`` included, so a crashed run never leaves a stale lock behind; the lock file itself
 stays (an empty marker, harmless) because deleting it would race with the next locker.
+
+Within one process, :class:`RWLock` lets many readers (searches) or one writer hold an object.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import Iterator
 
 LOCK_NAME = ".dnnh.lock"
 
@@ -69,3 +74,42 @@ def lock_file(target: str | Path, what: str = "file") -> FileLock:
     """The lock of one file replaced as a whole (an index): ``.<name>.lock`` beside it."""
     target = Path(target)
     return FileLock(target.parent / f".{target.name}.lock", f"{what} {target}")
+
+
+class RWLock:
+    """Many readers or one writer; a waiting writer holds back new readers (no writer starvation)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._writers_waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._writers_waiting += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writers_waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()

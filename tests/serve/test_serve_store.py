@@ -33,8 +33,7 @@ def open_store(path, codes=None, ids=None, **kwargs):
 
 def crash(store: Store) -> None:
     """What kill -9 leaves: the log as written, no final snapshot, the lock gone."""
-    store._log_fh.close()
-    store._log_fh = None
+    store._journal.close()
     store._lock.release()
     store._lock = None
 

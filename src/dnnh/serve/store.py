@@ -8,6 +8,7 @@ directories; a second owner gets one line naming the holder's PID)::
     index-<seq>.dhi     the index snapshot named by state.json (items sorted by id)
     wal.log             records appended since that snapshot, one line each:
                         ``<crc32 hex> <json>``, fsynced before a write is acknowledged
+                        (format and recovery rules: :mod:`dnnh.serve.journal`)
     images/<id>.png     images of added items, named by their integer id only (an image whose
                         id no record or snapshot names is a leftover of a crash, removed on open)
 
@@ -34,21 +35,19 @@ from __future__ import annotations
 import json
 import os
 import threading
-import zlib
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
-from dnnh.atomic import atomic_write_text
+from dnnh.atomic import atomic_write_text, fsync_dir
 from dnnh.index import HammingIndex
-from dnnh.locks import FileLock, lock_folder
+from dnnh.locks import FileLock, RWLock, lock_folder
+from dnnh.serve.journal import LOG, Journal, StoreError, read_records, write_durably
 
 STORE_FORMAT = "dnnh-serve-store/1"
 STATE = "state.json"
-LOG = "wal.log"
 IMAGES = "images"
 
 #: A snapshot is taken (in the background) once this many records are in the log, ...
@@ -59,97 +58,10 @@ SNAPSHOT_ITEMS = 20000
 _INT64_MAX = int(np.iinfo(np.int64).max)
 
 
-class StoreError(ValueError):
-    """A store folder that cannot be used as it is (a ValueError: the CLI prints it as one line)."""
-
-
-class RWLock:
-    """Many readers or one writer; a waiting writer holds back new readers (no writer starvation)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._readers = 0
-        self._writer = False
-        self._writers_waiting = 0
-
-    @contextmanager
-    def read(self) -> Iterator[None]:
-        with self._cond:
-            while self._writer or self._writers_waiting:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
-
-    @contextmanager
-    def write(self) -> Iterator[None]:
-        with self._cond:
-            self._writers_waiting += 1
-            while self._writer or self._readers:
-                self._cond.wait()
-            self._writers_waiting -= 1
-            self._writer = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writer = False
-                self._cond.notify_all()
-
-
 @dataclass(frozen=True)
 class Hit:
     id: int
     distance: int
-
-
-def _encode_record(record: dict) -> bytes:
-    body = json.dumps(record, sort_keys=True, separators=(",", ":"))
-    return f"{zlib.crc32(body.encode()):08x} {body}\n".encode()
-
-
-def _decode_record(line: bytes) -> dict | None:
-    """The record of one log line, or None when it is damaged (bad checksum, not JSON)."""
-    try:
-        crc, body = line.split(b" ", 1)
-        if int(crc, 16) != zlib.crc32(body):
-            return None
-        record = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return record if isinstance(record, dict) and isinstance(record.get("seq"), int) else None
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_durably(path: Path, data: bytes) -> None:
-    """Write and fsync ``path`` in place. Safe for an added item's image without a temporary file:
-    it is written before the log record that makes it part of the store, and a file no record
-    names (a crash mid-write) is removed on the next open."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o666)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def sorted_by_id(codes: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -176,7 +88,7 @@ class Store:
         self.images_dir = path / IMAGES
         self._rw = RWLock()
         self._writer = threading.Lock()     # one write (log append + apply) or snapshot at a time
-        self._log_fh = None
+        self._journal: Journal | None = None
         self._seq = 0                        # last record written
         self._snap_seq = 0                   # last record the snapshot includes
         self._next_id = 0
@@ -233,9 +145,8 @@ class Store:
             if self._seq > self._snap_seq:
                 self.snapshot()
         finally:
-            if self._log_fh is not None:
-                self._log_fh.close()
-                self._log_fh = None
+            if self._journal is not None:
+                self._journal.close()
             self._lock.release()
             self._lock = None  # type: ignore[assignment]
 
@@ -290,7 +201,7 @@ class Store:
             self._labels = {int(k): v for k, v in state.get("labels", {}).items()}
         self.replayed = self._replay()
         self._remove_orphan_images()
-        self._log_fh = open(self.path / LOG, "ab")
+        self._journal = Journal(self.path / LOG)
         if self.replayed:
             self.snapshot()
         self._cleanup_snapshots()
@@ -334,26 +245,9 @@ class Store:
         self._delta_codes = {}
 
     def _replay(self) -> int:
-        path = self.path / LOG
-        if not path.exists():
-            return 0
-        data = path.read_bytes()
-        lines = data.split(b"\n")
-        good_end, applied = 0, 0
-        for number, line in enumerate(lines, 1):
-            last = number == len(lines)
-            if last and not line:
-                break
-            record = None if last else _decode_record(line)  # a line without its newline is torn
-            if record is None:
-                if last or not any(lines[number:]):
-                    with open(path, "r+b") as fh:  # a torn tail: never acknowledged, cut it off
-                        fh.truncate(good_end)
-                        os.fsync(fh.fileno())
-                    break
-                raise StoreError(f"{path} is damaged at record {number} (of {len(lines) - 1}); "
-                                 "acknowledged writes after it cannot be trusted: restore the store from a backup")
-            good_end += len(line) + 1
+        """Apply the log's records that the snapshot does not include; how many."""
+        applied = 0
+        for record in read_records(self.path / LOG):
             if record["seq"] <= self._snap_seq:
                 continue  # already in the snapshot
             self._apply(record)
@@ -454,8 +348,8 @@ class Store:
             self._check_open()
             ids = list(range(self._next_id, self._next_id + len(codes)))
             for item_id, png in zip(ids, images):
-                _write_durably(self.image_path(item_id), png)
-            _fsync_dir(self.images_dir)
+                write_durably(self.image_path(item_id), png)
+            fsync_dir(self.images_dir)
             record = {"op": "add", "seq": self._seq + 1,
                       "items": [{"id": i, "code": c.tobytes().hex(), "label": label} for i, c in zip(ids, codes)]}
             self._append(record)
@@ -476,14 +370,11 @@ class Store:
         return True
 
     def _check_open(self) -> None:
-        if self._log_fh is None:
+        if self._journal is None or self._journal.closed:
             raise StoreError(f"store {self.path} is closed")
 
     def _append(self, record: dict) -> None:
-        fh = self._log_fh
-        fh.write(_encode_record(record))
-        fh.flush()
-        os.fsync(fh.fileno())
+        self._journal.append(record)
 
     def _apply(self, record: dict) -> None:
         """Apply one log record in memory, idempotently (replay may meet records twice)."""
@@ -547,10 +438,8 @@ class Store:
             self._write_snapshot(index, self._seq)
             with self._rw.write():
                 self._install_main(index, ids, codes)
-            if self._log_fh is not None:
-                self._log_fh.truncate(0)
-                self._log_fh.flush()
-                os.fsync(self._log_fh.fileno())
+            if self._journal is not None:
+                self._journal.clear()
             self._cleanup_snapshots()
 
     def _write_snapshot(self, index: HammingIndex, seq: int) -> None:
@@ -559,8 +448,7 @@ class Store:
         state = {"format": STORE_FORMAT, "nbits": self.nbits, "index": name, "log_seq": seq,
                  "next_id": self._next_id, "seed": self._seed_name,
                  "labels": {str(k): v for k, v in sorted(self._labels.items())}}
-        atomic_write_text(self.path / STATE, json.dumps(state, indent=1))
-        _fsync_dir(self.path)
+        atomic_write_text(self.path / STATE, json.dumps(state, indent=1))  # fsyncs the folder
         self._snap_seq, self._index_name = seq, name
 
     def _cleanup_snapshots(self) -> None:
