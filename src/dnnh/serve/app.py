@@ -21,7 +21,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Optional
 
-from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -222,7 +222,6 @@ def create_app(run: Any = None, *, service: Service | None = None, index: Any = 
         service = Service.open(run, index=index, store=store, token=token, engine=engine, limits=limits,
                                **service_options)
     svc = service
-    k_cap = svc.limits.k_max
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -235,12 +234,21 @@ def create_app(run: Any = None, *, service: Service | None = None, index: Any = 
                               "Every error answers `{\"error\": {\"status\", \"code\", \"message\"}}`.",
                   lifespan=lifespan)
     app.state.service = svc
-    bearer = HTTPBearer(auto_error=False, description="the token from --token-file or DNNH_TOKEN")
+    _add_error_handlers(app)
+    app.include_router(_search_routes(svc))
+    app.include_router(_item_routes(svc))
 
-    def require_token(request: Request, _: Any = Depends(bearer)) -> None:
-        problem = svc.auth_problem(request.headers.get("authorization"))
-        if problem is not None:
-            raise ApiError(problem[0], problem[1], headers={"WWW-Authenticate": "Bearer"} if problem[0] == 401 else None)
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(Guard, service=svc)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error in the one JSON shape: HTTP errors, validation errors, and anything unforeseen."""
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -260,46 +268,57 @@ def create_app(run: Any = None, *, service: Service | None = None, index: Any = 
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
         return error_response(500, f"internal error ({type(exc).__name__}); the server log has the details")
 
-    def fast_json(payload: dict) -> JSONResponse:
-        """The answer as JSON made here, in the worker thread: FastAPI would validate it against the
-        response model (which documents it) in one more thread hop, for nothing: the service built it."""
-        return JSONResponse(payload)
 
-    def read_upload(upload: UploadFile) -> bytes:
-        upload.file.seek(0)
-        return upload.file.read()
+def _fast_json(payload: dict) -> JSONResponse:
+    """The answer as JSON made here, in the worker thread: FastAPI would validate it against the
+    response model (which documents it) in one more thread hop, for nothing: the service built it."""
+    return JSONResponse(payload)
 
-    k_query = Query(10, ge=1, le=k_cap, description=f"results wanted (1..{k_cap})")
-    radius_query = Query(None, ge=0, description="only items within this Hamming distance (inclusive)")
 
-    @app.get("/api/health", response_model=Health, tags=["service"])
+def _read_upload(upload: UploadFile) -> bytes:
+    upload.file.seek(0)
+    return upload.file.read()
+
+
+def _k_query(svc: Service) -> Any:
+    return Query(10, ge=1, le=svc.limits.k_max, description=f"results wanted (1..{svc.limits.k_max})")
+
+
+_RADIUS_QUERY = Query(None, ge=0, description="only items within this Hamming distance (inclusive)")
+_ITEM_ID = PathParam(..., description="a stored item's id")
+
+
+def _search_routes(svc: Service) -> APIRouter:
+    """Reading: health, search by image, search by item, an item's image."""
+    router = APIRouter()
+    k_query = _k_query(svc)
+
+    @router.get("/api/health", response_model=Health, tags=["service"])
     def health() -> dict:
         """Liveness and what is served: items, bits, limits, whether writes are enabled."""
         return svc.health()
 
-    @app.post("/api/search", response_model=SearchResult, tags=["search"], responses=_errors(413, 415, 422))
+    @router.post("/api/search", response_model=SearchResult, tags=["search"], responses=_errors(413, 415, 422))
     def search(image: UploadFile = File(..., description="the query image (PNG, JPEG, ...)"),
-               k: int = k_query, radius: Optional[int] = radius_query) -> JSONResponse:
+               k: int = k_query, radius: Optional[int] = _RADIUS_QUERY) -> JSONResponse:
         """The k items nearest the image's code, ordered by Hamming distance then id."""
         try:
-            return fast_json(svc.search_image(read_upload(image), k, radius))
+            return _fast_json(svc.search_image(_read_upload(image), k, radius))
         except ImageRejected as exc:
             raise ApiError(exc.status, str(exc)) from None
 
-    @app.get("/api/items/{item_id}/similar", response_model=SearchResult, tags=["search"],
-             responses=_errors(404, 422))
-    def similar(item_id: int = PathParam(..., description="a stored item's id"), k: int = k_query,
-                radius: Optional[int] = radius_query) -> JSONResponse:
+    @router.get("/api/items/{item_id}/similar", response_model=SearchResult, tags=["search"],
+                responses=_errors(404, 422))
+    def similar(item_id: int = _ITEM_ID, k: int = k_query, radius: Optional[int] = _RADIUS_QUERY) -> JSONResponse:
         """The k items nearest a stored item's code (the item itself among them)."""
         try:
-            return fast_json(svc.similar(item_id, k, radius))
+            return _fast_json(svc.similar(item_id, k, radius))
         except NotFound as exc:
             raise ApiError(404, str(exc)) from None
 
-    @app.get("/api/items/{item_id}/image", tags=["items"], responses={200: {"content": {"image/png": {}}},
-                                                                     **_errors(404, 422)},
-             response_class=Response)
-    def item_image(item_id: int = PathParam(..., description="a stored item's id")) -> Response:
+    @router.get("/api/items/{item_id}/image", tags=["items"], response_class=Response,
+                responses={200: {"content": {"image/png": {}}}, **_errors(404, 422)})
+    def item_image(item_id: int = _ITEM_ID) -> Response:
         """The item's image as PNG (small dataset images scaled up to at least 96 px)."""
         try:
             png = svc.image_png(item_id)
@@ -307,22 +326,36 @@ def create_app(run: Any = None, *, service: Service | None = None, index: Any = 
             raise ApiError(404, str(exc)) from None
         return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
 
-    @app.post("/api/items", response_model=Added, status_code=201, tags=["items"],
-              dependencies=[Depends(require_token)], responses=_errors(401, 403, 413, 415, 422))
+    return router
+
+
+def _item_routes(svc: Service) -> APIRouter:
+    """Writing: add and delete items, behind the bearer token."""
+    bearer = HTTPBearer(auto_error=False, description="the token from --token-file or DNNH_TOKEN")
+
+    def require_token(request: Request, _: Any = Depends(bearer)) -> None:
+        problem = svc.auth_problem(request.headers.get("authorization"))
+        if problem is not None:
+            raise ApiError(problem[0], problem[1], headers={"WWW-Authenticate": "Bearer"} if problem[0] == 401 else None)
+
+    router = APIRouter(dependencies=[Depends(require_token)])
+
+    @router.post("/api/items", response_model=Added, status_code=201, tags=["items"],
+                 responses=_errors(401, 403, 413, 415, 422))
     def add_items(image: list[UploadFile] = File(..., description="one or more image files"),
                   label: Optional[str] = Form(None, description="a label for every image sent")) -> dict:
         """Add images: each is encoded and stored durably (logged and fsynced before this answers)."""
         try:
-            ids = svc.add_images([(f.filename or "", read_upload(f)) for f in image], label)
+            ids = svc.add_images([(f.filename or "", _read_upload(f)) for f in image], label)
         except ImageRejected as exc:
             raise ApiError(exc.status, str(exc)) from None
         except ValueError as exc:
             raise ApiError(422, str(exc)) from None
         return {"ids": ids, "items": [svc.item(i) for i in ids]}
 
-    @app.delete("/api/items/{item_id}", response_model=Deleted, tags=["items"],
-                dependencies=[Depends(require_token)], responses=_errors(401, 403, 404, 422))
-    def delete_item(item_id: int = PathParam(..., description="a stored item's id")) -> dict:
+    @router.delete("/api/items/{item_id}", response_model=Deleted, tags=["items"],
+                   responses=_errors(401, 403, 404, 422))
+    def delete_item(item_id: int = _ITEM_ID) -> dict:
         """Delete an item durably."""
         try:
             svc.delete(item_id)
@@ -330,10 +363,4 @@ def create_app(run: Any = None, *, service: Service | None = None, index: Any = 
             raise ApiError(404, str(exc)) from None
         return {"id": item_id, "deleted": True}
 
-    @app.get("/", include_in_schema=False)
-    def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html", media_type="text/html")
-
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(Guard, service=svc)
-    return app
+    return router
