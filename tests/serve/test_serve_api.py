@@ -292,7 +292,12 @@ def test_a_bad_file_among_several_adds_nothing(client):
 
 
 def test_docs_page_and_unknown_routes(client):
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    # Swagger UI comes from this server (fastapi-offline), not a CDN: /docs works without internet.
+    assert "swagger-ui-bundle.js" in docs.text and "cdn." not in docs.text and "https://" not in docs.text
+    script = re.search(r'<script src="([^"]+swagger-ui-bundle\.js)"', docs.text).group(1)
+    assert client.get(script).status_code == 200
     schema = client.get("/openapi.json").json()
     assert {"/api/health", "/api/search", "/api/items", "/api/items/{item_id}", "/api/items/{item_id}/similar",
             "/api/items/{item_id}/image"} <= set(schema["paths"])

@@ -188,3 +188,24 @@ def test_every_control_has_a_label(page):
         .map(el => el.id || el.outerHTML)""")
     assert unlabelled == []
     assert np.all([page.locator(s).count() == 1 for s in ("#file-input", "#k-input", "#radius-input", "#search-button")])
+
+
+def test_the_api_docs_render_with_no_internet(browser, server):
+    context = browser.new_context()
+    pg = context.new_page()
+    outside = []
+
+    def only_this_server(route):
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    pg.route("**/*", only_this_server)
+    pg.goto(server + "/docs")
+    pg.wait_for_selector(".swagger-ui .info .title", timeout=15000)
+    assert "dnnh retrieval service" in pg.locator(".swagger-ui .info .title").inner_text()
+    pg.wait_for_selector(".opblock-summary-path[data-path='/api/search']")
+    assert outside == []  # nothing was asked of another host
+    context.close()

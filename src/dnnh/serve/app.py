@@ -228,7 +228,7 @@ def create_app(run: Any = None, *, service: Service | None = None, index: Any = 
         yield
         svc.close()
 
-    app = FastAPI(title="dnnh retrieval service", version="1",
+    app = _fastapi_class()(title="dnnh retrieval service", version="1",
                   description=f"Search the database of the run `{svc.run.path.name}` ({svc.nbits}-bit codes) by image "
                               "or by item; add and delete items (writes need `Authorization: Bearer <token>`). "
                               "Every error answers `{\"error\": {\"status\", \"code\", \"message\"}}`.",
@@ -245,6 +245,17 @@ def create_app(run: Any = None, *, service: Service | None = None, index: Any = 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(Guard, service=svc)
     return app
+
+
+def _fastapi_class() -> Any:
+    """FastAPI, or fastapi-offline's factory where installed (the serve extra): it serves /docs and
+    /redoc with Swagger UI and ReDoc from this machine. FastAPI's own pages load them from a CDN,
+    which leaves a blank page on a machine without internet access."""
+    try:
+        from fastapi_offline import FastAPIOffline
+    except ImportError:
+        return FastAPI
+    return FastAPIOffline
 
 
 def _add_error_handlers(app: FastAPI) -> None:
