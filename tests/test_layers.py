@@ -15,11 +15,11 @@ import dnnh
 
 ROOT = Path(dnnh.__file__).parent
 LAYERS = [
-    ["dnnh", "dnnh.atomic", "dnnh.locks", "dnnh.machine", "dnnh.similarity"],
+    ["dnnh", "dnnh.atomic", "dnnh.checks", "dnnh.locks", "dnnh.machine", "dnnh.similarity"],
     ["dnnh.nn", "dnnh.miners"],
     ["dnnh.data", "dnnh.codes", "dnnh.losses", "dnnh.baselines"],
     ["dnnh.index", "dnnh.metrics"],
-    ["dnnh.runs", "dnnh.training", "dnnh.encoder", "dnnh.evaluation", "dnnh.export"],
+    ["dnnh.config", "dnnh.runs", "dnnh.training", "dnnh.encoder", "dnnh.evaluation", "dnnh.export"],
     ["dnnh.bench", "dnnh.demo", "dnnh.serve"],
     ["dnnh.cli", "dnnh.__main__", "dnnh.testing"],
 ]

@@ -40,7 +40,7 @@ from dnnh.data.sources import DataSource
 from dnnh.data.splits import Split
 from dnnh.metrics import RetrievalReport
 from dnnh.nn import DNNH, ModelConfig
-from dnnh.training.config import TrainConfig, config_differences, predates_reform
+from dnnh.config import TrainConfig, config_differences, predates_reform
 
 RUN_FORMAT = "dnnh-run/2"
 #: Formats this version opens; a /1 run (no model config, data source in data.json) is read as /2.

@@ -200,7 +200,7 @@ def test_bf16_training_learns_and_records_its_precision(tmp_path, digits, small_
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_default_precision_is_auto_resolved_where_the_config_is_made(monkeypatch, fast):
-    import dnnh.training.config as config_module
+    import dnnh.config as config_module
 
     monkeypatch.setattr(config_module, "bf16_is_fast", lambda: fast)
     want = "bf16" if fast else "fp32"

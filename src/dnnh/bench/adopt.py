@@ -2,7 +2,7 @@
 
 The run is adopted only if it is what the bench would have trained itself: the same split (the
 four index arrays of its split.json equal the folder's), the same data (fingerprint), and a
-config whose decisive fields (:meth:`~dnnh.training.config.TrainConfig.decisive`) equal those of
+config whose decisive fields (:meth:`~dnnh.config.TrainConfig.decisive`) equal those of
 one of the bench's own entries (method, code length, seed; tuned settings included). It is then
 copied to ``OUT/runs/<entry>/`` with an ``adopted.json`` saying where it came from, and the
 bench treats it as its own run: a finished run is scored, an unfinished one continued. Its
@@ -22,7 +22,7 @@ from dnnh.bench.report import utc_now
 from dnnh.bench.runners import ADOPTED, BenchContext
 from dnnh.locks import LOCK_NAME, lock_folder
 from dnnh.runs import HISTORY, TIMING, Run, read_json
-from dnnh.training.config import config_differences
+from dnnh.config import config_differences
 
 Candidate = tuple[Method, int, "int | None"]
 
@@ -45,10 +45,10 @@ def adopt_run(source: str | Path, ctx: BenchContext, candidates: Sequence[Candid
     if run.reformed is not None:
         raise ValueError(f"{what}: it is a {run.config.loss} run trained {run.reformed[1]}")
     have = run.config.decisive()
-    deep = [(m, b, s) for m, b, s in candidates if m.kind == "deep" and b == run.config.bits]
+    deep = [(m, b, s) for m, b, s in candidates if m.kind == "deep" and b == run.config.nbits]
     if not deep:
         lengths = sorted({b for _, b, _ in candidates})
-        raise ValueError(f"{what}: it has {run.config.bits} bits; this bench trains deep entries at {lengths}")
+        raise ValueError(f"{what}: it has {run.config.nbits} bits; this bench trains deep entries at {lengths}")
     wanted = {ctx.entry_name(m, b, s): m.train_config(b, ctx.common_for(s)).decisive() for m, b, s in deep}
     matches = [name for name, config in wanted.items() if config == have]
     if not matches:

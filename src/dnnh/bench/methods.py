@@ -4,7 +4,7 @@ Three kinds:
 
 - ``shallow``: a baseline estimator of :mod:`dnnh.baselines` on raw pixels (lsh, pcah, itq, sh,
   cca-itq, ksh, sdh);
-- ``deep``: a :class:`~dnnh.training.config.TrainConfig` recipe plus the overrides that define the
+- ``deep``: a :class:`~dnnh.config.TrainConfig` recipe plus the overrides that define the
   method (DNNH, its ablations, the later losses, CNNH). Every deep method of one bench shares the
   backbone, input size, epochs and seed given to the bench, so only the method differs;
 - ``features``: ``<shallow>@features``, a shallow method on the penultimate (50q backbone)
@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 from dnnh.baselines import SHALLOW_METHODS
-from dnnh.training.config import TrainConfig
+from dnnh.config import TrainConfig
 
 KINDS = ("shallow", "deep", "features")
 #: Tuned settings that scale with the code length when carried from the tuning length to another
@@ -77,9 +77,9 @@ class Method:
         if clash:
             raise ValueError(f"training option(s) {clash} cannot be set for the whole bench: method {self.name} "
                              f"sets them itself ({', '.join(f'{k}={own[k]!r}' for k in clash)})")
-        if "bits" in common:
-            raise ValueError("bits are given per entry, not among the shared training options")
-        return TrainConfig.from_recipe(self.recipe, **{**common, **own, "bits": int(nbits)})
+        if "nbits" in common or "bits" in common:
+            raise ValueError("code lengths (nbits) are given per entry, not among the shared training options")
+        return TrainConfig.from_recipe(self.recipe, **{**common, **own, "nbits": int(nbits)})
 
 
 def _deep(name: str, description: str, recipe: str = "modern", **overrides: Any) -> Method:

@@ -31,7 +31,7 @@ from dnnh.encoder import Encoder
 from dnnh.evaluation import score_codes
 from dnnh.metrics import RetrievalReport
 from dnnh.runs import CONFIG, Run
-from dnnh.training.config import TrainConfig, config_differences, predates_reform
+from dnnh.config import TrainConfig, config_differences, predates_reform
 from dnnh.training.train import train
 
 ENTRY_FORMAT = "dnnh-bench-entry/1"

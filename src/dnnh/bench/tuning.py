@@ -48,7 +48,7 @@ from dnnh.atomic import atomic_write_text
 from dnnh.bench.methods import Method
 from dnnh.bench.report import utc_now
 from dnnh.bench.runners import BenchContext, load_finished, normalise, signature, train_run, training_record
-from dnnh.training.config import RUNTIME_FIELDS, config_differences
+from dnnh.config import RUNTIME_FIELDS, config_differences
 
 TUNING_FORMAT = "dnnh-tuning/1"
 POINT_FORMAT = "dnnh-tune-point/1"

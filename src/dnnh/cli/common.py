@@ -2,7 +2,7 @@
 
 ``--data/--root/--skip-corrupt`` become a :class:`~dnnh.data.sources.DataSource`, the split flags
 a :class:`~dnnh.data.sources.SplitSpec`, the training flags a dict of
-:class:`~dnnh.training.config.TrainConfig` fields: ``train``, ``bench`` and the demo hand those
+:class:`~dnnh.config.TrainConfig` fields: ``train``, ``bench`` and the demo hand those
 objects to the library, which owns every default.
 """
 
@@ -95,7 +95,7 @@ SHARED_TRAINING_FLAGS = {"backbone": "backbone", "input_size": "input_size", "ep
 def add_shared_training_args(p: argparse.ArgumentParser, every: bool = False) -> None:
     """The training flags of ``train`` and ``bench`` (``every``: the bench applies them to every deep method)."""
     from dnnh.nn import PRESETS
-    from dnnh.training.config import AUGMENTS, PRECISIONS
+    from dnnh.config import AUGMENTS, PRECISIONS
 
     of = " of every deep method" if every else ""
     p.add_argument("--backbone", choices=sorted(PRESETS), help=f"backbone{of} (default nin-small)")
@@ -120,7 +120,7 @@ def add_shared_training_args(p: argparse.ArgumentParser, every: bool = False) ->
 
 def training_options(args: argparse.Namespace) -> dict[str, Any]:
     """The config fields set by the flags of :func:`add_shared_training_args` that were given."""
-    from dnnh.training.config import resolve_precision
+    from dnnh.config import resolve_precision
 
     options = {field: getattr(args, dest) for field, dest in SHARED_TRAINING_FLAGS.items()
                if getattr(args, dest, None) is not None}

@@ -6,7 +6,7 @@ import argparse
 
 from dnnh.cli.common import (add_data_args, add_shared_training_args, add_split_args, data_source, folder_path,
                              positive_int, show_bars, split_spec, training_options)
-from dnnh.training.config import RECIPES, TRIPLET_MODES, TrainConfig
+from dnnh.config import RECIPES, TRIPLET_MODES, TrainConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,9 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    overrides = {k: getattr(args, k) for k in ("bits", "encoder", "eps", "triplets", "margin", "distance", "lr",
+    overrides = {k: getattr(args, k) for k in ("encoder", "eps", "triplets", "margin", "distance", "lr",
                                                "weight_decay", "seed") if getattr(args, k, None) is not None}
     overrides.update(training_options(args))
+    if args.bits is not None:
+        overrides["nbits"] = args.bits
     if args.no_threshold:
         overrides["eps"] = None
     if args.smooth_loss:

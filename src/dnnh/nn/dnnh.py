@@ -18,6 +18,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from dnnh.checks import accept_old_bits_keyword, check_nbits
 from dnnh.nn.encoders import DivideAndEncode, FullyConnectedEncoder
 from dnnh.nn.nin import PRESETS, build_nin
 
@@ -38,6 +39,17 @@ class ModelConfig:
     dropout: float | None = None
     batchnorm: bool = False
 
+    def __post_init__(self) -> None:
+        """The one check of an architecture: :class:`DNNH` is built from a config that passed it."""
+        object.__setattr__(self, "nbits", check_nbits(self.nbits))
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        if self.backbone not in PRESETS:
+            raise ValueError(f"unknown backbone {self.backbone!r}; choose one of {sorted(PRESETS)}")
+        object.__setattr__(self, "in_channels", int(self.in_channels))
+        object.__setattr__(self, "separate_query_network", bool(self.separate_query_network))
+        object.__setattr__(self, "batchnorm", bool(self.batchnorm))
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -48,6 +60,9 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model config keys {unknown}; known: {sorted(known)}")
         return cls(**data)
+
+
+ModelConfig.__init__ = accept_old_bits_keyword(ModelConfig.__init__)  # type: ignore[method-assign]
 
 
 class HashNetwork(nn.Module):
@@ -78,42 +93,36 @@ class HashNetwork(nn.Module):
 
 
 class DNNH(nn.Module):
-    """``forward(images)`` -> approximate codes in [0, 1]^bits; ``encode(images)`` -> 0/1 bits (uint8).
+    """``forward(images)`` -> approximate codes in [0, 1]^nbits; ``encode(images)`` -> 0/1 bits (uint8).
 
-    ``bits`` is the code length (``nbits`` on the instance). eps is the threshold's half band
-    (None: no threshold, the ablation). The default 0.1 is discussed in docs/RESULTS.md next to
+    ``nbits`` is the code length (``DNNH(48)``; ``bits=`` and ``.bits``, its old name, still work).
+    eps is the threshold's half band (None: no threshold, the ablation). The default 0.1 is discussed in docs/RESULTS.md next to
     the other values measured.
     """
 
-    def __init__(self, bits: int, backbone: str = "nin-small", in_channels: int = 3,
+    @accept_old_bits_keyword
+    def __init__(self, nbits: int, backbone: str = "nin-small", in_channels: int = 3,
                  encoder: str = "divide-and-encode", eps: float | None = 0.1,
                  separate_query_network: bool = False, dropout: float | None = None,
                  batchnorm: bool = False) -> None:
         super().__init__()
-        if int(bits) != bits or bits <= 0:
-            raise ValueError(f"bits must be a positive integer, got {bits!r}")
-        if encoder not in ENCODERS:
-            raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
-        if backbone not in PRESETS:
-            raise ValueError(f"unknown backbone {backbone!r}; choose one of {sorted(PRESETS)}")
-        self.config = ModelConfig(nbits=int(bits), backbone=backbone, in_channels=int(in_channels), encoder=encoder,
-                                  eps=eps, separate_query_network=bool(separate_query_network), dropout=dropout,
-                                  batchnorm=bool(batchnorm))
-        self.nbits, self.backbone_name, self.in_channels = int(bits), backbone, int(in_channels)
-        self.net = HashNetwork(self.nbits, backbone, in_channels, encoder, eps, dropout, batchnorm)
-        self.query_net = (HashNetwork(self.nbits, backbone, in_channels, encoder, eps, dropout, batchnorm)
-                          if separate_query_network else None)
+        c = self.config = ModelConfig(nbits=nbits, backbone=backbone, in_channels=in_channels, encoder=encoder,
+                                      eps=eps, separate_query_network=separate_query_network, dropout=dropout,
+                                      batchnorm=batchnorm)  # the one check of these arguments
+        self.nbits, self.backbone_name, self.in_channels = c.nbits, c.backbone, c.in_channels
+        self.net = HashNetwork(c.nbits, c.backbone, c.in_channels, c.encoder, c.eps, c.dropout, c.batchnorm)
+        self.query_net = (HashNetwork(c.nbits, c.backbone, c.in_channels, c.encoder, c.eps, c.dropout, c.batchnorm)
+                          if c.separate_query_network else None)
 
     @classmethod
     def from_config(cls, config: ModelConfig | Mapping[str, Any]) -> "DNNH":
         """The model ``config`` describes (a :class:`ModelConfig` or its dict), freshly initialised."""
         c = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
-        return cls(c.nbits, backbone=c.backbone, in_channels=c.in_channels, encoder=c.encoder, eps=c.eps,
-                   separate_query_network=c.separate_query_network, dropout=c.dropout, batchnorm=c.batchnorm)
+        return cls(**c.to_dict())
 
     @property
     def bits(self) -> int:
-        """The code length (the public name of ``nbits``, as in ``DNNH(bits, ...)``)."""
+        """The code length under its old name (read ``nbits``)."""
         return self.nbits
 
     @property

@@ -14,6 +14,7 @@ import math
 import torch
 from torch import nn
 
+from dnnh.checks import accept_old_bits_keyword, check_nbits
 from dnnh.nn.threshold import PiecewiseThreshold
 
 
@@ -22,43 +23,53 @@ def _activation(eps: float | None) -> nn.Module:
     return nn.Sequential(nn.Sigmoid(), PiecewiseThreshold(eps)) if eps is not None else nn.Sigmoid()
 
 
-class DivideAndEncode(nn.Module):
-    def __init__(self, in_features: int, bits: int, eps: float | None = 0.1) -> None:
+class _Head(nn.Module):
+    """What both heads share: ``nbits`` outputs (``bits``: its old name, still read)."""
+
+    nbits: int
+
+    @property
+    def bits(self) -> int:
+        return self.nbits
+
+
+class DivideAndEncode(_Head):
+    @accept_old_bits_keyword
+    def __init__(self, in_features: int, nbits: int, eps: float | None = 0.1) -> None:
         super().__init__()
-        if bits <= 0:
-            raise ValueError(f"bits must be positive, got {bits}")
-        if in_features % bits:
-            raise ValueError(f"in_features ({in_features}) must be a multiple of bits ({bits}): "
-                             f"the features are cut into {bits} equal slices")
-        self.in_features, self.bits, self.slice_size = in_features, bits, in_features // bits
-        self.weight = nn.Parameter(torch.empty(bits, self.slice_size))
-        self.bias = nn.Parameter(torch.empty(bits))
+        nbits = check_nbits(nbits)
+        if in_features % nbits:
+            raise ValueError(f"in_features ({in_features}) must be a multiple of nbits ({nbits}): "
+                             f"the features are cut into {nbits} equal slices")
+        self.in_features, self.nbits, self.slice_size = in_features, nbits, in_features // nbits
+        self.weight = nn.Parameter(torch.empty(nbits, self.slice_size))
+        self.bias = nn.Parameter(torch.empty(nbits))
         bound = 1.0 / math.sqrt(self.slice_size)  # nn.Linear's default init, per slice
         nn.init.uniform_(self.weight, -bound, bound)
         nn.init.uniform_(self.bias, -bound, bound)
         self.activation = _activation(eps)
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
-        """Pre-sigmoid values, (n, bits): slice k of the features dotted with weight row k."""
+        """Pre-sigmoid values, (n, nbits): slice k of the features dotted with weight row k."""
         if features.shape[-1] != self.in_features:
             raise ValueError(f"expected {self.in_features} features, got {features.shape[-1]}")
-        slices = features.reshape(features.shape[0], self.bits, self.slice_size)
+        slices = features.reshape(features.shape[0], self.nbits, self.slice_size)
         return torch.einsum("nks,ks->nk", slices, self.weight) + self.bias
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.activation(self.logits(features))
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, bits={self.bits}, slice_size={self.slice_size}"
+        return f"in_features={self.in_features}, nbits={self.nbits}, slice_size={self.slice_size}"
 
 
-class FullyConnectedEncoder(nn.Module):
-    def __init__(self, in_features: int, bits: int, eps: float | None = 0.1) -> None:
+class FullyConnectedEncoder(_Head):
+    @accept_old_bits_keyword
+    def __init__(self, in_features: int, nbits: int, eps: float | None = 0.1) -> None:
         super().__init__()
-        if bits <= 0:
-            raise ValueError(f"bits must be positive, got {bits}")
-        self.in_features, self.bits = in_features, bits
-        self.linear = nn.Linear(in_features, bits)
+        nbits = check_nbits(nbits)
+        self.in_features, self.nbits = in_features, nbits
+        self.linear = nn.Linear(in_features, nbits)
         self.activation = _activation(eps)
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """One registry from a loss name to the objective that trains with it.
 
 ``make_objective(name, spec, labels, train_idx)`` is the only place a name becomes an object:
-the training config validates names against :data:`LOSSES` and the training loop calls this.
+the training config validates names against :data:`dnnh.config.LOSSES` (which a new loss joins) and
+the training loop calls this.
 Every objective keeps the contract of :mod:`dnnh.losses.base`. The registry lives with training
 because one entry pairs a loss with a miner (``triplet``), which the losses themselves never
 import (pytorch-metric-learning's trainers do the same).
@@ -13,30 +14,17 @@ its targets for them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from dnnh.config import LOSSES, MINING_STRATEGIES, ObjectiveSpec
 from dnnh.losses import (ClassifierLoss, CNNHLoss, CSQLoss, DPSHLoss, DSHLoss, MinedTriplets, Objective,
                          ThreeStreamTriplets, TripletRankingLoss)
-from dnnh.miners import BatchTripletMiner
+from dnnh.miners import STRATEGIES, BatchTripletMiner
 
-
-@dataclass(frozen=True)
-class ObjectiveSpec:
-    """The settings an objective is built from (see :class:`dnnh.training.config.TrainConfig`)."""
-
-    nbits: int
-    margin: float = 1.0
-    distance: str = "l2"
-    reduction: str = "mean"
-    smooth: bool = False
-    triplets: str = "all"  # "random": the paper's three streams; else an in-batch mining strategy
-    seed: int = 0
-    eta: float = 0.1  # DPSH: quantisation weight per element
-    alpha: float = 0.01  # DSH: weight of the |u| -> 1 term (the paper's scale)
-    lam: float = 1e-4  # CSQ: quantisation weight (the reference's lambda)
+if STRATEGIES != MINING_STRATEGIES:  # pragma: no cover - the config names them without importing torch
+    raise ImportError(f"dnnh.config.MINING_STRATEGIES {MINING_STRATEGIES} must equal dnnh.miners.STRATEGIES {STRATEGIES}")
 
 
 def _n_classes(labels: np.ndarray) -> int:
@@ -60,7 +48,9 @@ OBJECTIVES: dict[str, Callable[[ObjectiveSpec, np.ndarray, np.ndarray], Objectiv
                                                                  multilabel=labels.ndim == 2),
     "cnnh": lambda spec, labels, train_idx: CNNHLoss(labels, train_idx, spec.nbits, seed=spec.seed),
 }
-LOSSES = tuple(OBJECTIVES)
+if tuple(OBJECTIVES) != LOSSES:  # pragma: no cover - caught by the first import in any test
+    raise ImportError(f"dnnh.config.LOSSES {LOSSES} must name the registry's losses {tuple(OBJECTIVES)} in order")
+__all__ = ["LOSSES", "OBJECTIVES", "ObjectiveSpec", "make_objective"]
 
 
 def make_objective(name: str, spec: ObjectiveSpec, labels: np.ndarray, train_idx: np.ndarray) -> Objective:

@@ -31,7 +31,7 @@ from dnnh.metrics import mean_average_precision
 from dnnh.miners import ClassBalancedBatches, RandomTripletBatches
 from dnnh.nn import DNNH, PRESETS, PiecewiseThreshold
 from dnnh.runs import Run
-from dnnh.training.config import TrainConfig
+from dnnh.config import TrainConfig
 from dnnh.training.distributed import Distributed
 from dnnh.training.objectives import make_objective
 

@@ -1,0 +1,36 @@
+"""Checks that several layers make the same way: one place, one message.
+
+A code length is ``nbits`` everywhere in the package. ``bits`` was its name in
+:class:`~dnnh.config.TrainConfig`, :class:`~dnnh.nn.DNNH` and the hash heads before; code
+written against that spelling keeps working through :func:`accept_old_bits_keyword`.
+(``bits`` on its own names 0/1 arrays.)
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+from typing import Any, Callable, TypeVar
+
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def check_nbits(nbits: Any, name: str = "nbits") -> int:
+    """``nbits`` as an int, or a ValueError saying that a code length is a positive integer."""
+    ok = (not isinstance(nbits, bool) and isinstance(nbits, numbers.Real) and nbits > 0
+          and int(nbits) == nbits)
+    if not ok:
+        raise ValueError(f"{name} (the code length) must be a positive integer, got {nbits!r}")
+    return int(nbits)
+
+
+def accept_old_bits_keyword(init: F) -> F:
+    """Wrap a constructor whose code length is ``nbits`` so that ``bits=`` still works."""
+    @functools.wraps(init)
+    def wrapper(self, *args: Any, bits: Any = None, **kwargs: Any) -> None:
+        if bits is not None:  # given positionally as well, ``init`` says "multiple values for nbits"
+            if "nbits" in kwargs:
+                raise TypeError("give the code length once, as nbits (bits is its old name)")
+            kwargs["nbits"] = bits
+        init(self, *args, **kwargs)
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,279 @@
+"""Everything that decides a training run, as one dataclass saved beside its checkpoints.
+
+This module sits below both :mod:`dnnh.runs` (which saves and reopens a config) and
+:mod:`dnnh.training` (which trains one), so the dependency runs one way; it imports no torch,
+so the command line can build its parser (choices, defaults) from it without loading torch.
+``bits`` was the code length's name before ``nbits``: ``TrainConfig(bits=48)``,
+``from_recipe(..., bits=48)`` and config.json files that say ``"bits"`` still work.
+
+Two recipes fill in the optimisation fields:
+``paper`` — docs/METHOD.md §7: the paper's three-stream random triplets (100 a batch), SGD with
+momentum 0.9, lr 1e-3, weight decay 5e-4, lr x0.1 for the last quarter, no augmentation, the
+piece-wise threshold with eps = 0.1 from the first step, margin 1.
+``modern`` — class-balanced batches with every valid triplet mined in the batch (loss averaged
+over the violating ones), AdamW, warmup then cosine decay, small random shifts, batch normalisation after
+each convolution, no threshold while training, and a margin that grows with the code length. It
+measures better (docs/RESULTS.md), so it is the default.
+
+Why the margin grows with q: squared distances between codes in [0, 1]^q range over [0, q], so
+the paper's margin of 1 asks for one bit of separation whatever q is. The hinge then stops
+pushing two classes apart once they are one bit clear on the training images, and on Fashion-
+MNIST at 48 bits (60 epochs) the two closest class centres ended 4 bits apart (margin 4: 10;
+the classifier reference: 12). bits / 12 (4 at 48 bits) lifted test MAP from 0.810 to 0.840
+there (60 epochs); 8 and 12 at 48 bits trained worse (20 epochs: 0.70 and 0.51 against 0.77 at 1).
+
+Why no threshold by default: g has zero gradient outside its band, so an output that leaves the
+band for every image is never updated again; with the band in place from the start most bits
+die within an epoch (MAP 0.44 at eps 0.25 on digits, 0.15 at 0.1 with small initial weights).
+Given with ``eps``, the band opens at 0.5 and narrows to eps over ``eps_anneal`` of the run,
+which trains (0.87 at eps 0.1 on digits) but still below no threshold (0.93, 20 epochs). Codes
+are the same either way: g keeps every output on its side of 0.5.
+
+Why ``precision="auto"``: on CPUs with AVX512-BF16 or AMX, bf16 autocast of the backbone trained
+1.6x faster with MAP equal to fp32 within seed noise (digits and Fashion-MNIST at 48 bits, two
+seeds each, docs/RESULTS.md); elsewhere bf16 is emulated and slower, so auto means fp32 there.
+The choice is resolved when the config is made, so config.json says what actually ran. The paper
+recipe stays fp32: it reproduces the paper's arithmetic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import TYPE_CHECKING, Any
+
+from dnnh.checks import accept_old_bits_keyword, check_nbits
+from dnnh.machine import bf16_is_fast
+
+if TYPE_CHECKING:
+    from dnnh.nn import ModelConfig
+
+#: The in-batch mining strategies of :class:`dnnh.miners.BatchTripletMiner` (``dnnh.miners.STRATEGIES``;
+#: named here so this module needs no torch, a test checks the two agree).
+MINING_STRATEGIES = ("all", "semi-hard", "hard", "batch-hard")
+TRIPLET_MODES = ("random",) + MINING_STRATEGIES  # "random": the paper's three streams; else a miner strategy
+#: The objectives :func:`dnnh.training.objectives.make_objective` builds (its registry's keys; a test
+#: checks the two agree: a new loss is named here and registered there).
+LOSSES = ("triplet", "dpsh", "dsh", "csq", "classifier", "cnnh")
+
+RECIPES = ("modern", "paper")
+AUGMENTS = ("none", "shift", "shift-flip")
+PRECISIONS = ("fp32", "bf16")
+#: Fields that change how fast a run goes, not what it computes.
+RUNTIME_FIELDS = ("threads", "num_workers")
+#: Fields only the triplet objective reads (the later losses train on class-balanced batches).
+TRIPLET_FIELDS = ("margin", "smooth_loss", "distance", "reduction", "triplets")
+#: Fields one later loss reads, with that loss (every other objective ignores them).
+LOSS_FIELDS = {"eta": "dpsh", "alpha": "dsh", "lam": "csq"}
+
+
+#: Losses whose formula changed together with a new config field (issue 15): a saved config of
+#: such a loss without the field was trained under the old formula and stands for nothing today.
+REFORMED = {"dpsh": ("eta", "before issue 15 (quantisation term summed over bits)"),
+            "csq": ("lam", "before issue 15 (unfiltered random centres, ties to +1)")}
+
+
+def predates_reform(config: dict) -> tuple[str, str] | None:
+    """(field, when) if ``config`` (a saved config dict) was trained under a loss's old formula."""
+    reform = REFORMED.get(config.get("loss"))
+    return reform if reform is not None and reform[0] not in config else None
+
+
+def resolve_precision(precision: str) -> str:
+    """``auto`` -> bf16 where it runs on hardware (:func:`bf16_is_fast`), else fp32; others as given."""
+    if precision == "auto":
+        return "bf16" if bf16_is_fast() else "fp32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS + ('auto',)}, got {precision!r}")
+    return precision
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): value}
+
+
+def config_differences(saved: dict, given: dict, asked: str = "given") -> str:
+    """"epochs: saved 2, given 3; ..." for two (possibly nested) config dicts, for refusal messages."""
+    a, b = _flatten(saved), _flatten(given)
+    keys = sorted(k for k in set(a) | set(b) if a.get(k, "<absent>") != b.get(k, "<absent>"))
+    return "; ".join(f"{k}: saved {a.get(k, '<absent>')!r}, {asked} {b.get(k, '<absent>')!r}" for k in keys)
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """The settings an objective is built from (see :class:`TrainConfig`)."""
+
+    nbits: int
+    margin: float = 1.0
+    distance: str = "l2"
+    reduction: str = "mean"
+    smooth: bool = False
+    triplets: str = "all"  # "random": the paper's three streams; else an in-batch mining strategy
+    seed: int = 0
+    eta: float = 0.1  # DPSH: quantisation weight per element
+    alpha: float = 0.01  # DSH: weight of the |u| -> 1 term (the paper's scale)
+    lam: float = 1e-4  # CSQ: quantisation weight (the reference's lambda)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    nbits: int = 48  # the code length (``bits`` before; still accepted)
+    backbone: str = "nin-small"
+    input_size: int | None = None  # None: the preset's size
+    encoder: str = "divide-and-encode"
+    eps: float | None = None  # the threshold's half band; None: no threshold (measured best, docs/RESULTS.md)
+    eps_anneal: float = 1.0  # share of epochs over which eps shrinks from 0.5 (identity) to eps
+    separate_query_network: bool = False
+    dropout: float | None = None
+    batchnorm: bool = True  # batch norm after each convolution (not in the paper; measured better)
+    loss: str = "triplet"  # or a later loss: dpsh, dsh, csq, classifier (the Sablayrolles reference)
+    margin: float | None = None  # None: nbits / 12 (4 at 48 bits, 1 at 12); the paper recipe: 1
+    smooth_loss: bool = False  # softplus instead of the hinge (Hermans et al. 2017's soft margin)
+    eta: float = 0.1  # DPSH: quantisation weight per element (mean over items and bits; the references' scale)
+    alpha: float = 0.01  # DSH: weight of the | |u| - 1 | term (the paper's scale)
+    lam: float = 1e-4  # CSQ: quantisation weight against the mean BCE (the reference's lambda)
+    distance: str = "l2"
+    reduction: str = "active"  # mean over violating triplets; "mean": over all
+    recipe: str = "modern"
+    triplets: str = "all"
+    batch_size: int = 100  # images per batch (in-batch mining) or triplets per batch (random)
+    per_class: int = 10
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    schedule: str = "cosine"
+    warmup_epochs: int = 1
+    epochs: int = 30
+    augment: str = "shift"  # none | shift | shift-flip
+    max_shift: int = 2
+    erase: float = 0.0  # probability of random erasing (Zhong et al. 2017) per training image
+    seed: int = 0
+    val_every: int = 1
+    num_workers: int = 2
+    threads: int | None = None
+    # "auto" (default): bf16 where the CPU runs it on hardware, else fp32, resolved when the config is
+    # made so config.json records what ran; "bf16": the backbone under bf16 autocast (the hash head
+    # and the loss stay fp32). bf16 kept MAP within seed noise and trained 1.6x faster (docs/RESULTS.md).
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", resolve_precision(self.precision))
+        object.__setattr__(self, "nbits", check_nbits(self.nbits))
+        checks = {
+            "recipe": (self.recipe, RECIPES), "loss": (self.loss, LOSSES), "triplets": (self.triplets, TRIPLET_MODES),
+            "optimizer": (self.optimizer, ("adamw", "sgd")), "schedule": (self.schedule, ("cosine", "step")),
+            "augment": (self.augment, AUGMENTS), "distance": (self.distance, ("l2", "dot")),
+            "precision": (self.precision, PRECISIONS),
+        }
+        for name, (value, allowed) in checks.items():
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if self.loss != "triplet" and self.triplets == "random":
+            raise ValueError(f"the {self.loss} loss trains on class-balanced batches, not random triplets")
+        if self.val_every < 1:
+            raise ValueError(f"val_every must be at least 1 (epochs between validations), got {self.val_every}")
+        if not 0.0 <= self.erase <= 1.0:
+            raise ValueError(f"erase must be a probability in [0, 1], got {self.erase}")
+        if self.margin is not None and self.margin < 0:
+            raise ValueError(f"margin must be >= 0, got {self.margin}")
+        for name in LOSS_FIELDS:
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.epochs <= 0 or self.batch_size <= 1:
+            raise ValueError(f"epochs must be positive and batch_size > 1, got "
+                             f"epochs={self.epochs}, batch_size={self.batch_size}")
+
+    @classmethod
+    def from_recipe(cls, recipe: str = "modern", **overrides) -> "TrainConfig":
+        """The recipe's defaults, then ``overrides``."""
+        if recipe not in RECIPES:
+            raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
+        base = dict(recipe=recipe)
+        if recipe == "paper":
+            base.update(triplets="random", optimizer="sgd", lr=1e-3, weight_decay=5e-4, momentum=0.9,
+                        schedule="step", warmup_epochs=0, augment="none", margin=1.0, reduction="mean",
+                        eps=0.1, eps_anneal=0.0, batchnorm=False, precision="fp32")
+        base.update(overrides)
+        return cls(**base)
+
+    @property
+    def bits(self) -> int:
+        """The code length under its old name (read ``nbits``)."""
+        return self.nbits
+
+    def model_config(self, in_channels: int) -> "ModelConfig":
+        """The architecture this config trains, for images of ``in_channels`` channels."""
+        from dnnh.nn import ModelConfig  # torch: only when a model is built
+
+        return ModelConfig(nbits=self.nbits, backbone=self.backbone, in_channels=int(in_channels), encoder=self.encoder,
+                           eps=self.eps, separate_query_network=self.separate_query_network, dropout=self.dropout,
+                           batchnorm=self.batchnorm)
+
+    def objective_spec(self) -> ObjectiveSpec:
+        """What :func:`dnnh.losses.make_objective` needs to build this config's objective."""
+        return ObjectiveSpec(nbits=self.nbits, margin=self.triplet_margin, distance=self.distance,
+                             reduction=self.reduction, smooth=self.smooth_loss, triplets=self.triplets, seed=self.seed,
+                             eta=self.eta, alpha=self.alpha, lam=self.lam)
+
+    @property
+    def triplet_margin(self) -> float:
+        """The margin the triplet loss uses: as set, else nbits / 12 (see the module docstring)."""
+        return float(self.margin) if self.margin is not None else self.nbits / 12
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def decisive(self) -> dict:
+        """The fields that decide what the run learns, with defaults resolved.
+
+        Fields the run never reads under the other settings (the margin for the classifier loss,
+        DPSH's eta for every other loss, momentum for AdamW, the anneal share without a threshold)
+        and runtime fields are left out, and a default margin is written as its value. Two
+        configs with equal ``decisive()`` train the same model, so a finished or interrupted run
+        of one stands for the other: a changed default that a method never reads does not void
+        its results.
+        """
+        out = {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
+        if self.loss == "triplet":
+            out["margin"] = self.triplet_margin
+            if self.triplets == "random":  # three-stream batches are not class-balanced
+                del out["per_class"]
+        else:
+            for k in TRIPLET_FIELDS:
+                del out[k]
+        for k, loss in LOSS_FIELDS.items():
+            if self.loss != loss:
+                del out[k]
+        if self.eps is None:
+            del out["eps_anneal"]
+        if self.optimizer != "sgd":
+            del out["momentum"]
+        if self.augment == "none":
+            del out["max_shift"]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        """The config a saved dict describes; a dict written before ``nbits`` says ``bits``."""
+        data = dict(data)
+        if "bits" in data and "nbits" not in data:
+            data["nbits"] = data.pop("bits")
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown training config keys: {sorted(unknown)}")
+        # A config saved before the precision field existed trained in fp32; "auto" would mis-state it.
+        return cls(**{"precision": "fp32", **data})
+
+    def replace(self, **changes) -> "TrainConfig":
+        if "bits" in changes:
+            changes["nbits"] = changes.pop("bits")
+        return replace(self, **changes)
+
+
+TrainConfig.__init__ = accept_old_bits_keyword(TrainConfig.__init__)  # type: ignore[method-assign]
