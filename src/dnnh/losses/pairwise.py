@@ -125,6 +125,16 @@ def tie_breaks(nbits: int, seed: int = 0) -> torch.Tensor:
     return torch.from_numpy(rng.integers(0, 2, int(nbits)) * 2.0 - 1).float()
 
 
+def class_targets(centres: torch.Tensor, ties: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Each item's {-1, 1} target from per-class ``centres``: its class's row, or for multi-label rows
+    the sign of the summed rows of its labels, a bit where they cancel taking the ``ties`` bit
+    (the rule of CSQ's and DPN's references, ``multi_label_random_center``)."""
+    if labels.ndim == 1:
+        return centres[labels]
+    summed = labels.to(centres.dtype) @ centres
+    return torch.where(summed > 0, 1.0, torch.where(summed < 0, -1.0, ties.expand_as(summed)))
+
+
 class CSQLoss(BatchObjective):
     """CSQ (Yuan et al., CVPR 2020): pull each code to its class's hash centre, plus quantisation.
 
@@ -143,10 +153,7 @@ class CSQLoss(BatchObjective):
 
     def targets(self, labels: torch.Tensor) -> torch.Tensor:
         """The centre of each item: its class's, or for multi-label rows the sign of the summed centres."""
-        if labels.ndim == 1:
-            return self.centers[labels]
-        summed = labels.to(self.centers.dtype) @ self.centers
-        return torch.where(summed > 0, 1.0, torch.where(summed < 0, -1.0, self.ties.expand_as(summed)))
+        return class_targets(self.centers, self.ties, labels)
 
     def batch_loss(self, u: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         target = self.targets(labels).to(u.dtype)
