@@ -36,3 +36,16 @@ def tiny_bench() -> Callable[..., dict[str, Any]]:
         return {"split": spec, "training": {**TINY_TRAINING, **training}, "progress": False,
                 "log": lambda message: None}
     return make
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests marked ``cuda`` are skipped, saying why, where torch sees no CUDA GPU (benchmarks/gpu_check.py
+    runs them on one)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU; torch sees none here (run benchmarks/gpu_check.py on one)")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)

@@ -1,14 +1,14 @@
 """From uint8 images to the float tensors a network takes, cached or streamed.
 
 Small sets (every ArrayDataset) are preprocessed once into one tensor and batches are slices of
-it. File datasets are decoded per batch in DataLoader worker processes, so a 2-core run decodes
-on one core while the other trains. Augmentation runs in the main process on tensors with the
+it (on a GPU: uint8 images copied there once, normalised per batch there). File datasets are
+decoded per batch in DataLoader worker processes, so a 2-core run decodes on one core while the
+other trains. Augmentation (:mod:`dnnh.data.augment`) runs on the batch's device with the
 trainer's torch generator, which keeps a resumed run identical to an uninterrupted one.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, replace
 from typing import Iterator, Sequence
 
@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dnnh.data.augment import Share, random_erase, shift_augment  # noqa: F401  (their home before issue 22)
 from dnnh.data.dataset import ArrayDataset, FileDataset
 
 
@@ -54,15 +55,19 @@ class Preprocessing:
 
     def __call__(self, images: np.ndarray) -> torch.Tensor:
         """uint8 (n, H, W, C) -> float32 (n, C, input_size, input_size)."""
+        return self.tensor(torch.from_numpy(np.ascontiguousarray(images)))
+
+    def tensor(self, images: torch.Tensor) -> torch.Tensor:
+        """The same on a uint8 tensor (n, H, W, C), computed on the device it is on."""
         if images.ndim != 4 or images.shape[3] != self.channels:
-            raise ValueError(f"expected uint8 images (n, H, W, {self.channels}), got shape {images.shape}")
-        x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+            raise ValueError(f"expected uint8 images (n, H, W, {self.channels}), got shape {tuple(images.shape)}")
+        x = images.permute(0, 3, 1, 2).float().div_(255.0)
         if x.shape[2:] != (self.input_size, self.input_size):
             shrinking = min(x.shape[2:]) > self.input_size
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
                               align_corners=False, antialias=shrinking)
-        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
-        std = torch.tensor(self.std).view(1, -1, 1, 1)
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
         return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
@@ -92,19 +97,34 @@ class _DecodeBatches(torch.utils.data.Dataset):
 
 
 class BatchSource:
-    """Yields preprocessed image batches for lists of dataset indices."""
+    """Yields preprocessed image batches for lists of dataset indices, on ``device``.
+
+    On the CPU (the default) a cached set is one float tensor and batches are slices of it. On a
+    GPU a cached set is copied there once as uint8 (a quarter of the float size) and each batch
+    is scaled and normalised there, so a training step asks nothing of the host; uncached arrays
+    go up as uint8 batches, and file datasets keep the worker pool, with pinned memory and
+    non-blocking copies.
+    """
 
     def __init__(self, dataset: ArrayDataset | FileDataset, prep: Preprocessing, cache_indices: np.ndarray | None = None,
-                 num_workers: int = 2) -> None:
+                 num_workers: int = 2, device: torch.device | str | None = None) -> None:
         self.dataset, self.prep, self.num_workers = sized(dataset, prep.input_size), prep, num_workers
-        self.cache: torch.Tensor | None = None
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.cache: torch.Tensor | None = None  # float batches on the CPU, uint8 images on a GPU
         self.position: np.ndarray | None = None
         if cache_indices is not None and isinstance(dataset, ArrayDataset):
             cache_indices = np.asarray(cache_indices)
-            self.cache = torch.cat([prep(dataset.load_images(cache_indices[i:i + 4096]))
-                                    for i in range(0, len(cache_indices), 4096)])
+            if self.on_gpu:
+                self.cache = torch.from_numpy(dataset.load_images(cache_indices)).to(self.device)
+            else:
+                self.cache = torch.cat([prep(dataset.load_images(cache_indices[i:i + 4096]))
+                                        for i in range(0, len(cache_indices), 4096)])
             self.position = np.full(len(dataset), -1, dtype=np.int64)
             self.position[cache_indices] = np.arange(len(cache_indices))
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.device.type != "cpu"
 
     def batches(self, batches: Sequence[np.ndarray]) -> Iterator[torch.Tensor]:
         if self.cache is not None:
@@ -112,82 +132,21 @@ class BatchSource:
                 pos = self.position[b]
                 if (pos < 0).any():
                     raise IndexError("batch asks for items outside the cached training set")
-                yield self.cache[torch.from_numpy(pos)]
+                rows = self.cache[torch.from_numpy(pos).to(self.device)]
+                yield self.prep.tensor(rows) if self.on_gpu else rows
             return
         if isinstance(self.dataset, ArrayDataset) or self.num_workers == 0:
             for b in batches:
-                yield self.prep(self.dataset.load_images(b))
+                images = self.dataset.load_images(b)
+                if self.on_gpu:
+                    yield self.prep.tensor(torch.from_numpy(images).to(self.device, non_blocking=True))
+                else:
+                    yield self.prep(images)
             return
         loader = torch.utils.data.DataLoader(_DecodeBatches(self.dataset, batches, self.prep), batch_size=None,
                                              shuffle=False, num_workers=self.num_workers, prefetch_factor=4,
-                                             persistent_workers=False)
+                                             persistent_workers=False, pin_memory=self.on_gpu)
         for item in loader:
             if isinstance(item, _Failed):
                 raise item.error
-            yield item
-
-
-Share = tuple[int, int, int]  # (start, stop, total): rows start..stop of a batch of ``total``
-
-
-def _share(x: torch.Tensor, share: Share | None) -> tuple[slice, int]:
-    """The rows of the whole batch that ``x`` holds, and the whole batch's size.
-
-    Training on several processes, each holds a share of one global batch; drawing the random
-    numbers for the whole batch and keeping its own rows gives every image the augmentation it
-    would get in one process, so N processes train as one does.
-    """
-    if share is None:
-        return slice(0, len(x)), len(x)
-    start, stop, total = share
-    if stop - start != len(x) or not 0 <= start <= stop <= total:
-        raise ValueError(f"a share {share} of a batch does not fit {len(x)} images")
-    return slice(start, stop), total
-
-
-def shift_augment(x: torch.Tensor, generator: torch.Generator, max_shift: int, flip: bool = False,
-                  share: Share | None = None) -> torch.Tensor:
-    """Random translation by up to ``max_shift`` pixels (zero fill), optionally a horizontal flip.
-
-    Zero is the normalised mean, so the filled border is neutral. ``share``: see :func:`_share`.
-    """
-    rows, total = _share(x, share)
-    _, _, h, w = x.shape
-    padded = F.pad(x, (max_shift,) * 4)
-    offsets = torch.randint(0, 2 * max_shift + 1, (total, 2), generator=generator)[rows]
-    out = torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets.tolist())])
-    if flip:
-        mask = (torch.rand(total, generator=generator) < 0.5)[rows]
-        out[mask] = out[mask].flip(3)
-    return out.contiguous(memory_format=torch.channels_last)
-
-
-def random_erase(x: torch.Tensor, generator: torch.Generator, p: float, area: tuple[float, float] = (0.02, 0.4),
-                 aspect: tuple[float, float] = (0.3, 3.3), share: Share | None = None) -> torch.Tensor:
-    """Random erasing (Zhong et al. 2017): with probability ``p`` an image gets one rectangle of noise.
-
-    The rectangle covers ``area`` of the image (uniform) with a log-uniform aspect ratio; the
-    noise is standard normal, which on normalised inputs has the data's scale. A network that must
-    recognise a garment with a part hidden leans less on any one patch, which matters most when
-    the training set is small (the paper protocol keeps 500 images a class). ``share``: see
-    :func:`_share`.
-    """
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"erase probability must be in [0, 1], got {p}")
-    rows, n = _share(x, share)
-    _, c, h, w = x.shape
-    if p == 0.0 or n == 0:
-        return x
-    chosen = torch.rand(n, generator=generator) < p
-    frac = torch.empty(n).uniform_(*area, generator=generator)
-    ratio = torch.empty(n).uniform_(math.log(aspect[0]), math.log(aspect[1]), generator=generator).exp()
-    eh = torch.sqrt(frac * h * w * ratio).round().clamp(1, h).long()
-    ew = torch.sqrt(frac * h * w / ratio).round().clamp(1, w).long()
-    top = (torch.rand(n, generator=generator) * (h - eh + 1)).long()
-    left = (torch.rand(n, generator=generator) * (w - ew + 1)).long()
-    ys = torch.arange(h).view(1, h, 1)
-    xs = torch.arange(w).view(1, 1, w)
-    inside = ((ys >= top.view(n, 1, 1)) & (ys < (top + eh).view(n, 1, 1))
-              & (xs >= left.view(n, 1, 1)) & (xs < (left + ew).view(n, 1, 1)) & chosen.view(n, 1, 1))
-    noise = torch.randn((n, c, h, w), generator=generator, dtype=x.dtype)
-    return torch.where(inside[rows].unsqueeze(1), noise[rows], x).contiguous(memory_format=torch.channels_last)
+            yield item.to(self.device, non_blocking=True) if self.on_gpu else item

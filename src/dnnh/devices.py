@@ -1,0 +1,234 @@
+"""Where training and encoding run: naming a device, the arithmetic it gets, and what it is.
+
+A *device* is where tensors live: ``cpu``, ``cuda`` (the current GPU) or ``cuda:N``; ``auto``
+is CUDA where ``torch.cuda.is_available()``, else the CPU. The device is not part of what a
+run is: a run trained on a GPU resumes, evaluates and encodes on a CPU and the other way round
+(checkpoints hold CPU tensors), so everything device-specific is decided here, at run time.
+
+Precision per device (``--precision auto``):
+
+- CUDA with compute capability 8.0 or later (Ampere on): bf16 autocast. bf16 keeps fp32's
+  exponent range, so no loss scaling is needed.
+- Older CUDA GPUs: fp16 autocast with a :class:`torch.amp.GradScaler`, since fp16's narrow range
+  underflows small gradients without it. bf16 is refused there (no hardware for it).
+- CPU: today's rule (:func:`dnnh.machine.bf16_is_fast`): bf16 where AMX-BF16 or AVX512-BF16 run
+  it in hardware, else fp32. fp16 is refused on the CPU (emulated, and no faster than fp32).
+
+The hash head, threshold and loss stay fp32 on every device (see :class:`dnnh.nn.DNNH`).
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import AbstractContextManager
+from typing import Callable
+
+import torch
+
+from dnnh.machine import bf16_is_fast
+
+#: What ``--device`` accepts, besides ``cuda:N``.
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+#: Training arithmetic: fp32, bf16 autocast, fp16 autocast with loss scaling (CUDA only).
+PRECISIONS = ("fp32", "bf16", "fp16")
+#: First compute capability with bf16 tensor cores (Ampere, sm_80).
+BF16_CAPABILITY = (8, 0)
+
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda)(?::(\d+))?$")
+_announced: set[str] = set()
+
+
+class DeviceError(ValueError):
+    """A device that was asked for but is not here, said in one line (the CLI prints it and exits 2)."""
+
+
+def cuda_available() -> bool:
+    """Whether a CUDA device can be used (a seam for tests, which monkeypatch it)."""
+    return torch.cuda.is_available()
+
+
+def parse_device(spec: str) -> tuple[str, int | None]:
+    """``"cuda:1"`` -> ``("cuda", 1)``; refuses anything but auto, cpu, cuda, cuda:N."""
+    match = _DEVICE_PATTERN.match(str(spec).strip().lower())
+    if match is None or (match.group(2) is not None and match.group(1) != "cuda"):
+        raise DeviceError(f"device must be one of {', '.join(DEVICE_CHOICES)} or cuda:N, got {spec!r}")
+    kind, index = match.group(1), match.group(2)
+    return kind, None if index is None else int(index)
+
+
+def resolve_device(spec: str | torch.device | None = "auto",
+                   announce: Callable[[str], None] | None = None) -> torch.device:
+    """The :class:`torch.device` that ``spec`` names on this machine (a GPU always with its index).
+
+    ``auto`` (or None): CUDA where available, else CPU; with ``announce``, the choice is said
+    once per process (the same choice is not repeated by every command that resolves it).
+    ``cuda``/``cuda:N`` where there is no such GPU raises :class:`DeviceError` with one line.
+    """
+    if isinstance(spec, torch.device):
+        spec = str(spec)
+    kind, index = parse_device("auto" if spec is None else spec)
+    if kind == "auto":
+        device = torch.device("cuda", torch.cuda.current_device()) if cuda_available() else torch.device("cpu")
+        if announce is not None:
+            line = f"device auto: {describe_device(device)}"
+            if line not in _announced:
+                _announced.add(line)
+                announce(line)
+        return device
+    if kind == "cpu":
+        return torch.device("cpu")
+    if not cuda_available():
+        raise DeviceError(f"device {spec!r} asked for, but this machine has no usable CUDA GPU "
+                          f"(torch {torch.__version__}, built with CUDA {torch.version.cuda or 'none'}); "
+                          "use --device cpu or auto")
+    count = torch.cuda.device_count()
+    if index is not None and index >= count:
+        raise DeviceError(f"device cuda:{index} asked for, but this machine has {count} CUDA GPU(s) "
+                          f"(cuda:0 to cuda:{count - 1})")
+    return torch.device("cuda", index if index is not None else torch.cuda.current_device())
+
+
+def device_name(device: torch.device) -> str:
+    """``cpu``, or ``cuda:N`` with the index filled in (what config.json records)."""
+    if device.type != "cuda":
+        return device.type
+    return f"cuda:{device.index if device.index is not None else torch.cuda.current_device()}"
+
+
+def gpu_properties(device: torch.device | int | None = None) -> dict[str, object] | None:
+    """Name, compute capability and memory (GiB) of a CUDA device; None without CUDA.
+
+    The hook :mod:`dnnh.machine` and the benchmarks use to say which GPU a figure came from.
+    """
+    if not cuda_available():
+        return None
+    index = device.index if isinstance(device, torch.device) else device
+    index = torch.cuda.current_device() if index is None else int(index)
+    props = torch.cuda.get_device_properties(index)
+    return {"index": index, "name": props.name, "capability": f"{props.major}.{props.minor}",
+            "memory_gib": round(props.total_memory / 2**30, 1)}
+
+
+def describe_device(device: torch.device) -> str:
+    """One line: ``cpu``, or ``cuda:0 (NVIDIA H100, compute capability 9.0, 80.0 GiB)``."""
+    if device.type != "cuda":
+        return "cpu"
+    p = gpu_properties(device)
+    if p is None:  # pragma: no cover - a CUDA device named without CUDA is refused earlier
+        return str(device)
+    return f"cuda:{p['index']} ({p['name']}, compute capability {p['capability']}, {p['memory_gib']} GiB)"
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether ``device`` runs bf16 in hardware: compute capability 8.0+ on CUDA, AMX/AVX512-BF16 on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device) >= BF16_CAPABILITY
+    return bf16_is_fast()
+
+
+def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
+    """``auto`` -> the device's arithmetic (see the module docstring); others checked against it."""
+    device = torch.device(device) if isinstance(device, str) else device
+    if precision == "auto":
+        if device.type == "cuda":
+            return "bf16" if bf16_supported(device) else "fp16"
+        return "bf16" if bf16_is_fast() else "fp32"
+    allowed = PRECISIONS if device.type == "cuda" else ("fp32", "bf16")
+    if precision not in allowed:
+        where = "a CUDA device" if device.type == "cuda" else "the CPU (fp16 needs a CUDA device)"
+        raise ValueError(f"precision must be one of {allowed + ('auto',)} on {where}, got {precision!r}")
+    if precision == "bf16" and device.type == "cuda" and not bf16_supported(device):
+        raise ValueError(f"precision bf16 needs a GPU of compute capability 8.0 or later; {describe_device(device)} "
+                         "is older: use fp16 or auto")
+    return precision
+
+
+def autocast(device: torch.device, precision: str) -> AbstractContextManager:
+    """The autocast context of ``precision`` on ``device`` (disabled for fp32)."""
+    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype, enabled=precision != "fp32")
+
+
+def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
+    """Loss scaling for fp16 on CUDA; a disabled scaler (a no-op wrapper) for everything else."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16" and device.type == "cuda")
+
+
+def generator(device: torch.device, seed: int) -> torch.Generator:
+    """A torch generator on ``device`` seeded with ``seed``.
+
+    CPU generators are Mersenne Twister, CUDA ones Philox: the same seed draws the same numbers
+    on every CPU (so the CPU path equals the one before device placement), and the same numbers
+    on every CUDA device, but a CPU stream and a CUDA stream differ.
+    """
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def distributed_backend(device: torch.device) -> str:
+    """NCCL between GPUs, gloo between CPU processes (and across machines without GPUs)."""
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def local_device(device: torch.device, local_rank: int) -> torch.device:
+    """The device of one process of several: ``cuda:LOCAL_RANK`` for CUDA, the CPU stays the CPU."""
+    if device.type != "cuda":
+        return device
+    count = torch.cuda.device_count()
+    if local_rank >= count:
+        raise DeviceError(f"process of local rank {local_rank} needs cuda:{local_rank}, but this machine has "
+                          f"{count} CUDA GPU(s): start at most {count} processes a machine")
+    return torch.device("cuda", local_rank)
+
+
+def speed_switches(device: torch.device) -> None:
+    """Settings that only pay on a GPU: cuDNN picks the fastest convolution for the fixed input size,
+    and TF32 matmuls for the fp32 parts (the hash head and loss keep fp32's range)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def compile_in_place(modules: list[torch.nn.Module], probe: Callable[[], object],
+                     log: Callable[[str], None] | None = None) -> bool:
+    """``torch.compile`` each of ``modules`` in place (their state_dict keys stay as they are), or
+    leave them eager, saying so in one line, where this machine cannot compile.
+
+    Compilation is lazy: the first call compiles, so ``probe`` (a forward pass on a small batch)
+    is run at once to find out here rather than mid-training; later surprises (a graph the
+    compiler cannot take) fall back to eager per frame (dynamo's ``suppress_errors``). True when
+    compiled.
+    """
+    import torch._dynamo
+
+    for module in modules:
+        module.compile()
+    try:
+        probe()
+    except Exception as exc:  # no C compiler or Triton for inductor, an unsupported Python...
+        for module in modules:
+            module._compiled_call_impl = None  # back to the eager __call__ (what Module.compile set)
+        torch._dynamo.reset()
+        if log is not None:
+            log(f"--compile: cannot compile here ({_first_line(exc)}); training uncompiled")
+        return False
+    torch._dynamo.config.suppress_errors = True
+    return True
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (timings on a GPU are meaningless without it)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_memory_gib(device: torch.device) -> float | None:
+    """Peak GPU memory allocated by tensors since the process started (None on the CPU)."""
+    if device.type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / 2**30
