@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
@@ -11,6 +12,8 @@ import pytest
 
 from dnnh.codes import hamming_distances, pack_bits
 from dnnh.locks import LockedError
+from dnnh.index import HammingIndex
+from dnnh.serve.journal import StoreWriteError, read_records
 from dnnh.serve.store import LOG, STATE, Store, StoreError
 
 NBITS = 16
@@ -233,3 +236,126 @@ def test_readers_never_see_half_of_a_write(tmp_path):
     store.close()
     assert not errors
     assert seen and all(n % 2 == 0 for n in seen) and max(seen) > 0
+
+
+# ---------------------------------------------------------------------- issue 25, items 1-5: nothing lost
+
+
+def test_a_bit_flip_in_the_last_logged_record_stops_the_start_and_cuts_nothing(tmp_path):
+    """Before: the damaged last record was taken for a torn append, the add dropped, the log cut to 0 bytes."""
+    store = open_store(tmp_path / "s")
+    store.add(np.zeros((1, 2), np.uint8), [b"a"])
+    store.add(np.ones((1, 2), np.uint8), [b"b"])
+    crash(store)
+    log = tmp_path / "s" / LOG
+    lines = log.read_bytes().split(b"\n")
+    lines[1] = lines[1].replace(b'"seq":2', b'"seq":7')
+    log.write_bytes(b"\n".join(lines))
+    damaged = log.read_bytes()
+    with pytest.raises(StoreError, match=r"damaged at record 2 \(of 2, the last\)"):
+        open_store(tmp_path / "s")
+    assert log.read_bytes() == damaged and sorted(os.listdir(tmp_path / "s" / "images")) == ["1000.png", "1001.png"]
+
+
+def test_a_store_that_lost_its_state_json_is_refused_and_nothing_is_removed(tmp_path):
+    """Before: the server started over, dropping five acknowledged items and deleting their images."""
+    store = open_store(tmp_path / "s")
+    for i in range(5):
+        store.add(np.full((1, 2), i, np.uint8), [b"png"])
+    crash(store)
+    (tmp_path / "s" / STATE).unlink()
+    before = sorted(p.name for p in (tmp_path / "s").rglob("*"))
+    with pytest.raises(StoreError, match=r"lost its state\.json but holds a log of .* and added images"):
+        open_store(tmp_path / "s")
+    assert sorted(p.name for p in (tmp_path / "s").rglob("*")) == before
+
+
+def test_a_folder_dnnh_did_not_make_is_refused_untouched(tmp_path):
+    """Before: --store at a folder holding images/0.png and index-backup.dhi deleted both."""
+    folder = tmp_path / "mine"
+    (folder / "images").mkdir(parents=True)
+    (folder / "images" / "0.png").write_bytes(b"my photo")
+    (folder / "index-backup.dhi").write_bytes(b"my backup")
+    with pytest.raises(StoreError, match="is not a dnnh store.*never writes into or removes files it did not make"):
+        open_store(folder)
+    assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) == ["images", "images/0.png",
+                                                                              "index-backup.dhi"]
+
+
+def test_a_store_whose_creation_was_cut_short_is_made_again(tmp_path):
+    """Only the marker (and the first snapshot) of an interrupted creation: nothing acknowledged, start over."""
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / ".dnnh-store").write_text("{}")
+    (folder / "index-000000000000.dhi").write_bytes(b"half")
+    rng = np.random.default_rng(9)
+    with open_store(folder, codes_of(rng, 4)) as store:
+        assert store.ntotal == 4
+
+
+def _enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("where", ["image", "log"])
+def test_a_full_disk_refuses_the_add_whole_and_no_number_is_reused(tmp_path, monkeypatch, where):
+    """Before: adds answered 500, sequence numbers were reused in the log, and after a restart
+    unacknowledged items appeared under other items' labels."""
+    from dnnh.serve import journal as journal_module
+    from dnnh.serve import store as store_module
+
+    store = open_store(tmp_path / "s")
+    store.add(np.zeros((1, 2), np.uint8), [b"first"], label="kept")
+    real_write, real_line = store_module.write_durably, journal_module.write_line
+    if where == "image":
+        monkeypatch.setattr(store_module, "write_durably", lambda path, data: (real_write(path, data[:1]), _enospc()))
+    else:
+        monkeypatch.setattr(journal_module, "write_line", lambda fd, data: (os.write(fd, data[:9]), _enospc()))
+    for _ in range(3):
+        with pytest.raises(StoreWriteError, match=r"was not stored.*disk is full\); free some space") as info:
+            store.add(np.full((2, 2), 7, np.uint8), [b"lost", b"lost"], label="lost")
+        assert info.value.status == 507
+    monkeypatch.setattr(store_module, "write_durably", real_write)
+    monkeypatch.setattr(journal_module, "write_line", real_line)
+    assert sorted(os.listdir(tmp_path / "s" / "images")) == ["1000.png"]  # the failed adds left no image
+    later = store.add(np.ones((1, 2), np.uint8), [b"later"], label="later")
+    assert later == [1007]  # the failed adds' ids are never given again
+    crash(store)
+    seqs = [r["seq"] for r in read_records(tmp_path / "s" / LOG)]
+    assert seqs == sorted(set(seqs)) == [1, 5]  # nothing of the failed adds, no number twice
+    store = open_store(tmp_path / "s")
+    assert store.ntotal == 2 and store.label(1000) == "kept" and store.label(1007) == "later"
+    assert store.search(np.full((1, 2), 7, np.uint8), 5, radius=0) == []
+    store.close()
+
+
+def test_a_final_snapshot_that_cannot_be_written_is_one_line_and_loses_nothing(tmp_path, monkeypatch):
+    """Before: shutdown with a full disk ended in a traceback."""
+    store = open_store(tmp_path / "s")
+    ids = store.add(np.full((3, 2), 5, np.uint8), [b"a", b"b", b"c"], label="x")
+    monkeypatch.setattr(HammingIndex, "save", _enospc)
+    store.close()  # does not raise
+    assert store.close_error is not None and "\n" not in store.close_error
+    assert "not written" in store.close_error and "nothing is lost" in store.close_error
+    monkeypatch.undo()
+    store = open_store(tmp_path / "s")
+    assert store.replayed == 1 and [store.label(i) for i in ids] == ["x"] * 3
+    store.close()
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("labels", ["a", "b"], "'labels' must map item ids"),
+    ("next_id", "12", "'next_id' must be an integer"),
+    ("log_seq", -1, "'log_seq' must be an integer"),
+    ("index", "../../etc/passwd", "names an index outside the store"),
+    ("seed", 5, "'seed' must be a path"),
+])
+def test_an_edited_state_json_is_a_one_line_refusal(tmp_path, field, value, message):
+    """Before: labels as a list gave an internal error (AttributeError)."""
+    open_store(tmp_path / "s").close()
+    path = tmp_path / "s" / STATE
+    state = json.loads(path.read_text())
+    state[field] = value
+    path.write_text(json.dumps(state))
+    with pytest.raises(StoreError, match=message):
+        open_store(tmp_path / "s")

@@ -193,6 +193,24 @@ class HammingIndex:
             return RangePlan("scan")
         return search.range_plan(self._prepared(), min(radius, self.nbits), self._engine_now())
 
+    def prepare(self) -> "HammingIndex":
+        """Group pending items and build the lookup tables a k-NN search needs, now; returns self.
+
+        Searches build these lazily on first need; call this before handing the index to
+        concurrent readers (:class:`dnnh.index.live.LiveIndex` does), so no search regroups or
+        pays for the tables.
+        """
+        if self._commit().ntotal:
+            t = self._prepared()
+            if self._engine_now() == "numba":
+                search.kernels()
+                t.hash(), t.planes(), t.prefixes()
+            elif self.engine == "faiss":
+                t.faiss()
+            else:
+                t.sorted()
+        return self
+
     # ------------------------------------------------------------------ files
 
     def save(self, path: str | Path) -> None:

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dnnh.serve.images import ImageRejected
+from dnnh.serve.journal import StoreWriteError
 from dnnh.serve.service import Limits, NotFound, Service
 
 STATIC = Path(__file__).parent / "static"
@@ -227,6 +228,8 @@ def create_app(run: Any = None, *, service: Service | None = None, index: Any = 
     async def lifespan(_: FastAPI):
         yield
         svc.close()
+        if svc.store.close_error:
+            print(f"dnnh serve: {svc.store.close_error}", file=sys.stderr, flush=True)
 
     app = _fastapi_class()(title="dnnh retrieval service", version="1",
                   description=f"Search the database of the run `{svc.run.path.name}` ({svc.nbits}-bit codes) by image "
@@ -352,26 +355,28 @@ def _item_routes(svc: Service) -> APIRouter:
     router = APIRouter(dependencies=[Depends(require_token)])
 
     @router.post("/api/items", response_model=Added, status_code=201, tags=["items"],
-                 responses=_errors(401, 403, 413, 415, 422))
+                 responses=_errors(401, 403, 413, 415, 422, 503, 507))
     def add_items(image: list[UploadFile] = File(..., description="one or more image files"),
                   label: Optional[str] = Form(None, description="a label for every image sent")) -> dict:
         """Add images: each is encoded and stored durably (logged and fsynced before this answers)."""
         try:
             ids = svc.add_images([(f.filename or "", _read_upload(f)) for f in image], label)
-        except ImageRejected as exc:
+        except (ImageRejected, StoreWriteError) as exc:
             raise ApiError(exc.status, str(exc)) from None
         except ValueError as exc:
             raise ApiError(422, str(exc)) from None
         return {"ids": ids, "items": [svc.item(i) for i in ids]}
 
     @router.delete("/api/items/{item_id}", response_model=Deleted, tags=["items"],
-                   responses=_errors(401, 403, 404, 422))
+                   responses=_errors(401, 403, 404, 422, 503, 507))
     def delete_item(item_id: int = _ITEM_ID) -> dict:
         """Delete an item durably."""
         try:
             svc.delete(item_id)
         except NotFound as exc:
             raise ApiError(404, str(exc)) from None
+        except StoreWriteError as exc:
+            raise ApiError(exc.status, str(exc)) from None
         return {"id": item_id, "deleted": True}
 
     return router

@@ -3,6 +3,7 @@
 A store is a folder that one process owns (``.dnnh.lock``, an OS file lock, as for run
 directories; a second owner gets one line naming the holder's PID)::
 
+    .dnnh-store         written first when dnnh makes the store: the proof that dnnh owns the folder
     state.json          the commit point of the last snapshot: which index file, the last log
                         record it includes, the next id to give, the labels of added items
     index-<seq>.dhi     the index snapshot named by state.json (items sorted by id)
@@ -12,30 +13,33 @@ directories; a second owner gets one line naming the holder's PID)::
     images/<id>.png     images of added items, named by their integer id only (an image whose
                         id no record or snapshot names is a leftover of a crash, removed on open)
 
-**Durability.** ``add`` writes the images (fsynced), then appends and fsyncs one log
-record, then applies it in memory, then returns: an acknowledged write survives ``kill -9`` and
-power loss. On open, the snapshot is loaded and the records after it are replayed; a torn last
-record (a crash mid-append, never acknowledged) is cut off, a damaged record before the end is
-an error naming the file. A snapshot writes a new index file and then ``state.json`` (both
-atomically; the second is the commit point), then empties the log: a crash at any step leaves
-either the old snapshot with the whole log, or the new one with records it already includes,
-which replay skips by sequence number.
+This module owns only durability; the searchable items live in a
+:class:`~dnnh.index.live.LiveIndex` (main + delta + tombstones, compacted by each snapshot).
 
-**Readers never see a half-applied write.** The snapshot index (``main``) never changes between
-snapshots: adds go to a small ``delta`` index and deletes of snapshot items to a tombstone set,
-all changed under the write side of a readers-writer lock, and searches hold the read side while
-they query both and merge. A snapshot compacts ``main``, ``delta`` and the tombstones into a new
-index off to the side and swaps it in under the write lock, so searches on a million codes never
-wait for a regrouping. Ids added are always larger than every id before them, so insertion order
-is id order and results are ordered by distance, then id.
+**What is durable when.** ``add`` writes the images (fsynced), then appends and fsyncs one log
+record, then applies it in memory, then returns: an acknowledged write survives ``kill -9`` and
+power loss. A write the disk refuses (full: 507; other errors: 503) is rolled back: its images
+are removed and its log bytes cut, nothing of it is replayed, and its sequence number and ids are
+never given to another write. A snapshot writes a new index file and then ``state.json`` (both
+atomically; the second is the commit point), and only then empties the log: a crash at any step
+leaves either the old snapshot with the whole log, or the new one with records it already
+includes, which replay skips by sequence number. A final snapshot that fails at shutdown is one
+line; the log still holds every write, replayed on the next start.
+
+**What a damaged folder does.** On open, a torn last append (bytes after the log's last newline:
+never acknowledged) is cut; a complete record whose checksum fails, anywhere, stops the start
+with one line; so does a ``state.json`` that is missing while the store holds a log, images or
+snapshots, or one that is malformed. A non-empty folder dnnh did not make (no ``.dnnh-store`` and
+no ``state.json``) is refused, and nothing in it is removed: dnnh removes only files it can
+prove it wrote (its own snapshots, its crash leftovers in ``images/`` of its own store).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -43,12 +47,15 @@ import numpy as np
 
 from dnnh.atomic import atomic_write_text, fsync_dir
 from dnnh.index import HammingIndex
-from dnnh.locks import FileLock, RWLock, lock_folder
-from dnnh.serve.journal import LOG, Journal, StoreError, read_records, write_durably
+from dnnh.index.live import Hit, LiveIndex, sorted_by_id
+from dnnh.locks import LOCK_NAME, FileLock, lock_folder
+from dnnh.serve.journal import LOG, Journal, StoreError, StoreWriteError, read_records, write_durably, write_failure
 
 STORE_FORMAT = "dnnh-serve-store/1"
 STATE = "state.json"
 IMAGES = "images"
+MARKER = ".dnnh-store"
+FIRST_SNAPSHOT = "index-000000000000.dhi"
 
 #: A snapshot is taken (in the background) once this many records are in the log, ...
 SNAPSHOT_RECORDS = 1000
@@ -56,19 +63,6 @@ SNAPSHOT_RECORDS = 1000
 SNAPSHOT_ITEMS = 20000
 
 _INT64_MAX = int(np.iinfo(np.int64).max)
-
-
-@dataclass(frozen=True)
-class Hit:
-    id: int
-    distance: int
-
-
-def sorted_by_id(codes: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``codes`` and ``ids`` reordered by id (stable), as the snapshot index holds them."""
-    ids = np.asarray(ids, dtype=np.int64)
-    order = np.argsort(ids, kind="stable")
-    return np.ascontiguousarray(np.asarray(codes)[order]), ids[order]
 
 
 class Store:
@@ -83,28 +77,21 @@ class Store:
                  num_threads: int | None = None, snapshot_records: int = SNAPSHOT_RECORDS,
                  snapshot_items: int = SNAPSHOT_ITEMS) -> None:
         self.path, self.nbits, self._lock = path, int(nbits), lock
-        self._index_kwargs = {"engine": engine, "num_threads": num_threads}
         self.snapshot_records, self.snapshot_items = int(snapshot_records), int(snapshot_items)
         self.images_dir = path / IMAGES
-        self._rw = RWLock()
+        self.live = LiveIndex(self.nbits, engine=engine, num_threads=num_threads)
         self._writer = threading.Lock()     # one write (log append + apply) or snapshot at a time
         self._journal: Journal | None = None
-        self._seq = 0                        # last record written
+        self._seq = 0                        # last sequence number given (written, or burnt by a failed write)
         self._snap_seq = 0                   # last record the snapshot includes
         self._next_id = 0
         self._labels: dict[int, str | None] = {}  # every alive added item (its image is on disk)
-        self._main = HammingIndex(self.nbits, **self._index_kwargs)
-        self._main_ids = np.zeros(0, np.int64)
-        self._main_codes = np.zeros((0, (self.nbits + 7) // 8), np.uint8)
         self._index_name: str | None = None  # the snapshot file state.json names
-        self._tomb: set[int] = set()
-        self._tomb_ids = np.zeros(0, np.int64)  # the tombstones as an array, for searches to filter by
-        self._delta = HammingIndex(self.nbits, **self._index_kwargs)
-        self._delta_codes: dict[int, np.ndarray] = {}
         self._snapshot_wanted = threading.Event()
         self._closing = threading.Event()
         self._snapshot_thread: threading.Thread | None = None
         self.snapshot_error: str | None = None
+        self.close_error: str | None = None  # why the final snapshot was not written (the log holds it all)
         self.replayed = 0
         self._seed_name: str | None = None
 
@@ -115,16 +102,20 @@ class Store:
              first_id: int = 0, seed_name: str | None = None, background: bool = True,
              **kwargs: object) -> "Store":
         """Lock, load the snapshot and replay the log of the store at ``path`` (made from ``seed``
-        when the folder holds none). ``seed_name`` is recorded, and a later open with another
+        when the folder is new or empty). ``seed_name`` is recorded, and a later open with another
         seed name is refused (the store already holds its items)."""
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise StoreError(f"store {path} is a file; give a folder")
+        _classify(path)  # before the lock file is made: a folder that is not a store is left untouched
         lock = lock_folder(path, "serve store").acquire()
+        store = None
         try:
             store = cls(path, nbits, lock, **kwargs)  # type: ignore[arg-type]
             store._load(seed, int(first_id), seed_name)
         except BaseException:
+            if store is not None and store._journal is not None:
+                store._journal.close()
             lock.release()
             raise
         if background:
@@ -134,7 +125,10 @@ class Store:
         return store
 
     def close(self) -> None:
-        """Snapshot what the log holds, stop the background thread, release the lock."""
+        """Snapshot what the log holds, stop the background thread, release the lock.
+
+        A final snapshot that cannot be written (a full disk) loses nothing, since the log holds
+        every write: ``close_error`` says so in one line and the next open replays the log."""
         if self._lock is None:
             return
         self._closing.set()
@@ -144,6 +138,9 @@ class Store:
         try:
             if self._seq > self._snap_seq:
                 self.snapshot()
+        except (OSError, StoreError) as exc:
+            self.close_error = (f"the final snapshot of {self.path} was not written ({_one_line(exc)}); nothing is "
+                                f"lost: {LOG} holds every write and the next start replays it")
         finally:
             if self._journal is not None:
                 self._journal.close()
@@ -157,109 +154,114 @@ class Store:
         self.close()
 
     def _load(self, seed: Callable[[], tuple[np.ndarray, np.ndarray]], first_id: int, seed_name: str | None) -> None:
-        self.images_dir.mkdir(parents=True, exist_ok=True)
-        state_path = self.path / STATE
-        if not state_path.exists():
-            codes, ids = sorted_by_id(*seed())
-            index = self._build(codes, ids)
-            top = int(ids.max()) + 1 if len(ids) else 0
-            self._install_main(index, ids, codes)
-            self._next_id = max(first_id, top)
-            self._seed_name = seed_name
-            if (self.path / LOG).exists():  # a log without a state: from a store whose first snapshot never landed
-                os.truncate(self.path / LOG, 0)
-            self._write_snapshot(index, 0)
+        kind = _classify(self.path)  # again, under the lock
+        if kind == "new":
+            self._create(seed, first_id, seed_name)
         else:
-            state = self._read_state(state_path)
-            recorded = state.get("seed")
-            if seed_name is not None and recorded is not None and recorded != seed_name:
-                raise StoreError(f"store {self.path} was started from {recorded}, not {seed_name}; "
-                                 "drop --index to reopen it, or choose a new --store")
-            self._seed_name = recorded
-            index_path = self.path / str(state["index"])
-            if Path(state["index"]).name != state["index"]:
-                raise StoreError(f"{state_path} names an index outside the store ({state['index']!r})")
-            self._index_name = index_path.name
-            try:
-                index = HammingIndex.load(index_path, **self._index_kwargs)
-            except FileNotFoundError:
-                raise StoreError(f"{state_path} names {index_path.name}, which is missing; "
-                                 "the store was damaged: restore it from a backup or choose a new --store") from None
-            if index.nbits != self.nbits:
-                raise StoreError(f"store {self.path} holds {index.nbits}-bit codes but the model makes "
-                                 f"{self.nbits}-bit codes; choose a new --store for this run")
-            ids = index.ids
-            codes = index.codes() if index.ntotal else np.zeros((0, (self.nbits + 7) // 8), np.uint8)
-            if len(ids) > 1 and bool((np.diff(ids) < 0).any()):  # written by hand or another tool: re-sort
-                codes, ids = sorted_by_id(codes, ids)
-                index = self._build(codes, ids)
-            else:
-                self._prepare(index, codes)
-            self._install_main(index, ids, codes)
-            self._snap_seq = self._seq = int(state["log_seq"])
-            self._next_id = int(state["next_id"])
-            self._labels = {int(k): v for k, v in state.get("labels", {}).items()}
-        self.replayed = self._replay()
+            self._open_existing(seed_name)
+        self._replay_log()
         self._remove_orphan_images()
         self._journal = Journal(self.path / LOG)
         if self.replayed:
-            self.snapshot()
+            try:
+                self.snapshot()
+            except (OSError, StoreError) as exc:  # the log still holds the replayed writes
+                self.snapshot_error = _one_line(exc)
         self._cleanup_snapshots()
 
+    def _create(self, seed: Callable[[], tuple[np.ndarray, np.ndarray]], first_id: int, seed_name: str | None) -> None:
+        """A new store: the marker first (dnnh owns the folder from here on), then the first snapshot."""
+        codes, ids = sorted_by_id(*seed())
+        try:
+            atomic_write_text(self.path / MARKER, json.dumps({"format": STORE_FORMAT}) + "\n")
+            self.images_dir.mkdir(exist_ok=True)
+            fsync_dir(self.path)
+            index = self.live.new_index(codes, ids)
+            self.live.load(index)
+            self._next_id = max(first_id, int(ids.max()) + 1 if len(ids) else 0)
+            self._seed_name = seed_name
+            self._write_snapshot(index, 0)
+        except OSError as exc:
+            raise write_failure(self.path, exc, f"the new store {self.path} was not made") from None
+
+    def _open_existing(self, seed_name: str | None) -> None:
+        state_path = self.path / STATE
+        state = self._read_state(state_path)
+        recorded = state.get("seed")
+        if seed_name is not None and recorded is not None and recorded != seed_name:
+            raise StoreError(f"store {self.path} was started from {recorded}, not {seed_name}; "
+                             "drop --index to reopen it, or choose a new --store")
+        self._seed_name = recorded
+        index_path = self.path / state["index"]
+        self._index_name = index_path.name
+        try:
+            index = HammingIndex.load(index_path, **self.live._index_kwargs)
+        except FileNotFoundError:
+            raise StoreError(f"{state_path} names {index_path.name}, which is missing; "
+                             "the store was damaged: restore it from a backup or choose a new --store") from None
+        if index.nbits != self.nbits:
+            raise StoreError(f"store {self.path} holds {index.nbits}-bit codes but the model makes "
+                             f"{self.nbits}-bit codes; choose a new --store for this run")
+        self.live.load(index)
+        self._snap_seq = self._seq = state["log_seq"]
+        self._next_id = state["next_id"]
+        self._labels = {int(k): v for k, v in state["labels"].items()}
+        self.images_dir.mkdir(exist_ok=True)
+        if not (self.path / MARKER).exists():  # a store made before the marker: state.json proves it ours
+            atomic_write_text(self.path / MARKER, json.dumps({"format": STORE_FORMAT}) + "\n")
+
     def _read_state(self, path: Path) -> dict:
+        """state.json, checked field by field: a damaged or edited one is one line, never a crash later."""
         try:
             state = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
-            raise StoreError(f"cannot read {path}: {exc}") from None
+            raise StoreError(f"cannot read {path}: {_one_line(exc)}") from None
         if not isinstance(state, dict) or state.get("format") != STORE_FORMAT:
             raise StoreError(f"{path} is not a dnnh serve store of format {STORE_FORMAT!r}")
-        if int(state.get("nbits", -1)) != self.nbits:
+        if state.get("nbits") != self.nbits:
             raise StoreError(f"store {self.path} holds {state.get('nbits')}-bit codes but the model makes "
                              f"{self.nbits}-bit codes; choose a new --store for this run")
         for key in ("index", "log_seq", "next_id"):
             if key not in state:
                 raise StoreError(f"{path} lacks {key!r}; was it edited?")
+        name = state["index"]
+        if not isinstance(name, str) or Path(name).name != name or not name.endswith(".dhi"):
+            raise StoreError(f"{path} names an index outside the store ({name!r}); was it edited?")
+        for key in ("log_seq", "next_id"):
+            value = state[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _INT64_MAX:
+                raise StoreError(f"{path}: {key!r} must be an integer 0..2**63-1, got {value!r}; was it edited?")
+        labels = state.setdefault("labels", {})
+        if not isinstance(labels, dict) or not all(
+                isinstance(k, str) and k.isdigit() and (v is None or isinstance(v, str)) for k, v in labels.items()):
+            raise StoreError(f"{path}: 'labels' must map item ids to a label or null, got "
+                             f"{type(labels).__name__ if not isinstance(labels, dict) else 'other values'}; was it edited?")
+        if state.get("seed") is not None and not isinstance(state["seed"], str):
+            raise StoreError(f"{path}: 'seed' must be a path or null, got {state['seed']!r}; was it edited?")
         return state
 
-    @staticmethod
-    def _prepare(index: HammingIndex, sample: np.ndarray) -> None:
-        """Group the items and build the lookup tables now, before readers see the index: no search
-        ever regroups (searches only read), and none pays for building the tables. ``sample``: any
-        packed code (1, nbytes) to warm the tables with."""
-        index.ndistinct
-        if index.ntotal:
-            index.search(sample[:1], 10)
-
-    def _build(self, codes: np.ndarray, ids: np.ndarray) -> HammingIndex:
-        """A new index of ``codes`` under ``ids``, prepared for readers."""
-        index = HammingIndex(self.nbits, **self._index_kwargs)
-        index.add(codes, ids=ids)
-        self._prepare(index, codes)
-        return index
-
-    def _install_main(self, index: HammingIndex, ids: np.ndarray, codes: np.ndarray) -> None:
-        self._main, self._main_ids, self._main_codes = index, np.asarray(ids, np.int64), np.asarray(codes, np.uint8)
-        self._tomb = set()
-        self._tomb_ids = np.zeros(0, np.int64)
-        self._delta = HammingIndex(self.nbits, **self._index_kwargs)
-        self._delta_codes = {}
-
-    def _replay(self) -> int:
-        """Apply the log's records that the snapshot does not include; how many."""
+    def _replay_log(self) -> None:
+        """Apply the log's records that the snapshot does not include."""
         applied = 0
         for record in read_records(self.path / LOG):
             if record["seq"] <= self._snap_seq:
                 continue  # already in the snapshot
-            self._apply(record)
-            self._seq = record["seq"]
+            try:
+                self._apply(record)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                if isinstance(exc, StoreError):
+                    raise
+                raise StoreError(f"{self.path / LOG}: record {record['seq']} is not a valid {record.get('op')!r} "
+                                 f"record ({_one_line(exc)}); restore the store from a backup") from None
+            self._seq = max(self._seq, record["seq"])
             applied += 1
-        return applied
+        self.replayed = applied
 
     def _remove_orphan_images(self) -> None:
         """Images written for an add whose log record never landed (a crash in between)."""
         for entry in os.scandir(self.images_dir):
             stem, dot, ext = entry.name.partition(".")
-            if ext == "png" and stem.isdigit() and int(stem) not in self._labels:
+            if ext == "png" and stem.isdigit() and int(stem) not in self._labels and entry.is_file():
                 try:
                     os.unlink(entry.path)
                 except OSError:
@@ -269,13 +271,12 @@ class Store:
 
     @property
     def ntotal(self) -> int:
-        with self._rw.read():
-            return len(self._main_ids) - len(self._tomb) + len(self._delta_codes)
+        return self.live.ntotal
 
     @property
     def num_threads(self) -> int:
         """Threads one search may use (the index's)."""
-        return self._main.num_threads
+        return self.live.num_threads
 
     @property
     def next_id(self) -> int:
@@ -294,65 +295,44 @@ class Store:
 
     def code(self, item_id: int) -> np.ndarray | None:
         """The packed code (1, nbytes) of an alive item, or None when no item has that id."""
-        if not 0 <= item_id <= _INT64_MAX:
-            return None
-        with self._rw.read():
-            return self._code_locked(int(item_id))
-
-    def _code_locked(self, item_id: int) -> np.ndarray | None:
-        code = self._delta_codes.get(item_id)
-        if code is not None:
-            return code[None, :].copy()
-        if item_id in self._tomb:
-            return None
-        pos = int(np.searchsorted(self._main_ids, item_id))
-        if pos < len(self._main_ids) and int(self._main_ids[pos]) == item_id:
-            return self._main_codes[pos:pos + 1].copy()
-        return None
+        return self.live.code(item_id)
 
     def search(self, query: np.ndarray, k: int, radius: int | None = None) -> list[Hit]:
         """The ``k`` nearest alive items to one packed code (1, nbytes), by distance then id;
         with ``radius``, only those within it (inclusive)."""
-        query = np.ascontiguousarray(query, dtype=np.uint8).reshape(1, -1)
-        with self._rw.read():
-            parts = []
-            for index, tomb in ((self._main, self._tomb_ids), (self._delta, None)):
-                if index.ntotal == 0:
-                    continue
-                if radius is None:
-                    want = k + (len(tomb) if tomb is not None else 0)
-                    dist, ids = index.search(query, min(want, index.ntotal))
-                    dist, ids = dist[0], ids[0]
-                    keep = ids >= 0
-                else:
-                    _, dist, ids = index.range_search(query, radius)
-                    keep = np.ones(len(ids), bool)
-                if tomb is not None and len(tomb):
-                    keep &= ~np.isin(ids, tomb)
-                parts.append((dist[keep].astype(np.int64), ids[keep].astype(np.int64)))
-        if not parts:
-            return []
-        dist = np.concatenate([p[0] for p in parts])
-        ids = np.concatenate([p[1] for p in parts])
-        order = np.lexsort((ids, dist))[:k]
-        return [Hit(int(ids[i]), int(dist[i])) for i in order]
+        return self.live.search(query, k, radius)
 
     # ------------------------------------------------------------------ writing
 
     def add(self, codes: np.ndarray, images: list[bytes], label: str | None = None) -> list[int]:
-        """Store items (packed codes, one PNG each) durably; returns their new ids."""
+        """Store items (packed codes, one PNG each) durably; returns their new ids.
+
+        :class:`StoreWriteError` when the disk refuses: nothing of the add is kept, and its ids and
+        sequence number are never given again."""
         codes = np.ascontiguousarray(codes, dtype=np.uint8)
         if codes.ndim != 2 or len(codes) != len(images) or not len(codes):
             raise ValueError(f"add needs one image per code, got {codes.shape} codes and {len(images)} images")
         with self._writer:
             self._check_open()
             ids = list(range(self._next_id, self._next_id + len(codes)))
-            for item_id, png in zip(ids, images):
-                write_durably(self.image_path(item_id), png)
-            fsync_dir(self.images_dir)
-            record = {"op": "add", "seq": self._seq + 1,
+            self._seq += 1  # taken now: a failed add burns its number and its ids
+            self._next_id += len(codes)
+            record = {"op": "add", "seq": self._seq,
                       "items": [{"id": i, "code": c.tobytes().hex(), "label": label} for i, c in zip(ids, codes)]}
-            self._append(record)
+            what = f"the add of {len(ids)} image{'s' if len(ids) > 1 else ''} was not stored (nothing of it was kept)"
+            written: list[Path] = []
+            try:
+                for item_id, png in zip(ids, images):
+                    written.append(self.image_path(item_id))
+                    write_durably(written[-1], png)
+                fsync_dir(self.images_dir)
+                self._journal.append(record, what)  # type: ignore[union-attr]
+            except OSError as exc:
+                _unlink_all(written)
+                raise write_failure(written[-1] if written else self.images_dir, exc, what) from None
+            except StoreWriteError:
+                _unlink_all(written)
+                raise
             self._apply(record)
             self._after_write()
         return ids
@@ -363,51 +343,38 @@ class Store:
             self._check_open()
             if self.code(item_id) is None:
                 return False
-            record = {"op": "delete", "seq": self._seq + 1, "id": int(item_id)}
-            self._append(record)
+            self._seq += 1
+            record = {"op": "delete", "seq": self._seq, "id": int(item_id)}
+            self._journal.append(record, f"the delete of item {int(item_id)} was not stored")  # type: ignore[union-attr]
             self._apply(record)
             self._after_write()
         return True
 
     def _check_open(self) -> None:
         if self._journal is None or self._journal.closed:
+            if self._journal is not None and self._journal.broken:
+                raise StoreWriteError(self._journal.broken)
             raise StoreError(f"store {self.path} is closed")
-
-    def _append(self, record: dict) -> None:
-        self._journal.append(record)
 
     def _apply(self, record: dict) -> None:
         """Apply one log record in memory, idempotently (replay may meet records twice)."""
         op = record.get("op")
         if op == "add":
-            items = [it for it in record["items"] if self._code_locked(int(it["id"])) is None]
+            items = record["items"]
             if items:
                 ids = np.array([int(it["id"]) for it in items], np.int64)
                 codes = np.stack([np.frombuffer(bytes.fromhex(it["code"]), np.uint8) for it in items])
-                if codes.shape[1] != self._main_codes.shape[1]:
+                if codes.shape[1] != self.live.nbytes:
                     raise StoreError(f"{self.path / LOG} holds a code of {codes.shape[1]} bytes; the store's are "
-                                     f"{self._main_codes.shape[1]}")
-                delta = self._delta
-                with self._rw.write():
-                    delta.add(codes, ids=ids)
-                    self._prepare(delta, codes)  # regroup now, under the lock: searches only read
-                    for item_id, code, item in zip(ids, codes, items):
-                        self._delta_codes[int(item_id)] = code
-                        self._labels[int(item_id)] = item.get("label")
-            top = max(int(it["id"]) for it in record["items"]) + 1 if record["items"] else 0
-            self._next_id = max(self._next_id, top)
+                                     f"{self.live.nbytes}")
+                labels = {int(it["id"]): it.get("label") for it in items}
+                for item_id in self.live.add(codes, ids):
+                    self._labels[int(item_id)] = labels[int(item_id)]
+                self._next_id = max(self._next_id, int(ids.max()) + 1)
         elif op == "delete":
             item_id = int(record["id"])
-            if self._code_locked(item_id) is not None:
-                with self._rw.write():
-                    if item_id in self._delta_codes:
-                        self._delta.remove(item_id)
-                        self._prepare(self._delta, self._delta_codes[item_id][None, :])
-                        del self._delta_codes[item_id]
-                    else:
-                        self._tomb.add(item_id)
-                        self._tomb_ids = np.append(self._tomb_ids, np.int64(item_id))
-                    self._labels.pop(item_id, None)
+            self.live.remove(item_id)
+            self._labels.pop(item_id, None)
             try:
                 os.unlink(self.image_path(item_id))
             except OSError:
@@ -417,29 +384,23 @@ class Store:
                              "was it written by a newer dnnh?")
 
     def _after_write(self) -> None:
-        self._seq += 1
-        if (self._seq - self._snap_seq >= self.snapshot_records or len(self._delta_codes) >= self.snapshot_items
-                or len(self._tomb) >= self.snapshot_items):
+        delta, tombs = self.live.pending
+        if (self._seq - self._snap_seq >= self.snapshot_records or delta >= self.snapshot_items
+                or tombs >= self.snapshot_items):
             self._snapshot_wanted.set()
 
     # ------------------------------------------------------------------ snapshots
 
     def snapshot(self) -> None:
-        """Fold the log into a new index snapshot (atomically), then empty the log."""
+        """Fold the log into a new index snapshot (atomically, durably), then empty the log."""
         with self._writer:
             if self._seq == self._snap_seq and (self.path / STATE).exists():
                 return
-            keep = ~np.isin(self._main_ids, self._tomb_ids)
-            delta_ids = np.array(sorted(self._delta_codes), np.int64)
-            ids = np.concatenate([self._main_ids[keep], delta_ids])
-            codes = np.concatenate([self._main_codes[keep]] +
-                                   ([np.stack([self._delta_codes[int(i)] for i in delta_ids])] if len(delta_ids) else []))
-            index = self._build(codes, ids)  # off to the side: searches go on against the old index
-            self._write_snapshot(index, self._seq)
-            with self._rw.write():
-                self._install_main(index, ids, codes)
+            seq = self._seq
+            # built off to the side (searches go on against the old parts), written, then swapped in
+            self.live.compact(persist=lambda index: self._write_snapshot(index, seq))
             if self._journal is not None:
-                self._journal.clear()
+                self._journal.clear()  # only now: the snapshot holding these records is durable
             self._cleanup_snapshots()
 
     def _write_snapshot(self, index: HammingIndex, seq: int) -> None:
@@ -454,7 +415,7 @@ class Store:
     def _cleanup_snapshots(self) -> None:
         """Remove the snapshot files state.json no longer names."""
         for entry in os.scandir(self.path):
-            if entry.name.startswith("index-") and entry.name.endswith(".dhi") and entry.name != self._index_name:
+            if _SNAPSHOT_NAME.fullmatch(entry.name) and entry.name != self._index_name:
                 try:
                     os.unlink(entry.path)
                 except OSError:
@@ -470,4 +431,52 @@ class Store:
                 self.snapshot()
                 self.snapshot_error = None
             except Exception as exc:  # the log still holds every write: report it, try again later
-                self.snapshot_error = f"{type(exc).__name__}: {exc}"
+                self.snapshot_error = _one_line(exc)
+
+
+_SNAPSHOT_NAME = re.compile(r"index-\d{12}\.dhi")
+
+
+def _classify(path: Path) -> str:
+    """"new" (missing or empty: make a store) or "store" (dnnh's own); else one line refusing it.
+
+    A folder is dnnh's when it holds ``state.json`` or the ``.dnnh-store`` marker. A marked folder
+    without ``state.json`` is a store whose creation was cut short (made again) unless it holds
+    anything written after creation: then state.json was lost, and starting over would drop
+    acknowledged writes."""
+    try:
+        names = set(os.listdir(path)) - {LOCK_NAME}
+    except FileNotFoundError:
+        return "new"
+    if STATE in names:
+        return "store"
+    if MARKER not in names:
+        if not names:
+            return "new"
+        raise StoreError(f"{path} is not empty and is not a dnnh store (it has neither {STATE} nor {MARKER}); "
+                         "dnnh never writes into or removes files it did not make: give an empty or new --store"
+                         + (f", or restore {STATE} from a backup" if names & {LOG, IMAGES} else ""))
+    held = []
+    if (path / LOG).exists() and (path / LOG).stat().st_size:
+        held.append(f"a log of {(path / LOG).stat().st_size:,} bytes")
+    if (path / IMAGES).is_dir() and any(os.scandir(path / IMAGES)):
+        held.append("added images")
+    if any(_SNAPSHOT_NAME.fullmatch(n) and n != FIRST_SNAPSHOT for n in names):
+        held.append("snapshots")
+    if held:
+        raise StoreError(f"store {path} has lost its {STATE} but holds {' and '.join(held)}: starting over would "
+                         f"drop acknowledged writes; restore {STATE} from a backup or give a new --store")
+    return "new"
+
+
+def _unlink_all(paths: list[Path]) -> None:
+    for p in paths:
+        try:
+            os.unlink(p)
+        except OSError:
+            pass
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text and not isinstance(exc, StoreError) else (text[0] if text else type(exc).__name__)
