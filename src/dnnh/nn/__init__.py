@@ -1,8 +1,11 @@
-"""Networks: NIN backbones, divide-and-encode, the piece-wise threshold and the DNNH model."""
+"""Networks: NIN backbones, the pretrained-layout backbones (ResNet, VGG, AlexNet, ViT),
+divide-and-encode, the piece-wise threshold and the DNNH model."""
 
+from dnnh.nn.backbones import BACKBONES, build_backbone
 from dnnh.nn.dnnh import DNNH, HashNetwork, ModelConfig
 from dnnh.nn.encoders import DivideAndEncode, FullyConnectedEncoder
 from dnnh.nn.nin import PRESETS, build_nin
 from dnnh.nn.threshold import PiecewiseThreshold
 
-__all__ = ["DNNH", "DivideAndEncode", "FullyConnectedEncoder", "HashNetwork", "ModelConfig", "PRESETS", "PiecewiseThreshold", "build_nin"]
+__all__ = ["BACKBONES", "DNNH", "DivideAndEncode", "FullyConnectedEncoder", "HashNetwork", "ModelConfig", "PRESETS",
+           "PiecewiseThreshold", "build_backbone", "build_nin"]

@@ -1,0 +1,96 @@
+"""Backbones users bring ImageNet weights for: ResNet, VGG-16, AlexNet, ViT, in the files' own layouts.
+
+Hashing papers (DeepHash-pytorch, HashNet, CSQ, OrthoHash) fine-tune these networks from ImageNet
+weights at 224 px. dnnh cannot download weights, so the user brings the file; the modules here
+are written so that a torchvision or timm ``state_dict()`` loads key for key (see
+:mod:`dnnh.nn.weights`), without either library installed.
+
+``build_backbone(name, weights=None)`` returns a module whose forward maps images (N, 3, H, W),
+ImageNet-normalised, to the pooled features (N, ``out_features``) a hash layer goes on:
+
+* ResNet: the flattened global average pool (512 or 2048);
+* VGG-16 / AlexNet: the output of the second 4096-unit layer after its ReLU (DeepHash-pytorch's
+  ``classifier[:6]``);
+* ViT: the class token after the final LayerNorm (768 or 384).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from torch import nn
+
+from dnnh.nn.backbones import resnet, vgg, vit
+
+#: ImageNet channel statistics every one of these networks was trained with (torchvision and timm's
+#: ``vit_*_patch16_224`` augreg weights use 0.5/0.5; see :attr:`BackboneSpec.mean`).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What a backbone is: how to build it, its file layout, its feature width and input limits.
+
+    ``heads``: key prefixes of the file's classifier, dropped on load (the hash layer replaces
+    it). ``renames``: old key spellings the publisher's files still use, mapped to the current one.
+    ``mean``/``std``: the normalisation the publisher's weights expect.
+    """
+
+    build: Callable[[], nn.Module]
+    layout: str
+    out_features: int
+    min_size: int
+    heads: tuple[str, ...]
+    renames: tuple[tuple[str, str], ...] = ()
+    input_size: int = 224
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    multiple_of: int = 1
+
+
+_TV_CNN = ("fc.",)
+_TV_VGG = ("classifier.6.",)
+BACKBONES: dict[str, BackboneSpec] = {
+    "resnet18": BackboneSpec(resnet.resnet18, "torchvision", 512, 32, _TV_CNN),
+    "resnet34": BackboneSpec(resnet.resnet34, "torchvision", 512, 32, _TV_CNN),
+    "resnet50": BackboneSpec(resnet.resnet50, "torchvision", 2048, 32, _TV_CNN),
+    "vgg16": BackboneSpec(vgg.vgg16, "torchvision", 4096, 32, _TV_VGG),
+    "vgg16_bn": BackboneSpec(vgg.vgg16_bn, "torchvision", 4096, 32, _TV_VGG),
+    "alexnet": BackboneSpec(vgg.alexnet, "torchvision", 4096, 63, _TV_VGG),
+    # timm's augreg weights for these two were trained with mean = std = 0.5 per channel.
+    "vit_base_patch16_224": BackboneSpec(vit.vit_base_patch16_224, "timm", 768, 16, ("head.",),
+                                         mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), multiple_of=16),
+    "vit_small_patch16_224": BackboneSpec(vit.vit_small_patch16_224, "timm", 384, 16, ("head.",),
+                                          mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), multiple_of=16),
+    # torchvision's vit_b_16 file predates its MLPBlock rename (mlp.linear_1 -> mlp.0).
+    "vit_b_16": BackboneSpec(vit.vit_b_16, "torchvision", 768, 16, ("heads.",),
+                             renames=((".mlp.linear_1.", ".mlp.0."), (".mlp.linear_2.", ".mlp.3.")), multiple_of=16),
+}
+
+
+def backbone_spec(name: str) -> BackboneSpec:
+    if name not in BACKBONES:
+        raise ValueError(f"unknown pretrained backbone {name!r}; choose one of {sorted(BACKBONES)}")
+    return BACKBONES[name]
+
+
+def build_backbone(name: str, weights: str | Path | None = None) -> nn.Module:
+    """The backbone ``name``, from random initialisation or from the weights file ``weights``.
+
+    The module's ``out_features`` is its feature width; ``weights_file`` is the
+    :class:`~dnnh.nn.weights.WeightsFile` it was loaded from (None: random initialisation).
+    A file that does not fit the architecture is refused in one line (:func:`load_backbone_weights`).
+    """
+    spec = backbone_spec(name)
+    module = spec.build()
+    module.weights_file = None
+    if weights is not None:
+        from dnnh.nn.weights import load_backbone_weights
+        module.weights_file = load_backbone_weights(module, name, weights)
+    return module
+
+
+__all__ = ["BACKBONES", "BackboneSpec", "IMAGENET_MEAN", "IMAGENET_STD", "backbone_spec", "build_backbone"]
