@@ -1,6 +1,10 @@
-"""The training loop, top to bottom: set up, then for each epoch batches -> codes -> loss -> step,
-then validate and checkpoint. ``resume=True`` restores the last checkpoint (weights, optimizer,
-schedule, both random generators, history) so the finished run equals an uninterrupted one.
+"""The training loop in four named steps: :func:`open_or_resume` (the run directory),
+:func:`one_epoch` (batches -> codes -> loss -> step), :func:`validate_and_keep_best` and
+:func:`finish`. What changes while training (weights, objective, optimizer, schedule, the random
+generators, history, the best epoch) is one :class:`TrainingState`, whose :meth:`~TrainingState.save`
+and :meth:`~TrainingState.restore` walk one list of checkpoint entries, so ``resume=True``
+continues exactly where the last finished epoch left off and the finished run equals an
+uninterrupted one.
 
 The run directory's files are :class:`dnnh.runs.Run`'s business, validation encodes through
 :class:`dnnh.encoder.Encoder`, and the objective comes from
@@ -13,9 +17,9 @@ from __future__ import annotations
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -27,6 +31,7 @@ from dnnh.data.sources import DataSource
 from dnnh.data.splits import Split
 from dnnh.encoder import Encoder
 from dnnh.locks import lock_folder
+from dnnh.losses import Objective
 from dnnh.metrics import mean_average_precision
 from dnnh.miners import ClassBalancedBatches, RandomTripletBatches
 from dnnh.nn import DNNH, PRESETS, PiecewiseThreshold
@@ -101,6 +106,77 @@ def validation_map(encoder: Encoder, source: BatchSource, val_idx: np.ndarray, d
     return float(mean_average_precision(q, d, labels[val_idx], labels[db_idx]))
 
 
+@dataclass
+class TrainingState:
+    """Everything a checkpoint holds: what one epoch changes and the next one needs.
+
+    :meth:`entries` names each checkpoint key once with how to read and set it; :meth:`save`
+    and :meth:`restore` both walk it, so a key cannot be saved and forgotten on the way back.
+    ``next_epoch`` is stored as the last finished 0-based epoch (key ``epoch``), as before.
+    """
+
+    model: DNNH
+    objective: Objective
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    rng: np.random.Generator  # batch order
+    aug_gen: torch.Generator  # augmentation
+    history: list[dict] = field(default_factory=list)
+    best_val: float = -1.0
+    best_epoch: int = -1
+    next_epoch: int = 0
+
+    def entries(self) -> dict[str, tuple[Callable[[], Any], Callable[[Any], None]]]:
+        """{checkpoint key: (read it, set it)}, in the order they are restored."""
+        def attribute(name: str) -> tuple[Callable[[], Any], Callable[[Any], None]]:
+            return (lambda: getattr(self, name)), (lambda value: setattr(self, name, value))
+
+        def set_numpy_rng(value: Any) -> None:
+            self.rng.bit_generator.state = value
+
+        return {
+            "objective": (self.objective.state_dict, self.objective.load_state_dict),
+            "optimizer": (self.optimizer.state_dict, self.optimizer.load_state_dict),
+            "schedule": (self.schedule.state_dict, self.schedule.load_state_dict),
+            "numpy_rng": (lambda: self.rng.bit_generator.state, set_numpy_rng),
+            "aug_rng": (self.aug_gen.get_state, self.aug_gen.set_state),
+            "torch_rng": (torch.get_rng_state, torch.set_rng_state),
+            "history": attribute("history"),
+            "best_val": attribute("best_val"),
+            "best_epoch": attribute("best_epoch"),
+            "epoch": ((lambda: self.next_epoch - 1), (lambda value: setattr(self, "next_epoch", value + 1))),
+        }
+
+    def save(self, run: Run) -> None:
+        """The weights and every entry, in one atomic file (:meth:`Run.save_checkpoint`)."""
+        run.save_checkpoint(self.model, {key: read() for key, (read, _) in self.entries().items()})
+
+    def restore(self, run: Run) -> None:
+        """The inverse of :meth:`save`: weights into the model, every entry back in place."""
+        saved = run.load_checkpoint(self.model)
+        missing = [key for key in self.entries() if key not in saved]
+        if missing:
+            raise ValueError(f"{run.path} holds a checkpoint without {missing}: it is not one this dnnh wrote")
+        for key, (_, set_value) in self.entries().items():
+            set_value(saved[key])
+
+
+@dataclass
+class Setup:
+    """What stays fixed for a whole run: the run directory, the data and how it is batched."""
+
+    config: TrainConfig
+    run: Run
+    labels: np.ndarray
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    batcher: ClassBalancedBatches | RandomTripletBatches
+    source: BatchSource
+    encoder: Encoder
+    parameters: list[torch.nn.Parameter]
+    ddp: Distributed
+
+
 def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split, run_dir: str | Path,
           resume: bool = False, progress: bool = True, on_epoch_end: Callable[[int, dict], None] | None = None,
           source: DataSource | None = None, log: Callable[[str], None] | None = None) -> TrainResult:
@@ -119,12 +195,25 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
         progress, log = False, None
     lock = lock_folder(run_dir, "run directory")  # refuses a file's path, on every rank
     with lock if ddp.is_main else nullcontext():
-        return _train(config, dataset, split, run_dir, resume, progress, on_epoch_end, source, log, ddp)
+        run = open_or_resume(config, dataset, split, run_dir, resume, source, ddp)
+        setup, state = start(config, run, dataset, ddp, resume)
+        started = time.perf_counter()
+        for epoch in range(state.next_epoch, config.epochs):
+            record = one_epoch(setup, state, epoch, progress)
+            validated = validate_and_keep_best(setup, state, epoch, record)
+            end_epoch(setup, state, record)
+            if log is not None:
+                val = f", val MAP {record['val_map']:.4f}" if validated else ""
+                log(f"epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.4f}, "
+                    f"{record['images_per_s']:.0f} img/s{val}")
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1, record)
+        return finish(setup, state, time.perf_counter() - started)
 
 
-def _train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split, run_dir: Path, resume: bool,
-           progress: bool, on_epoch_end: Callable[[int, dict], None] | None, source: DataSource | None,
-           log: Callable[[str], None] | None, ddp: Distributed) -> TrainResult:
+def open_or_resume(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split, run_dir: Path,
+                   resume: bool, source: DataSource | None, ddp: Distributed) -> Run:
+    """The run directory: a fresh run refuses to overwrite one, a resumed run must match it; rank 0 writes."""
     split.check_fits(len(dataset))
     if not resume:  # unreadable images anywhere in the split are found now, not after hours of training
         bad = dataset.verify(np.concatenate([split.query, split.database]))
@@ -133,21 +222,24 @@ def _train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Spli
                              "fix or remove them, or load the data with --skip-corrupt to drop them")
     if config.threads:
         torch.set_num_threads(config.threads)
-    labels = dataset.labels
-    train_idx, val_idx = split.train, split.val
-
-    # Run directory: a fresh run refuses to overwrite one; a resumed run must match it. Rank 0 writes it.
     if resume:
         run = Run.open(run_dir)
         run.check_continues(config, split)
     elif ddp.is_main:
         input_size = config.input_size or PRESETS[config.backbone].input_size
-        prep = Preprocessing.fit(dataset, train_idx, input_size, seed=config.seed)
+        prep = Preprocessing.fit(dataset, split.train, input_size, seed=config.seed)
         run = Run.create(run_dir, config, dataset, split, prep, source=source)
     ddp.barrier()
     if not resume and not ddp.is_main:
         run = Run.open(run_dir)
+    return run
 
+
+def start(config: TrainConfig, run: Run, dataset: ArrayDataset | FileDataset, ddp: Distributed,
+          resume: bool) -> tuple[Setup, TrainingState]:
+    """Seed, build the model, objective and optimizer (in this order: it fixes the random draws),
+    and restore the checkpoint when resuming one."""
+    labels, train_idx, val_idx = dataset.labels, run.split.train, run.split.val
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     aug_gen = torch.Generator().manual_seed(config.seed + 1)
@@ -156,88 +248,96 @@ def _train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Spli
     objective = make_objective(config.loss, config.objective_spec(), labels, train_idx)
     parameters = [*model.parameters(), *objective.parameters()]
     optimizer, schedule = build_optimizer(config, parameters, len(batcher))
-    source_batches = BatchSource(dataset, run.prep, cache_indices=np.union1d(train_idx, val_idx),
-                                 num_workers=config.num_workers)
-    encoder = Encoder(model, run.prep)
-    history: list[dict] = []
-    best_val, best_epoch, start_epoch = -1.0, -1, 0
-
+    batches = BatchSource(dataset, run.prep, cache_indices=np.union1d(train_idx, val_idx),
+                          num_workers=config.num_workers)
+    setup = Setup(config, run, labels, train_idx, val_idx, batcher, batches, Encoder(model, run.prep), parameters,
+                  ddp)
+    state = TrainingState(model, objective, optimizer, schedule, rng, aug_gen)
     if resume and run.has_checkpoint:
-        state = run.load_checkpoint(model)
-        objective.load_state_dict(state["objective"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        rng.bit_generator.state = state["numpy_rng"]
-        aug_gen.set_state(state["aug_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        history, best_val, best_epoch = state["history"], state["best_val"], state["best_epoch"]
-        start_epoch = state["epoch"] + 1
+        state.restore(run)
+    return setup, state
 
-    started = time.perf_counter()
-    for epoch in range(start_epoch, config.epochs):
-        model.train()
-        if ddp.rank > 0:  # dropout masks: rank 0 continues the checkpointed stream, the others their own
-            torch.manual_seed(config.seed + 1_000_003 * ddp.rank + epoch)
-        set_threshold_eps(model, threshold_eps(config, epoch))
-        batches = [train_idx[b] for b in batcher.epoch(rng)]  # the global batches; this rank encodes a share
-        shares = [ddp.share(len(b)) for b in batches]
-        bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
-                   leave=False, unit="batch")
-        t0, seen, loss_sum, triplet_sum = time.perf_counter(), 0, 0.0, 0
-        local = [b[start:stop] for b, (start, stop) in zip(batches, shares)]
-        for idx, (start, stop), images in zip(batches, shares, source_batches.batches(local)):
-            share = (start, stop, len(idx))
-            if config.augment != "none":
-                images = shift_augment(images, aug_gen, config.max_shift, flip=config.augment == "shift-flip",
-                                       share=share)
-            if config.erase > 0:
-                images = random_erase(images, aug_gen, config.erase, share=share)
-            batch_labels = torch.from_numpy(labels[idx])
-            forward = model.logits if objective.input == "logits" else model
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.precision == "bf16"):
-                outputs = ddp.gather(forward(images))  # the head runs in fp32 inside (see HashNetwork)
-                query_outputs = ddp.gather(forward(images, role="query")) if config.separate_query_network else None
-            loss, n_triplets = objective(outputs, batch_labels, query_outputs, torch.from_numpy(idx))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            ddp.average_gradients(parameters)
-            optimizer.step()
-            schedule.step()
-            seen += len(idx)
-            loss_sum += loss.item() * len(idx)
-            triplet_sum += n_triplets
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
-        bar.close()
-        seconds = time.perf_counter() - t0
-        record = {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "images_per_s": seen / seconds,
-                  "triplets_per_s": triplet_sum / seconds, "seconds": seconds, "lr": schedule.get_last_lr()[0]}
-        validate = len(val_idx) > 0 and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs)
-        if validate and ddp.is_main:  # validation, the best model and the files: once, on rank 0
-            record["val_map"] = validation_map(encoder, source_batches, val_idx, train_idx, labels)
-        # Without a validation set, the last epoch is the one kept.
-        if (validate and record.get("val_map", -1.0) > best_val) or len(val_idx) == 0:
-            best_val, best_epoch = record.get("val_map", float("nan")), epoch + 1
-            if ddp.is_main:
-                run.save_best(model, epoch + 1)
-        history.append(record)
+
+def one_epoch(setup: Setup, state: TrainingState, epoch: int, progress: bool) -> dict:
+    """Every batch of ``epoch`` (0-based) once: augment, forward, loss, step. Returns the epoch's record."""
+    config, ddp, model, objective = setup.config, setup.ddp, state.model, state.objective
+    model.train()
+    if ddp.rank > 0:  # dropout masks: rank 0 continues the checkpointed stream, the others their own
+        torch.manual_seed(config.seed + 1_000_003 * ddp.rank + epoch)
+    set_threshold_eps(model, threshold_eps(config, epoch))
+    batches = [setup.train_idx[b] for b in setup.batcher.epoch(state.rng)]  # global batches; this rank encodes a share
+    shares = [ddp.share(len(b)) for b in batches]
+    bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
+               leave=False, unit="batch")
+    t0, seen, loss_sum, triplet_sum = time.perf_counter(), 0, 0.0, 0
+    local = [b[start:stop] for b, (start, stop) in zip(batches, shares)]
+    forward = model.logits if objective.input == "logits" else model
+    for idx, (start, stop), images in zip(batches, shares, setup.source.batches(local)):
+        images = augment(config, images, state.aug_gen, share=(start, stop, len(idx)))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+            outputs = ddp.gather(forward(images))  # the head runs in fp32 inside (see HashNetwork)
+            query_outputs = ddp.gather(forward(images, role="query")) if config.separate_query_network else None
+        loss, n_triplets = objective(outputs, torch.from_numpy(setup.labels[idx]), query_outputs,
+                                     torch.from_numpy(idx))
+        state.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        ddp.average_gradients(setup.parameters)
+        state.optimizer.step()
+        state.schedule.step()
+        seen += len(idx)
+        loss_sum += loss.item() * len(idx)
+        triplet_sum += n_triplets
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+    bar.close()
+    seconds = time.perf_counter() - t0
+    return {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "images_per_s": seen / seconds,
+            "triplets_per_s": triplet_sum / seconds, "seconds": seconds, "lr": state.schedule.get_last_lr()[0]}
+
+
+def augment(config: TrainConfig, images: torch.Tensor, generator: torch.Generator,
+            share: tuple[int, int, int]) -> torch.Tensor:
+    """The config's training augmentation of one batch (this rank's ``share`` of the global batch)."""
+    if config.augment != "none":
+        images = shift_augment(images, generator, config.max_shift, flip=config.augment == "shift-flip", share=share)
+    if config.erase > 0:
+        images = random_erase(images, generator, config.erase, share=share)
+    return images
+
+
+def validate_and_keep_best(setup: Setup, state: TrainingState, epoch: int, record: dict) -> bool:
+    """Score ``epoch`` on the validation split when due, keep its weights when best; True if it was scored.
+
+    Validation, the best model and the files happen once, on rank 0. Without a validation set the
+    last epoch is the one kept.
+    """
+    config, ddp = setup.config, setup.ddp
+    n_val = len(setup.val_idx)
+    validate = n_val > 0 and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs)
+    if validate and ddp.is_main:
+        record["val_map"] = validation_map(setup.encoder, setup.source, setup.val_idx, setup.train_idx, setup.labels)
+    if (validate and record.get("val_map", -1.0) > state.best_val) or n_val == 0:
+        state.best_val, state.best_epoch = record.get("val_map", float("nan")), epoch + 1
         if ddp.is_main:
-            run.save_checkpoint(model, {
-                "epoch": epoch, "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(), "numpy_rng": rng.bit_generator.state,
-                "aug_rng": aug_gen.get_state(), "torch_rng": torch.get_rng_state(), "history": history,
-                "best_val": best_val, "best_epoch": best_epoch})
-            run.write_history(history, best_epoch, best_val)
-        if log is not None:
-            val = f", val MAP {record['val_map']:.4f}" if validate else ""
-            log(f"epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.4f}, "
-                f"{record['images_per_s']:.0f} img/s{val}")
-        if on_epoch_end is not None:
-            on_epoch_end(epoch + 1, record)
+            setup.run.save_best(state.model, epoch + 1)
+    return validate
 
-    ddp.barrier()  # rank 0 has written the best weights
-    run.load_best_into(model)
-    set_threshold_eps(model, config.eps)
+
+def end_epoch(setup: Setup, state: TrainingState, record: dict) -> None:
+    """Add ``record`` to the history and checkpoint the epoch (rank 0 writes the files)."""
+    state.history.append(record)
+    state.next_epoch = record["epoch"]
+    if setup.ddp.is_main:
+        state.save(setup.run)
+        setup.run.write_history(state.history, state.best_epoch, state.best_val)
+
+
+def finish(setup: Setup, state: TrainingState, seconds: float) -> TrainResult:
+    """The best epoch's weights back in the model, the final threshold, eval mode."""
+    setup.ddp.barrier()  # rank 0 has written the best weights
+    model = state.model
+    setup.run.load_best_into(model)
+    set_threshold_eps(model, setup.config.eps)
     model.eval()
-    return TrainResult(model=model, prep=run.prep, history=history, best_epoch=best_epoch, best_val_map=best_val,
-                       seconds=time.perf_counter() - started, run=run)
+    return TrainResult(model=model, prep=setup.run.prep, history=state.history, best_epoch=state.best_epoch,
+                       best_val_map=state.best_val, seconds=seconds, run=setup.run)
