@@ -17,6 +17,8 @@ Split protocols (all seeded: same seed, same split):
   1,000 queries, 5,000 training images, a database of 59,000), DeepHash-pytorch's ``cifar10-1``.
 - ``cifar10-2``: the official test images are the queries; the official training images are both
   the training set and the database (CIFAR-10: 10,000 / 50,000 / 50,000). Needs ``dataset.is_test``.
+- ``lists``: the split a folder of DeepHash-pytorch list files publishes (test.txt the queries,
+  database.txt the database, train.txt the training set; :mod:`dnnh.data.lists`).
 
 Every protocol then carves ``val_fraction`` of the training images out as a validation set (still
 in the database), so model selection never looks at queries; ``val_fraction=0`` keeps the
@@ -36,13 +38,14 @@ from dnnh.data.dataset import ArrayDataset, FileDataset
 from dnnh.data.digits import load_digits
 from dnnh.data.folders import load_image_folder, load_manifest
 from dnnh.data.idx import PARTS, find_idx_file, load_fashion_mnist, load_mnist
+from dnnh.data.lists import is_list_folder, load_list_folder
 from dnnh.data.nuswide import load_nuswide
 from dnnh.data.splits import Split, _carve_validation, auto_split, paper_split
 from dnnh.data.svhn import SVHN_FILES, load_svhn
 
 Dataset = ArrayDataset | FileDataset
 
-PROTOCOLS = ("paper", "auto", "cifar10-1", "cifar10-2")
+PROTOCOLS = ("paper", "auto", "cifar10-1", "cifar10-2", "lists")
 MANIFEST_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".txt", ".list")
 
 
@@ -104,6 +107,8 @@ def detect_format(path: Path) -> str:
     if not path.is_dir():
         raise FileNotFoundError(f"{path} does not exist, and {path.name!r} is not a dataset name "
                                 f"({', '.join(dataset_names())})")
+    if is_list_folder(path):
+        return "lists"
     if (path / "data_batch_1").is_file() or (path / CIFAR10_FOLDER).is_dir() or (path / CIFAR10_TARBALL).is_file():
         return "cifar10"
     if find_idx_file(path, PARTS["train_images"]) is not None:
@@ -144,6 +149,9 @@ def load_dataset(name_or_path: str | Path, root: str | Path | None = None, skip_
     kind = detect_format(path)
     if kind == "manifest":
         return _call(load_manifest, str(path), skip_corrupt, allow_outside_paths, path=path, root=root, **options)
+    if kind == "lists":  # root: the folder the listed paths are relative to (default: the lists' folder)
+        return _call(load_list_folder, str(path), skip_corrupt, allow_outside_paths, root=path, image_root=root,
+                     **options)
     if root is not None:
         raise ValueError(f"{path}: root is only used with a dataset name or a manifest; got a path and root={root}")
     if kind == "folder":
@@ -172,6 +180,16 @@ def _cifar10_2_split(dataset: Dataset, val_fraction: float, seed: int) -> Split:
                  protocol="cifar10-2", seed=seed)
 
 
+def _lists_split(dataset: Dataset, val_fraction: float, seed: int) -> Split:
+    parts = getattr(dataset, "parts", None)
+    if not parts:
+        raise ValueError(f"protocol lists takes the split from train.txt, test.txt and database.txt, but dataset "
+                         f"{getattr(dataset, 'name', '?')!r} was not loaded from such a folder")
+    train, val = _carve_validation(parts["train"], np.asarray(dataset.labels), val_fraction, np.random.default_rng(seed))
+    return Split(query=parts["query"], database=parts["database"], train=train.astype(np.int64),
+                 val=val.astype(np.int64), protocol="lists", seed=seed)
+
+
 def make_split(dataset: Dataset, protocol: str = "paper", queries_per_class: int = 100,
                train_per_class: int = 500, val_fraction: float = 0.1, seed: int = 0) -> Split:
     """Seeded query / database / train / validation indices for ``dataset`` under ``protocol``.
@@ -192,4 +210,6 @@ def make_split(dataset: Dataset, protocol: str = "paper", queries_per_class: int
         return paper_split(dataset.labels, 100, 500, val_fraction, seed, protocol="cifar10-1")
     if key == "cifar10-2":
         return _cifar10_2_split(dataset, val_fraction, seed)
+    if key == "lists":
+        return _lists_split(dataset, val_fraction, seed)
     raise ValueError(f"unknown split protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
