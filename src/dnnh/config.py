@@ -53,7 +53,12 @@ MINING_STRATEGIES = ("all", "semi-hard", "hard", "batch-hard")
 TRIPLET_MODES = ("random",) + MINING_STRATEGIES  # "random": the paper's three streams; else a miner strategy
 #: The objectives :func:`dnnh.training.objectives.make_objective` builds (its registry's keys; a test
 #: checks the two agree: a new loss is named here and registered there).
-LOSSES = ("triplet", "dpsh", "dsh", "csq", "classifier", "cnnh")
+LOSSES = ("triplet", "dpsh", "dsh", "csq", "classifier", "cnnh", "orthohash", "dtsh", "hashnet", "greedyhash", "dpn")
+#: OrthoHash's codebooks (:func:`dnnh.losses.codebook.make_codebook`).
+CODEBOOKS = ("bernoulli", "hadamard")
+#: Losses whose codes are read after a batch normalisation of the hash layer's outputs (the head's
+#: ``code_norm``): OrthoHash's reference normalises the codes it compares with the codebook.
+CODE_NORM_LOSSES = ("orthohash",)
 
 RECIPES = ("modern", "paper")
 AUGMENTS = ("none", "shift", "shift-flip")
@@ -63,7 +68,8 @@ RUNTIME_FIELDS = ("threads", "num_workers")
 #: Fields only the triplet objective reads (the later losses train on class-balanced batches).
 TRIPLET_FIELDS = ("margin", "smooth_loss", "distance", "reduction", "triplets")
 #: Fields one later loss reads, with that loss (every other objective ignores them).
-LOSS_FIELDS = {"eta": "dpsh", "alpha": "dsh", "lam": "csq"}
+LOSS_FIELDS = {"eta": "dpsh", "alpha": "dsh", "lam": "csq", "ortho_margin": "orthohash", "codebook": "orthohash",
+               "dtsh_alpha": "dtsh", "hashnet_alpha": "hashnet", "greedy_alpha": "greedyhash", "dpn_margin": "dpn"}
 
 
 #: Losses whose formula changed together with a new config field (issue 15): a saved config of
@@ -117,6 +123,12 @@ class ObjectiveSpec:
     eta: float = 0.1  # DPSH: quantisation weight per element
     alpha: float = 0.01  # DSH: weight of the |u| -> 1 term (the paper's scale)
     lam: float = 1e-4  # CSQ: quantisation weight (the reference's lambda)
+    ortho_margin: float = 0.2  # OrthoHash: cosine margin on the true class
+    codebook: str = "bernoulli"  # OrthoHash: how the class codes are drawn
+    dtsh_alpha: float = 5.0  # DTSH: triplet margin (in bits, Theta = u.u / 2)
+    hashnet_alpha: float = 10.0  # HashNet: alpha * nbits
+    greedy_alpha: float = 0.1  # GreedyHash: weight of the cubic penalty
+    dpn_margin: float = 1.0  # DPN: the hinge's margin
 
 
 @dataclass(frozen=True)
@@ -130,12 +142,19 @@ class TrainConfig:
     separate_query_network: bool = False
     dropout: float | None = None
     batchnorm: bool = True  # batch norm after each convolution (not in the paper; measured better)
-    loss: str = "triplet"  # or a later loss: dpsh, dsh, csq, classifier (the Sablayrolles reference)
+    loss: str = "triplet"  # or a later loss (LOSSES): dpsh, dsh, csq, classifier (the Sablayrolles reference), ...
     margin: float | None = None  # None: nbits / 12 (4 at 48 bits, 1 at 12); the paper recipe: 1
     smooth_loss: bool = False  # softplus instead of the hinge (Hermans et al. 2017's soft margin)
     eta: float = 0.1  # DPSH: quantisation weight per element (mean over items and bits; the references' scale)
     alpha: float = 0.01  # DSH: weight of the | |u| - 1 | term (the paper's scale)
     lam: float = 1e-4  # CSQ: quantisation weight against the mean BCE (the reference's lambda)
+    # The later losses of issue 24, each at its reference's default (dnnh.losses docstrings say which):
+    ortho_margin: float = 0.2  # OrthoHash: cosine margin m on the true class (scale s = 8); 0.3 for CIFAR-10
+    codebook: str = "bernoulli"  # OrthoHash: class codes, bernoulli (the reference's default) or hadamard
+    dtsh_alpha: float = 5.0  # DTSH: triplet margin; Theta = u.u / 2 makes it a margin in bits
+    hashnet_alpha: float = 10.0  # HashNet: alpha * nbits, the likelihood's scale alpha = 10 / q
+    greedy_alpha: float = 0.1  # GreedyHash: weight of the cubic | |u| - 1 |^3 penalty
+    dpn_margin: float = 1.0  # DPN: the bit-wise hinge's margin m
     distance: str = "l2"
     reduction: str = "active"  # mean over violating triplets; "mean": over all
     recipe: str = "modern"
@@ -181,8 +200,10 @@ class TrainConfig:
             raise ValueError(f"erase must be a probability in [0, 1], got {self.erase}")
         if self.margin is not None and self.margin < 0:
             raise ValueError(f"margin must be >= 0, got {self.margin}")
+        if self.codebook not in CODEBOOKS:
+            raise ValueError(f"codebook must be one of {CODEBOOKS}, got {self.codebook!r}")
         for name in LOSS_FIELDS:
-            if not getattr(self, name) >= 0:
+            if name != "codebook" and not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.epochs <= 0 or self.batch_size <= 1:
             raise ValueError(f"epochs must be positive and batch_size > 1, got "
@@ -212,13 +233,15 @@ class TrainConfig:
 
         return ModelConfig(nbits=self.nbits, backbone=self.backbone, in_channels=int(in_channels), encoder=self.encoder,
                            eps=self.eps, separate_query_network=self.separate_query_network, dropout=self.dropout,
-                           batchnorm=self.batchnorm)
+                           batchnorm=self.batchnorm, code_norm=self.loss in CODE_NORM_LOSSES)
 
     def objective_spec(self) -> ObjectiveSpec:
         """What :func:`dnnh.losses.make_objective` needs to build this config's objective."""
         return ObjectiveSpec(nbits=self.nbits, margin=self.triplet_margin, distance=self.distance,
                              reduction=self.reduction, smooth=self.smooth_loss, triplets=self.triplets, seed=self.seed,
-                             eta=self.eta, alpha=self.alpha, lam=self.lam)
+                             eta=self.eta, alpha=self.alpha, lam=self.lam, ortho_margin=self.ortho_margin,
+                             codebook=self.codebook, dtsh_alpha=self.dtsh_alpha, hashnet_alpha=self.hashnet_alpha,
+                             greedy_alpha=self.greedy_alpha, dpn_margin=self.dpn_margin)
 
     @property
     def triplet_margin(self) -> float:

@@ -28,7 +28,8 @@ def read(path):
 
 
 def test_every_tunable_method_has_the_same_budget():
-    assert set(TUNABLE) == {"dnnh", "dnnh-fc", "classifier", "csq", "dpsh", "dsh"}
+    assert set(TUNABLE) == {"dnnh", "dnnh-fc", "classifier", "csq", "dpsh", "dsh", "orthohash", "dtsh", "hashnet",
+                            "greedyhash", "dpn"}
     for name in TUNABLE:
         grid = default_grid(name, 48)
         own = OWN[name][0]

@@ -154,3 +154,44 @@ def test_greedyhash_against_formula_and_straight_through_gradient():
     cubic_grad = 0.2 * 3 * (U.abs() - 1).abs() ** 2 * torch.sign(U.abs() - 1) * torch.sign(U) / 16
     value.backward()
     assert torch.allclose(u.grad, u2.grad + cubic_grad, atol=1e-6)
+
+
+def test_orthohash_trains_and_encodes_the_batch_normalised_codes():
+    from dnnh.config import TrainConfig
+    from dnnh.nn import DNNH
+
+    assert TrainConfig(loss="orthohash").model_config(1).code_norm
+    assert not any(TrainConfig(loss=loss).model_config(1).code_norm for loss in ("triplet", "csq", "dpn"))
+    torch.manual_seed(0)
+    model = DNNH.from_config(TrainConfig(loss="orthohash", nbits=8, input_size=8).model_config(1))
+    images = torch.randn(16, 1, 16, 16)
+    model.train()
+    u = model.logits(images)  # batch statistics while training: every bit centred on the batch
+    assert torch.allclose(u.mean(0), model.net.head.code_norm.bias, atol=1e-5)
+    model.eval()
+    with torch.no_grad():  # the running statistics at encoding time: the code is sign(BN(u))
+        assert torch.equal(model.encode(images), (model.logits(images) > 0).to(torch.uint8))
+    assert "net.head.code_norm.running_mean" in model.state_dict()
+
+
+def test_every_new_loss_is_built_by_the_registry_with_its_config_field():
+    import numpy as np
+
+    from dnnh.config import TrainConfig
+    from dnnh.training.objectives import make_objective
+
+    labels, train = np.array([0, 1, 2, 0, 1, 2]), np.arange(6)
+    built = {loss: make_objective(loss, TrainConfig(loss=loss, nbits=8, **{field: value}).objective_spec(), labels, train)
+             for loss, field, value in [("orthohash", "ortho_margin", 0.4), ("dtsh", "dtsh_alpha", 2.0),
+                                        ("hashnet", "hashnet_alpha", 4.0), ("greedyhash", "greedy_alpha", 0.5),
+                                        ("dpn", "dpn_margin", 0.25)]}
+    assert built["orthohash"].margin == 0.4 and built["orthohash"].codebook.shape == (3, 8)
+    assert built["dtsh"].alpha == 2.0 and built["hashnet"].alpha == 0.5  # 4 / 8 bits
+    assert built["greedyhash"].alpha == 0.5 and built["dpn"].margin == 0.25
+    assert isinstance(make_objective("orthohash", TrainConfig(loss="orthohash", nbits=8, codebook="hadamard")
+                                     .objective_spec(), labels, train), OrthoHashLoss)
+    with pytest.raises(ValueError, match="codebook must be one of"):
+        TrainConfig(loss="orthohash", codebook="gaussian")
+    # a field another loss reads does not decide this one's run
+    assert "dtsh_alpha" not in TrainConfig(loss="orthohash").decisive()
+    assert TrainConfig(loss="dtsh").decisive()["dtsh_alpha"] == 5.0

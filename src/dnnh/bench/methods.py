@@ -109,6 +109,16 @@ _DEEP = [
           loss="classifier"),
     _deep("cnnh", "CNNH (Xia et al. 2014): stage-1 target codes from the similarity matrix, then the network "
                   "learns them", loss="cnnh"),
+    _deep("orthohash", "OrthoHash (Hoe et al. 2021): cross-entropy over scaled cosines (s 8, margin 0.2) of the "
+          "batch-normalised codes to a fixed Bernoulli codebook, one code a class", loss="orthohash"),
+    _deep("dtsh", "DTSH (Wang et al. 2016): triplet likelihood on inner products (margin 5 bits) plus "
+          "quantisation", loss="dtsh"),
+    _deep("hashnet", "HashNet (Cao et al. 2017): weighted pairwise likelihood on tanh(beta u), beta raised "
+          "every 200 steps (continuation)", loss="hashnet"),
+    _deep("greedyhash", "GreedyHash (Su et al. 2018): a classifier on sign(u) with the straight-through "
+          "gradient, plus the cubic | |u| - 1 |^3 penalty", loss="greedyhash"),
+    _deep("dpn", "DPN (Fan et al. 2020): bit-wise hinge (margin 1) against a random +-1 target a class",
+          loss="dpn"),
 ]
 _SHALLOW = {name: Method(name, "shallow", f"{cls.__name__} on raw pixels"
                          + (" (supervised)" if cls.supervised else " (unsupervised)"), shallow=name)

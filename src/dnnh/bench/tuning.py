@@ -16,6 +16,11 @@ classifier  weight_decay        5e-4 (the default), 5e-3
 csq         lam                 1e-4 (the reference's), 0.1
 dpsh        eta (per element)   0.01, 0.1 (the references')
 dsh         alpha               0.001 (DeepHash-pytorch's scale), 0.01 (the paper's)
+orthohash   ortho_margin        0.2 (the reference's), 0.4
+dtsh        dtsh_alpha          5 (the reference's, in bits), 10
+hashnet     hashnet_alpha       5, 10 (the reference's alpha = 10 / q, times q)
+greedyhash  greedy_alpha        0.1 (the reference's), 1 (the reference's for ImageNet)
+dpn         dpn_margin          0.5, 1 (the reference's)
 =========== =================== ====================================================
 
 The margin is chosen as a multiple of the code length and carried to other lengths in
@@ -62,6 +67,11 @@ OWN: dict[str, tuple[str, Callable[[int], tuple[float, float]]]] = {
     "csq": ("lam", lambda bits: (1e-4, 0.1)),
     "dpsh": ("eta", lambda bits: (0.01, 0.1)),
     "dsh": ("alpha", lambda bits: (1e-3, 1e-2)),
+    "orthohash": ("ortho_margin", lambda bits: (0.2, 0.4)),
+    "dtsh": ("dtsh_alpha", lambda bits: (5.0, 10.0)),
+    "hashnet": ("hashnet_alpha", lambda bits: (5.0, 10.0)),
+    "greedyhash": ("greedy_alpha", lambda bits: (0.1, 1.0)),
+    "dpn": ("dpn_margin", lambda bits: (0.5, 1.0)),
 }
 TUNABLE = tuple(OWN)
 SELECTION = ("the grid point with the best validation MAP (the best epoch of its run; validation images "

@@ -12,11 +12,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dnnh.config import CODEBOOKS  # how OrthoHash's codebook is drawn (see make_codebook)
 from dnnh.losses.base import BatchObjective
 from dnnh.losses.pairwise import class_targets, hadamard_centers, tie_breaks
-
-#: How OrthoHash's codebook is drawn (see :func:`make_codebook`).
-CODEBOOKS = ("bernoulli", "hadamard")
 
 
 def bernoulli_codebook(n_classes: int, nbits: int, seed: int = 0) -> torch.Tensor:

@@ -38,6 +38,7 @@ class ModelConfig:
     separate_query_network: bool = False
     dropout: float | None = None
     batchnorm: bool = False
+    code_norm: bool = False  # batch norm of the hash layer's q outputs (OrthoHash's codes); codes = sign of it
 
     def __post_init__(self) -> None:
         """The one check of an architecture: :class:`DNNH` is built from a config that passed it."""
@@ -49,6 +50,7 @@ class ModelConfig:
         object.__setattr__(self, "in_channels", int(self.in_channels))
         object.__setattr__(self, "separate_query_network", bool(self.separate_query_network))
         object.__setattr__(self, "batchnorm", bool(self.batchnorm))
+        object.__setattr__(self, "code_norm", bool(self.code_norm))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,12 +71,12 @@ class HashNetwork(nn.Module):
     """Backbone + hash head: images -> approximate codes in [0, 1]."""
 
     def __init__(self, nbits: int, backbone: str, in_channels: int, encoder: str, eps: float | None,
-                 dropout: float | None = None, batchnorm: bool = False) -> None:
+                 dropout: float | None = None, batchnorm: bool = False, code_norm: bool = False) -> None:
         super().__init__()
         features = FEATURES_PER_BIT * nbits
         self.backbone = build_nin(backbone, in_channels, features, dropout=dropout, batchnorm=batchnorm)
         head = DivideAndEncode if encoder == "divide-and-encode" else FullyConnectedEncoder
-        self.head = head(features, nbits, eps=eps)
+        self.head = head(features, nbits, eps=eps, code_norm=code_norm)
 
     def _features(self, images: torch.Tensor) -> torch.Tensor:
         """The backbone's output, as fp32 even under bf16 autocast: the hash head (sigmoid, the threshold's
@@ -104,14 +106,16 @@ class DNNH(nn.Module):
     def __init__(self, nbits: int, backbone: str = "nin-small", in_channels: int = 3,
                  encoder: str = "divide-and-encode", eps: float | None = 0.1,
                  separate_query_network: bool = False, dropout: float | None = None,
-                 batchnorm: bool = False) -> None:
+                 batchnorm: bool = False, code_norm: bool = False) -> None:
         super().__init__()
         c = self.config = ModelConfig(nbits=nbits, backbone=backbone, in_channels=in_channels, encoder=encoder,
                                       eps=eps, separate_query_network=separate_query_network, dropout=dropout,
-                                      batchnorm=batchnorm)  # the one check of these arguments
+                                      batchnorm=batchnorm, code_norm=code_norm)  # the one check of these arguments
         self.nbits, self.backbone_name, self.in_channels = c.nbits, c.backbone, c.in_channels
-        self.net = HashNetwork(c.nbits, c.backbone, c.in_channels, c.encoder, c.eps, c.dropout, c.batchnorm)
-        self.query_net = (HashNetwork(c.nbits, c.backbone, c.in_channels, c.encoder, c.eps, c.dropout, c.batchnorm)
+        self.net = HashNetwork(c.nbits, c.backbone, c.in_channels, c.encoder, c.eps, c.dropout, c.batchnorm,
+                               c.code_norm)
+        self.query_net = (HashNetwork(c.nbits, c.backbone, c.in_channels, c.encoder, c.eps, c.dropout, c.batchnorm,
+                                      c.code_norm)
                           if c.separate_query_network else None)
 
     @classmethod

@@ -24,7 +24,9 @@ def _activation(eps: float | None) -> nn.Module:
 
 
 class _Head(nn.Module):
-    """What both heads share: ``nbits`` outputs (``bits``: its old name, still read)."""
+    """What both heads share: ``nbits`` outputs (``bits``: its old name, still read), and an optional
+    batch normalisation of them (``code_norm``: OrthoHash's codes are sign(BN(u)), which centres
+    every bit; in eval mode the running statistics, so an image's code does not depend on its batch)."""
 
     nbits: int
 
@@ -32,10 +34,16 @@ class _Head(nn.Module):
     def bits(self) -> int:
         return self.nbits
 
+    def _add_code_norm(self, code_norm: bool) -> None:
+        self.code_norm = nn.BatchNorm1d(self.nbits) if code_norm else None
+
+    def _normalised(self, u: torch.Tensor) -> torch.Tensor:
+        return u if self.code_norm is None else self.code_norm(u)
+
 
 class DivideAndEncode(_Head):
     @accept_old_bits_keyword
-    def __init__(self, in_features: int, nbits: int, eps: float | None = 0.1) -> None:
+    def __init__(self, in_features: int, nbits: int, eps: float | None = 0.1, code_norm: bool = False) -> None:
         super().__init__()
         nbits = check_nbits(nbits)
         if in_features % nbits:
@@ -48,13 +56,14 @@ class DivideAndEncode(_Head):
         nn.init.uniform_(self.weight, -bound, bound)
         nn.init.uniform_(self.bias, -bound, bound)
         self.activation = _activation(eps)
+        self._add_code_norm(code_norm)
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         """Pre-sigmoid values, (n, nbits): slice k of the features dotted with weight row k."""
         if features.shape[-1] != self.in_features:
             raise ValueError(f"expected {self.in_features} features, got {features.shape[-1]}")
         slices = features.reshape(features.shape[0], self.nbits, self.slice_size)
-        return torch.einsum("nks,ks->nk", slices, self.weight) + self.bias
+        return self._normalised(torch.einsum("nks,ks->nk", slices, self.weight) + self.bias)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.activation(self.logits(features))
@@ -65,15 +74,16 @@ class DivideAndEncode(_Head):
 
 class FullyConnectedEncoder(_Head):
     @accept_old_bits_keyword
-    def __init__(self, in_features: int, nbits: int, eps: float | None = 0.1) -> None:
+    def __init__(self, in_features: int, nbits: int, eps: float | None = 0.1, code_norm: bool = False) -> None:
         super().__init__()
         nbits = check_nbits(nbits)
         self.in_features, self.nbits = in_features, nbits
         self.linear = nn.Linear(in_features, nbits)
         self.activation = _activation(eps)
+        self._add_code_norm(code_norm)
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
-        return self.linear(features)
+        return self._normalised(self.linear(features))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.activation(self.logits(features))

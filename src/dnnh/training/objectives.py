@@ -19,8 +19,8 @@ from typing import Callable
 import numpy as np
 
 from dnnh.config import LOSSES, MINING_STRATEGIES, ObjectiveSpec
-from dnnh.losses import (ClassifierLoss, CNNHLoss, CSQLoss, DPSHLoss, DSHLoss, MinedTriplets, Objective,
-                         ThreeStreamTriplets, TripletRankingLoss)
+from dnnh.losses import (ClassifierLoss, CNNHLoss, CSQLoss, DPNLoss, DPSHLoss, DSHLoss, DTSHLoss, GreedyHashLoss,
+                         HashNetLoss, MinedTriplets, Objective, OrthoHashLoss, ThreeStreamTriplets, TripletRankingLoss)
 from dnnh.miners import STRATEGIES, BatchTripletMiner
 
 if STRATEGIES != MINING_STRATEGIES:  # pragma: no cover - the config names them without importing torch
@@ -47,6 +47,14 @@ OBJECTIVES: dict[str, Callable[[ObjectiveSpec, np.ndarray, np.ndarray], Objectiv
     "classifier": lambda spec, labels, train_idx: ClassifierLoss(spec.nbits, _n_classes(labels),
                                                                  multilabel=labels.ndim == 2),
     "cnnh": lambda spec, labels, train_idx: CNNHLoss(labels, train_idx, spec.nbits, seed=spec.seed),
+    "orthohash": lambda spec, labels, train_idx: OrthoHashLoss(spec.nbits, _n_classes(labels), margin=spec.ortho_margin,
+                                                               codebook=spec.codebook, seed=spec.seed),
+    "dtsh": lambda spec, labels, train_idx: DTSHLoss(alpha=spec.dtsh_alpha),
+    "hashnet": lambda spec, labels, train_idx: HashNetLoss(spec.nbits, alpha_q=spec.hashnet_alpha),
+    "greedyhash": lambda spec, labels, train_idx: GreedyHashLoss(spec.nbits, _n_classes(labels),
+                                                                 alpha=spec.greedy_alpha, multilabel=labels.ndim == 2),
+    "dpn": lambda spec, labels, train_idx: DPNLoss(spec.nbits, _n_classes(labels), margin=spec.dpn_margin,
+                                                   seed=spec.seed),
 }
 if tuple(OBJECTIVES) != LOSSES:  # pragma: no cover - caught by the first import in any test
     raise ImportError(f"dnnh.config.LOSSES {LOSSES} must name the registry's losses {tuple(OBJECTIVES)} in order")
