@@ -43,7 +43,8 @@ def _port(text: str) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from dnnh.serve import DEFAULT_K_MAX, DEFAULT_MAX_MEGAPIXELS, DEFAULT_MAX_UPLOAD_MB
+    from dnnh.serve.limits import (DEFAULT_K_MAX, DEFAULT_MAX_CONCURRENT_UPLOADS, DEFAULT_MAX_DECODE_MB,
+                                   DEFAULT_MAX_MEGAPIXELS, DEFAULT_MAX_UPLOAD_MB)
 
     p = sub.add_parser("serve", help="serve a run's retrieval over HTTP (API + web page)", description=__doc__)
     p.add_argument("--run", type=Path, required=True, help="the trained run to serve")
@@ -52,12 +53,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store", type=Path, help="folder of the durable store (default: RUN/serve)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests whose Host header names NAME (repeatable). By default only the "
+                        "names of --host are answered (127.0.0.1 also as localhost and ::1), which keeps a web "
+                        "page elsewhere from reaching the server through DNS rebinding; with --host 0.0.0.0 "
+                        "or :: and no --allow-host, any Host is answered")
     p.add_argument("--token-file", type=Path, help="file holding the bearer token for writes "
                                                    "(default: $DNNH_TOKEN; neither: read-only)")
     p.add_argument("--max-upload-mb", type=_positive_float, default=DEFAULT_MAX_UPLOAD_MB,
                    help=f"largest request body in MB (default {DEFAULT_MAX_UPLOAD_MB:g})")
     p.add_argument("--max-megapixels", type=_positive_float, default=DEFAULT_MAX_MEGAPIXELS,
                    help=f"largest image decoded, in megapixels (default {DEFAULT_MAX_MEGAPIXELS:g})")
+    p.add_argument("--max-decode-mb", type=_positive_float, default=DEFAULT_MAX_DECODE_MB,
+                   help="most memory one image's decode may need, estimated from its header before decoding "
+                        f"(default {DEFAULT_MAX_DECODE_MB:g})")
+    p.add_argument("--max-concurrent-uploads", type=positive_int, default=DEFAULT_MAX_CONCURRENT_UPLOADS,
+                   help="uploads decoded at once; more wait briefly, then answer 503 "
+                        f"(default {DEFAULT_MAX_CONCURRENT_UPLOADS})")
     p.add_argument("--max-k", type=positive_int, default=DEFAULT_K_MAX,
                    help=f"most results one request may ask for (default {DEFAULT_K_MAX})")
     add_engine_arg(p)
@@ -86,7 +98,9 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
         app = create_app(args.run, index=args.index, store=args.store, token=token, engine=args.engine,
-                         max_upload_mb=args.max_upload_mb, max_megapixels=args.max_megapixels, k_max=args.max_k)
+                         max_upload_mb=args.max_upload_mb, max_megapixels=args.max_megapixels, k_max=args.max_k,
+                         max_decode_mb=args.max_decode_mb, max_concurrent_uploads=args.max_concurrent_uploads,
+                         allowed_hosts=allowed_hosts(args.host, args.allow_host))
         service = app.state.service
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
@@ -100,7 +114,23 @@ def run(args: argparse.Namespace) -> int:
         server.run(sockets=[sock])
     finally:
         sock.close()
-    return 0
+    return 1 if service.store.close_error else 0  # the shutdown printed it in one line
+
+
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+WILDCARD = frozenset({"0.0.0.0", "::", ""})
+
+
+def allowed_hosts(host: str, extra: list[str]) -> list[str] | None:
+    """The Host header names the server answers: ``host`` (with its loopback aliases) and ``extra``;
+    None (any) for a wildcard ``host`` without ``extra``."""
+    host = host.strip().lower().strip("[]")
+    if host in WILDCARD:
+        return list(extra) or None
+    names = {host, *extra}
+    if host in LOOPBACK or host.startswith("127."):
+        names |= LOOPBACK
+    return sorted(names)
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -32,7 +32,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dnnh.serve.images import ImageRejected
 from dnnh.serve.journal import StoreWriteError
-from dnnh.serve.service import Limits, NotFound, Service
+from dnnh.serve.limits import Limits
+from dnnh.serve.service import Busy, NotFound, Service
 
 STATIC = Path(__file__).parent / "static"
 _PAGE_HEADERS = [
@@ -137,11 +138,26 @@ async def _send_error(send: Any, status: int, message: str, headers: list[tuple[
     await send({"type": "http.response.body", "body": body})
 
 
-class Guard:
-    """Token check for writes, body size limit, page security headers; before anything reads the body."""
+def host_name(header: str) -> str:
+    """The name in a Host header, without its port ("[::1]:8000" -> "::1", "Example.org." -> "example.org")."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:header.find("]")] if "]" in header else header
+    name = header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+    return name.rstrip(".")
 
-    def __init__(self, app: Any, service: Service) -> None:
-        self.app, self.service = app, service
+
+class Guard:
+    """Host check, token check for writes, body size limit, page security headers; all before
+    anything reads the body.
+
+    ``allowed_hosts`` (None: any): the names a request's Host header may carry. A page on another
+    site can reach a server on 127.0.0.1 by pointing its own name at 127.0.0.1 (DNS rebinding);
+    its requests then carry that name, so answering only the bound names (as Jupyter and datasette
+    do) shuts it out."""
+
+    def __init__(self, app: Any, service: Service, allowed_hosts: frozenset[str] | None = None) -> None:
+        self.app, self.service, self.allowed_hosts = app, service, allowed_hosts
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -149,6 +165,13 @@ class Guard:
             return
         method, path = scope["method"], scope["path"]
         headers = dict(scope.get("headers") or [])
+        if self.allowed_hosts is not None:
+            given = headers.get(b"host", b"").decode("latin-1")
+            if host_name(given) not in self.allowed_hosts:
+                shown = "".join(ch for ch in given if ch.isprintable())[:80] or "(none)"
+                await _send_error(send, 400, f"this server does not answer to the Host {shown!r}; "
+                                             "start it with --allow-host NAME to add a name")
+                return
         if _is_write(method, path):
             problem = self.service.auth_problem(headers.get(b"authorization", b"").decode("latin-1") or None)
             if problem is not None:
@@ -207,11 +230,15 @@ class Guard:
 
 def create_app(run: Any = None, *, service: Service | None = None, index: Any = None, store: Any = None,
                token: str | None = None, max_upload_mb: float | None = None, max_megapixels: float | None = None,
-               k_max: int | None = None, engine: str | None = None, **service_options: Any) -> FastAPI:
+               k_max: int | None = None, engine: str | None = None, max_decode_mb: float | None = None,
+               max_concurrent_uploads: int | None = None, allowed_hosts: Any = None,
+               **service_options: Any) -> FastAPI:
     """The FastAPI app serving ``run`` (a run directory or :class:`~dnnh.runs.Run`), or ``service``.
 
     Opens (and locks) the store at once, so a second server on the same store fails here, not at
     the first request; the app's shutdown closes it (a final snapshot, the lock released).
+    ``allowed_hosts``: the Host header names answered (None: any; ``dnnh serve`` passes the names
+    it is bound to, see :class:`Guard`).
     """
     if service is None:
         if run is None:
@@ -219,6 +246,8 @@ def create_app(run: Any = None, *, service: Service | None = None, index: Any = 
         limits = Limits(**{k: v for k, v in {
             "max_upload_bytes": int(max_upload_mb * 1024 * 1024) if max_upload_mb is not None else None,
             "max_pixels": int(max_megapixels * 1_000_000) if max_megapixels is not None else None,
+            "max_decode_bytes": int(max_decode_mb * 1024 * 1024) if max_decode_mb is not None else None,
+            "max_concurrent_uploads": max_concurrent_uploads,
             "k_max": k_max}.items() if v is not None})
         service = Service.open(run, index=index, store=store, token=token, engine=engine, limits=limits,
                                **service_options)
@@ -232,7 +261,7 @@ def create_app(run: Any = None, *, service: Service | None = None, index: Any = 
             print(f"dnnh serve: {svc.store.close_error}", file=sys.stderr, flush=True)
 
     app = _fastapi_class()(title="dnnh retrieval service", version="1",
-                  description=f"Search the database of the run `{svc.run.path.name}` ({svc.nbits}-bit codes) by image "
+                  description=f"Search a trained model's database ({svc.nbits}-bit codes) by image "
                               "or by item; add and delete items (writes need `Authorization: Bearer <token>`). "
                               "Every error answers `{\"error\": {\"status\", \"code\", \"message\"}}`.",
                   lifespan=lifespan)
@@ -246,7 +275,8 @@ def create_app(run: Any = None, *, service: Service | None = None, index: Any = 
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(Guard, service=svc)
+    app.add_middleware(Guard, service=svc,
+                       allowed_hosts=None if allowed_hosts is None else frozenset(host_name(h) for h in allowed_hosts))
     return app
 
 
@@ -312,7 +342,7 @@ def _search_routes(svc: Service) -> APIRouter:
         """Liveness and what is served: items, bits, limits, whether writes are enabled."""
         return svc.health()
 
-    @router.post("/api/search", response_model=SearchResult, tags=["search"], responses=_errors(413, 415, 422))
+    @router.post("/api/search", response_model=SearchResult, tags=["search"], responses=_errors(413, 415, 422, 503))
     def search(image: UploadFile = File(..., description="the query image (PNG, JPEG, ...)"),
                k: int = k_query, radius: Optional[int] = _RADIUS_QUERY) -> JSONResponse:
         """The k items nearest the image's code, ordered by Hamming distance then id."""
@@ -320,6 +350,8 @@ def _search_routes(svc: Service) -> APIRouter:
             return _fast_json(svc.search_image(_read_upload(image), k, radius))
         except ImageRejected as exc:
             raise ApiError(exc.status, str(exc)) from None
+        except Busy as exc:
+            raise ApiError(503, str(exc), headers={"Retry-After": "1"}) from None
 
     @router.get("/api/items/{item_id}/similar", response_model=SearchResult, tags=["search"],
                 responses=_errors(404, 422))
@@ -363,6 +395,8 @@ def _item_routes(svc: Service) -> APIRouter:
             ids = svc.add_images([(f.filename or "", _read_upload(f)) for f in image], label)
         except (ImageRejected, StoreWriteError) as exc:
             raise ApiError(exc.status, str(exc)) from None
+        except Busy as exc:
+            raise ApiError(503, str(exc), headers={"Retry-After": "1"}) from None
         except ValueError as exc:
             raise ApiError(422, str(exc)) from None
         return {"ids": ids, "items": [svc.item(i) for i in ids]}

@@ -17,7 +17,8 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from dnnh.data.images import CorruptImageError, read_image
+from dnnh.data.images import DECODE_ERRORS, CorruptImageError, read_image
+from dnnh.serve.limits import decode_bytes
 
 #: Thumbnails are at least this many pixels on their longer side (small images are scaled up,
 #: nearest neighbour, by a whole factor) ...
@@ -35,11 +36,13 @@ class ImageRejected(ValueError):
 
 
 def decode_upload(data: bytes, *, channels: int, input_size: int, max_pixels: int,
-                  name: str = "upload") -> tuple[np.ndarray, np.ndarray]:
+                  max_decode_bytes: int | None = None, name: str = "upload") -> tuple[np.ndarray, np.ndarray]:
     """``(model input (S, S, C), full image (H, W, C))`` as uint8 from an uploaded file's bytes.
 
-    Raises :class:`ImageRejected`: 415 for anything Pillow cannot decode (or an empty file), 413
-    for more than ``max_pixels`` pixels.
+    Raises :class:`ImageRejected`: 415 for anything Pillow cannot decode (or an empty file, or any
+    error of a decoder: see :data:`dnnh.data.images.DECODE_ERRORS`), 413 for more than
+    ``max_pixels`` pixels or a decode needing more than ``max_decode_bytes`` (by the header's size
+    and mode, :func:`dnnh.serve.limits.decode_bytes`).
     """
     if not data:
         raise ImageRejected(415, f"{name} is empty; send an image file (PNG, JPEG, ...)")
@@ -47,13 +50,13 @@ def decode_upload(data: bytes, *, channels: int, input_size: int, max_pixels: in
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
-                width, height = img.size
+                width, height, mode = img.size + (img.mode,)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageRejected(413, f"{name} has more pixels than this server decodes ({max_pixels:,})") from None
     except UnidentifiedImageError:
         raise ImageRejected(415, f"{name} is not an image this server can read (not a format Pillow "
                                  "recognises: send PNG, JPEG, GIF, BMP, TIFF or WebP)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except DECODE_ERRORS as exc:
         raise ImageRejected(415, f"{name} is not an image this server can read "
                                  f"({type(exc).__name__}: {_first_line(exc)})") from None
     if width < 1 or height < 1:
@@ -61,6 +64,11 @@ def decode_upload(data: bytes, *, channels: int, input_size: int, max_pixels: in
     if width * height > max_pixels:
         raise ImageRejected(413, f"{name} is {width}x{height} = {width * height:,} pixels, more than this "
                                  f"server decodes ({max_pixels:,})")
+    need = decode_bytes(mode, width, height, channels)
+    if max_decode_bytes is not None and need > max_decode_bytes:
+        raise ImageRejected(413, f"{name} ({width}x{height}, mode {mode}) needs about {need / 2**20:,.0f} MB to decode, "
+                                 f"more than this server spends on one image ({max_decode_bytes / 2**20:,.0f} MB, "
+                                 "--max-decode-mb)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -11,16 +11,16 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from dnnh.codes import CodeSet, pack_bits, unpack_bits
 from dnnh.runs import CODES, Run
-from dnnh.serve import DEFAULT_K_MAX, DEFAULT_MAX_MEGAPIXELS, DEFAULT_MAX_UPLOAD_MB
 from dnnh.serve.images import decode_upload, thumbnail_png
+from dnnh.serve.limits import Limits
 from dnnh.serve.store import Store
 
 #: Default store folder inside the run.
@@ -32,23 +32,67 @@ class NotFound(LookupError):
     """No alive item has the id asked for."""
 
 
-@dataclass(frozen=True)
-class Limits:
-    """What one request may ask: upload bytes (whole body), decoded pixels per image, results."""
-
-    max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 1024 * 1024)
-    max_pixels: int = int(DEFAULT_MAX_MEGAPIXELS * 1_000_000)
-    k_max: int = DEFAULT_K_MAX
-
-    def __post_init__(self) -> None:
-        if self.max_upload_bytes < 1 or self.max_pixels < 1 or self.k_max < 1:
-            raise ValueError(f"limits must be positive, got {self}")
+class Busy(RuntimeError):
+    """Every upload slot is taken (503 with Retry-After): the server decodes a bounded number at once."""
 
 
 def _encoder_from_run(run: Run, engine: str | None) -> Any:
     from dnnh.encoder import Encoder
 
-    return Encoder.from_run(run, engine=engine or "torch", num_workers=0)
+    return Encoder.from_run(run, engine=engine, num_workers=0)  # None: the one default
+
+
+class RunParts:
+    """A run's encoder and dataset, each loaded on first need and once (seeding may need both
+    before the service does; an unavailable dataset is a note, not an error)."""
+
+    def __init__(self, run: Run, engine: str | None = None, encoder: Any = None) -> None:
+        self.run, self.engine, self._encoder = run, engine, encoder
+        self._dataset: Any = None
+        self.dataset_note: str | None = None
+
+    def encoder(self) -> Any:
+        if self._encoder is None:
+            self._encoder = _encoder_from_run(self.run, self.engine)
+        return self._encoder
+
+    def dataset(self) -> Any | None:
+        if self._dataset is None and self.dataset_note is None:
+            try:
+                self._dataset = self.run.load_dataset()
+            except (FileNotFoundError, ValueError, OSError) as exc:
+                self.dataset_note = f"the run's dataset is unavailable ({exc}); items have no images"
+        return self._dataset
+
+
+def seed_items(run: Run, parts: RunParts, *, index: str | Path | None = None,
+               log: Callable[[str], None] = lambda msg: None) -> tuple[np.ndarray, np.ndarray]:
+    """The first items of a new store as ``(packed codes, ids)``: from ``index`` (a ``.dhi`` file),
+    else the run's database codes (``codes_database.npz``), else the run's database images
+    encoded now with its model. Called once, when the store is made."""
+    nbits = int(run.model_config.nbits)
+    if index is not None:
+        from dnnh.index import HammingIndex
+
+        loaded = HammingIndex.load(index)
+        if loaded.nbits != nbits:
+            raise ValueError(f"{index} holds {loaded.nbits}-bit codes but the model makes {nbits}-bit codes")
+        return loaded.codes(), loaded.ids
+    codes_path = run.path / CODES["database"]
+    if codes_path.exists():
+        codes = CodeSet.load(codes_path)
+        if codes.nbits != nbits:
+            raise ValueError(f"{codes_path} holds {codes.nbits}-bit codes but the model makes {nbits}-bit codes; "
+                             f"run `dnnh encode --run {run.path}` again")
+        return codes.codes, codes.ids
+    dataset = parts.dataset()
+    if dataset is None:
+        raise FileNotFoundError(f"{codes_path} not found and {parts.dataset_note}; "
+                                "pass --index or run `dnnh encode` first")
+    log(f"encoding the run's {len(run.split.database)} database images (once: the store keeps them)")
+    bits = parts.encoder().encode_items(dataset, np.asarray(run.split.database), role="database",
+                                        progress=sys.stderr.isatty())
+    return pack_bits(bits), np.asarray(run.split.database, np.int64)
 
 
 class _Slot:
@@ -136,6 +180,7 @@ class Service:
         self._labels = np.asarray(dataset.labels) if dataset is not None else None
         self.started = time.time()
         self.batcher = QueryBatcher(lambda images: self.encoder.encode_images(images, role="query"))
+        self._upload_slots = threading.BoundedSemaphore(limits.max_concurrent_uploads)
 
     # ------------------------------------------------------------------ opening
 
@@ -153,55 +198,17 @@ class Service:
         run = run if isinstance(run, Run) else Run.open(run)
         store_path = Path(store) if store is not None else run.path / STORE_DIR
         nbits = int(run.model_config.nbits)
-        state: dict[str, Any] = {"encoder": encoder, "dataset": None, "dataset_note": None}
-
-        def get_encoder() -> Any:
-            if state["encoder"] is None:
-                state["encoder"] = _encoder_from_run(run, engine)
-            return state["encoder"]
-
-        def get_dataset() -> Any:
-            if state["dataset"] is None and state["dataset_note"] is None:
-                try:
-                    state["dataset"] = run.load_dataset()
-                except (FileNotFoundError, ValueError, OSError) as exc:
-                    state["dataset_note"] = f"the run's dataset is unavailable ({exc}); items have no images"
-            return state["dataset"]
-
-        def seed() -> tuple[np.ndarray, np.ndarray]:
-            if index is not None:
-                from dnnh.index import HammingIndex
-
-                loaded = HammingIndex.load(index)
-                if loaded.nbits != nbits:
-                    raise ValueError(f"{index} holds {loaded.nbits}-bit codes but the model makes {nbits}-bit codes")
-                return loaded.codes(), loaded.ids
-            codes_path = run.path / CODES["database"]
-            if codes_path.exists():
-                codes = CodeSet.load(codes_path)
-                if codes.nbits != nbits:
-                    raise ValueError(f"{codes_path} holds {codes.nbits}-bit codes but the model makes {nbits}-bit codes; "
-                                     f"run `dnnh encode --run {run.path}` again")
-                return codes.codes, codes.ids
-            dataset = get_dataset()
-            if dataset is None:
-                raise FileNotFoundError(f"{codes_path} not found and {state['dataset_note']}; "
-                                        "pass --index or run `dnnh encode` first")
-            log(f"encoding the run's {len(run.split.database)} database images (once: the store keeps them)")
-            bits = get_encoder().encode_items(dataset, np.asarray(run.split.database), role="database",
-                                              progress=sys.stderr.isatty())
-            return pack_bits(bits), np.asarray(run.split.database, np.int64)
-
-        first_id = int(run.dataset.get("size", 0) or 0)
-        opened = Store.open(store_path, nbits=nbits, seed=seed, first_id=first_id,
+        parts = RunParts(run, engine, encoder)
+        opened = Store.open(store_path, nbits=nbits, seed=lambda: seed_items(run, parts, index=index, log=log),
+                            first_id=int(run.dataset.get("size", 0) or 0),
                             seed_name=str(Path(index).resolve()) if index is not None else None,
                             **(store_options or {}))
         try:
-            enc = get_encoder()
+            enc = parts.encoder()
             if int(enc.nbits) != nbits:
                 raise ValueError(f"the model makes {enc.nbits}-bit codes but its config says {nbits}")
-            dataset = get_dataset() if load_dataset else None
-            note = state["dataset_note"] if load_dataset else "images of the run's dataset are not served"
+            dataset = parts.dataset() if load_dataset else None
+            note = parts.dataset_note if load_dataset else "images of the run's dataset are not served"
             if note:
                 log(f"note: {note}")
             return cls(run, enc, opened, dataset, token=token, limits=limits, dataset_note=note)
@@ -300,13 +307,25 @@ class Service:
 
     def decode(self, data: bytes, name: str = "image") -> tuple[np.ndarray, np.ndarray]:
         return decode_upload(data, channels=self.channels, input_size=self.input_size,
-                             max_pixels=self.limits.max_pixels, name=name)
+                             max_pixels=self.limits.max_pixels, max_decode_bytes=self.limits.max_decode_bytes,
+                             name=name)
+
+    @contextmanager
+    def upload_slot(self) -> Iterator[None]:
+        """One of ``max_concurrent_uploads`` decoding slots, or :class:`Busy` after ``upload_wait_s``."""
+        if not self._upload_slots.acquire(timeout=self.limits.upload_wait_s):
+            raise Busy(f"the server is decoding {self.limits.max_concurrent_uploads} uploads already; retry shortly")
+        try:
+            yield
+        finally:
+            self._upload_slots.release()
 
     def search_image(self, data: bytes, k: int = 10, radius: int | None = None) -> dict:
         """Results for an uploaded image's bytes (:class:`ImageRejected` for a bad upload)."""
         self.check_k(k, radius)
         t0 = time.perf_counter()
-        small, _ = self.decode(data)
+        with self.upload_slot():
+            small, _ = self.decode(data)
         t1 = time.perf_counter()
         code = pack_bits(self.batcher.encode(small)[None])
         t2 = time.perf_counter()
@@ -333,10 +352,15 @@ class Service:
             label = label or None
         if not files:
             raise ValueError("send at least one file in the field 'image'")
-        decoded = [self.decode(data, name=f"image {i + 1} ({_safe_name(name)})" if len(files) > 1 else "image")
-                   for i, (name, data) in enumerate(files)]
-        bits = self.encoder.encode_images(np.stack([small for small, _ in decoded]), role="database")
-        pngs = [thumbnail_png(full) for _, full in decoded]
+        small, pngs = [], []
+        with self.upload_slot():  # one image decoded at a time: the slot bounds one image's memory
+            for i, (name, data) in enumerate(files):
+                model_input, full = self.decode(data, name=f"image {i + 1} ({_safe_name(name)})" if len(files) > 1
+                                                else "image")
+                small.append(model_input)
+                pngs.append(thumbnail_png(full))
+                del full
+        bits = self.encoder.encode_images(np.stack(small), role="database")
         return self.store.add(pack_bits(bits), pngs, label)
 
     def delete(self, item_id: int) -> None:
@@ -349,11 +373,12 @@ class Service:
         import torch
 
         main = self.store
-        return {"status": "ok", "ntotal": main.ntotal, "nbits": self.nbits, "run": str(self.run.path),
-                "dataset": self.run.dataset.get("name"), "writable": self.writable,
+        # No paths (the run's, the store's): anyone who can reach the server reads this.
+        return {"status": "ok", "ntotal": main.ntotal, "nbits": self.nbits, "dataset": self.run.dataset.get("name"), "writable": self.writable,
                 "input_size": self.input_size, "channels": self.channels,
                 "k_max": self.limits.k_max, "max_upload_bytes": self.limits.max_upload_bytes,
-                "max_pixels": self.limits.max_pixels, "next_id": main.next_id,
+                "max_pixels": self.limits.max_pixels, "max_decode_bytes": self.limits.max_decode_bytes,
+                "max_concurrent_uploads": self.limits.max_concurrent_uploads, "next_id": main.next_id,
                 "engine": getattr(getattr(self.encoder, "backend", None), "name", None),
                 "threads": {"torch": torch.get_num_threads(), "index": main.num_threads},
                 "query_batches": {"batches": self.batcher.batches, "images": self.batcher.items},
