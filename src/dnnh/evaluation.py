@@ -4,17 +4,27 @@ Shared by ``dnnh eval``, ``dnnh train`` (which scores the run when it ends), the
 bench, so every number in a table comes from the same encoding and metric code. The metric
 conventions (ties by database index, AP@K over the relevant items retrieved, an empty radius
 ball scoring 0, the radius inclusive) are those of :mod:`dnnh.metrics` (docs/METHOD.md §9).
+
+Under protocol ``unseen`` (:func:`dnnh.data.splits.unseen_split`) a run's figure ranks the queries
+against the database items of the held-out classes (unseen@unseen); the same queries against the
+whole database (unseen@all) are the second figure, ``metrics_all_classes.json`` in the run.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from dnnh.codes import CodeSet
+from dnnh.data.splits import Split
 from dnnh.encoder import Encoder
 from dnnh.locks import lock_folder
 from dnnh.metrics import RetrievalReport, retrieval_report
-from dnnh.runs import Run
+from dnnh.runs import Run, read_json, write_json
+
+#: The unseen@all figure of a run split under protocol unseen (beside metrics.json).
+METRICS_ALL_CLASSES = "metrics_all_classes.json"
 
 
 def score_codes(query: CodeSet, database: CodeSet, topk: int | None = None, radius: int = 2) -> RetrievalReport:
@@ -26,20 +36,58 @@ def score_codes(query: CodeSet, database: CodeSet, topk: int | None = None, radi
     return retrieval_report(query.bits, database.bits, query.labels, database.labels, topk=topk, radius=radius)
 
 
+def held_out_codes(database: CodeSet, split: Split) -> CodeSet:
+    """The database codes of the split's held-out classes (all of them when the split holds none out)."""
+    if split.held_out is None:
+        return database
+    keep = np.isin(database.labels, split.held_out)
+    return CodeSet(codes=database.codes[keep], nbits=database.nbits, ids=database.ids[keep],
+                   labels=database.labels[keep])
+
+
+def score_split(query: CodeSet, database: CodeSet, split: Split, topk: int | None = None,
+                radius: int = 2) -> tuple[RetrievalReport, RetrievalReport | None]:
+    """The split's figure and, under protocol unseen, the second one against the whole database.
+
+    Without held-out classes: (the report against the database, None). With them: (against the
+    held-out classes' database items, against the whole database).
+    """
+    if split.held_out is None:
+        return score_codes(query, database, topk=topk, radius=radius), None
+    return (score_codes(query, held_out_codes(database, split), topk=topk, radius=radius),
+            score_codes(query, database, topk=topk, radius=radius))
+
+
 def evaluate_run(run: Run, dataset: Any | None = None, topk: int | None = None, radius: int = 2,
                  write: bool = True, progress: bool = False, encoder: Encoder | None = None) -> RetrievalReport:
     """Score ``run``'s best model on its own split (``dataset``: default, the run's own data).
 
-    With ``write`` the codes, metrics.json and the PR / precision@k figures go into the run.
+    With ``write`` the codes, metrics.json and the PR / precision@k figures go into the run (and,
+    under protocol unseen, the unseen@all figure into :data:`METRICS_ALL_CLASSES`). The report
+    returned is the split's figure (:func:`score_split`).
     """
     dataset = dataset if dataset is not None else run.load_dataset()
     encoder = encoder or Encoder.from_run(run)
     query, database = encoder.encode_split(dataset, run.split, progress=progress)
-    report = score_codes(query, database, topk=topk, radius=radius)
+    report, all_classes = score_split(query, database, run.split, topk=topk, radius=radius)
     if write:
         with lock_folder(run.path, "run directory"):
             run.write_evaluation(query, database, report)
+            if all_classes is not None:
+                write_json(run.path / METRICS_ALL_CLASSES, all_classes.to_dict())
     return report
+
+
+def unseen_summary(run: Run) -> str | None:
+    """One line on the unseen@all figure of a run split under protocol unseen (None otherwise)."""
+    path = run.path / METRICS_ALL_CLASSES
+    if run.split.held_out is None or not path.exists():
+        return None
+    every = read_json(path)
+    return (f"the figures above rank the queries (held-out classes {', '.join(map(str, run.split.held_out))}) "
+            f"against those classes' database items; against the whole database (unseen@all): MAP "
+            f"{every['map']:.4f}, precision within radius {every['radius']} {every['precision_radius']:.4f} "
+            f"({METRICS_ALL_CLASSES})")
 
 
 def format_report(report: RetrievalReport) -> str:

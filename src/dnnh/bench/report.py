@@ -240,6 +240,20 @@ def _speed_section(speed: Sequence[dict]) -> list[str]:
     return lines
 
 
+def _all_classes_section(entries: Sequence[dict], multi_seed: bool, map_label: str) -> list[str]:
+    """Protocol unseen's second table: the same queries against the whole database (unseen@all)."""
+    every = [dict(e, report=e["report_all_classes"]) for e in entries if "report_all_classes" in e]
+    if not every:
+        return []
+    table = (format_seed_table(aggregate(every), map_label=map_label) if multi_seed
+             else format_table([entry_row(e) for e in every], map_label=map_label))
+    return ["", "## Unseen classes against the whole database (unseen@all)", "",
+            "Protocol unseen: the table above ranks the queries (all of the held-out classes, never trained on) "
+            "against the held-out classes' database items (unseen@unseen); here the same queries against the "
+            "whole database, whose other classes' items, the training images among them, are all irrelevant "
+            "to them (Sablayrolles et al. 2017's unseen@all).", "", table]
+
+
 def format_markdown(summary: dict) -> str:
     """results.md from the combined results (the dict written to results.json)."""
     entries = summary["entries"]
@@ -273,6 +287,7 @@ def format_markdown(summary: dict) -> str:
         lines += _standing_section(standing(summary["cells"]))
     else:
         lines.append(format_table([entry_row(e) for e in entries], map_label=map_label))
+    lines += _all_classes_section(entries, multi_seed=len(seeds) > 1, map_label=map_label)
     deep = [e for e in entries if e["kind"] == "deep"]
     if deep:
         lines += ["", "## Deep runs", ""] + _deep_table(deep, seeds=len(seeds) > 1)

@@ -28,7 +28,7 @@ from dnnh.codes import CodeSet
 from dnnh.data.sources import DataSource
 from dnnh.data.splits import Split
 from dnnh.encoder import Encoder
-from dnnh.evaluation import score_codes
+from dnnh.evaluation import score_split
 from dnnh.metrics import RetrievalReport
 from dnnh.runs import CONFIG, Run
 from dnnh.config import TrainConfig, config_differences, predates_reform
@@ -159,8 +159,15 @@ def load_finished(path: Path, wanted: dict, ctx: BenchContext, fmt: str = ENTRY_
 
 def _finish(method: Method, nbits: int, ctx: BenchContext, query: CodeSet, database: CodeSet,
             train_seconds: float, extra: dict, seed: int | None = None) -> dict:
-    """Score the codes, save them, and assemble the entry record."""
-    report: RetrievalReport = score_codes(query, database, topk=ctx.topk, radius=ctx.radius)
+    """Score the codes, save them, and assemble the entry record.
+
+    Under protocol unseen, ``report`` ranks the queries against the held-out classes' database
+    items and ``report_all_classes`` against the whole database (:func:`dnnh.evaluation.score_split`).
+    """
+    report: RetrievalReport
+    report, all_classes = score_split(query, database, ctx.split, topk=ctx.topk, radius=ctx.radius)
+    if all_classes is not None:
+        extra = {**extra, "report_all_classes": all_classes.to_dict()}
     name = ctx.entry_name(method, nbits, seed)
     paths = {"query": f"codes/{name}_query.npz", "database": f"codes/{name}_database.npz"}
     query.save(ctx.out / paths["query"])

@@ -65,11 +65,14 @@ def data_source(args: argparse.Namespace) -> DataSource | None:
 
 
 def add_split_args(p: argparse.ArgumentParser, default_protocol: str = "auto") -> None:
-    p.add_argument("--protocol", default=default_protocol, choices=("auto", "paper", "cifar10-1", "cifar10-2", "lists"),
+    p.add_argument("--protocol", default=default_protocol,
+                   choices=("auto", "paper", "cifar10-1", "cifar10-2", "lists", "unseen"),
                    help="auto: the paper's counts (100 queries, 500 training images a class) where every class "
                         "has them, else proportional ones; paper: those counts or an error; cifar10-1, "
                         "cifar10-2: DeepHash-pytorch's CIFAR-10 protocols; lists: the split of a folder of "
-                        f"DeepHash-pytorch's train.txt, test.txt and database.txt (default {default_protocol})")
+                        "DeepHash-pytorch's train.txt, test.txt and database.txt; unseen: a seeded quarter of the "
+                        "classes (at least 2) held out of training, queries from them, scored against their "
+                        f"database items and against the whole database (default {default_protocol})")
     p.add_argument("--queries-per-class", type=positive_int,
                    help="queries per class (default 100; auto: at most this many, about 10%% of a class)")
     p.add_argument("--train-per-class", type=positive_int,

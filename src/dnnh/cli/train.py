@@ -69,7 +69,7 @@ def launch(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from dnnh.evaluation import evaluate_run, format_report
+    from dnnh.evaluation import evaluate_run, format_report, unseen_summary
     from dnnh.runs import SPLIT, Run
     from dnnh.training.train import train
 
@@ -92,5 +92,8 @@ def run(args: argparse.Namespace) -> int:
     say(f"trained in {result.seconds:.1f}s; best validation MAP {result.best_val_map:.4f} at epoch {result.best_epoch}")
     report = evaluate_run(result.run, dataset, topk=args.topk)
     print(format_report(report))
+    unseen = unseen_summary(result.run)
+    if unseen:
+        print(unseen)
     say(f"run saved in {args.run}")
     return 0

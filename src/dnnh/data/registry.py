@@ -19,6 +19,10 @@ Split protocols (all seeded: same seed, same split):
   the training set and the database (CIFAR-10: 10,000 / 50,000 / 50,000). Needs ``dataset.is_test``.
 - ``lists``: the split a folder of DeepHash-pytorch list files publishes (test.txt the queries,
   database.txt the database, train.txt the training set; :mod:`dnnh.data.lists`).
+- ``unseen``: a seeded quarter of the classes (at least two) never in training or validation;
+  ``queries_per_class`` queries from each of them, ``train_per_class`` training images from each
+  other class; scored against the held-out classes' database items and, second, the whole
+  database (:func:`dnnh.data.splits.unseen_split`; split.json lists ``held_out``).
 
 Every protocol then carves ``val_fraction`` of the training images out as a validation set (still
 in the database), so model selection never looks at queries; ``val_fraction=0`` keeps the
@@ -40,12 +44,12 @@ from dnnh.data.folders import load_image_folder, load_manifest
 from dnnh.data.idx import PARTS, find_idx_file, load_fashion_mnist, load_mnist
 from dnnh.data.lists import is_list_folder, load_list_folder
 from dnnh.data.nuswide import load_nuswide
-from dnnh.data.splits import Split, _carve_validation, auto_split, paper_split
+from dnnh.data.splits import Split, _carve_validation, auto_split, paper_split, unseen_split
 from dnnh.data.svhn import SVHN_FILES, load_svhn
 
 Dataset = ArrayDataset | FileDataset
 
-PROTOCOLS = ("paper", "auto", "cifar10-1", "cifar10-2", "lists")
+PROTOCOLS = ("paper", "auto", "cifar10-1", "cifar10-2", "lists", "unseen")
 MANIFEST_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".txt", ".list")
 
 
@@ -212,4 +216,6 @@ def make_split(dataset: Dataset, protocol: str = "paper", queries_per_class: int
         return _cifar10_2_split(dataset, val_fraction, seed)
     if key == "lists":
         return _lists_split(dataset, val_fraction, seed)
+    if key == "unseen":
+        return unseen_split(dataset.labels, queries_per_class, train_per_class, val_fraction, seed)
     raise ValueError(f"unknown split protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")

@@ -12,6 +12,13 @@ duplicates, negative positions and, for files, anything but the format :meth:`Sp
 
 ``auto_split`` (protocol ``auto``) is the default for a user's own data: the paper's counts when
 every class has enough images, proportional ones otherwise (see its docstring).
+
+``unseen_split`` (protocol ``unseen``) measures retrieval of classes training never saw
+(Sablayrolles et al. 2017, "How should we evaluate supervised hashing?"): a seeded quarter of the
+classes (at least two) is held out of training and validation, and the queries come from them.
+The database holds every non-query item; :meth:`Split.unseen_database` is its held-out part,
+against which the protocol's main figure is scored ("unseen@unseen"), the whole database giving
+the second ("unseen@all", as in the authors' DSH_Analysis code).
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ class Split:
     seed: int = 0
     counts: Mapping[str, Mapping[str, int]] | None = None
     source: Path | None = field(default=None, compare=False)
+    held_out: tuple[int, ...] | None = None  # protocol unseen: the classes kept out of training and validation
 
     def __post_init__(self) -> None:
         for k in PARTS:
@@ -57,6 +65,8 @@ class Split:
             if arr.size and arr.dtype.kind not in "iu":
                 raise TypeError(f"split part {k!r} must hold integer positions, got {arr.dtype}")
             object.__setattr__(self, k, arr.astype(np.int64).reshape(-1) if arr.ndim <= 1 else arr)
+        if self.held_out is not None:
+            object.__setattr__(self, "held_out", tuple(sorted(int(c) for c in self.held_out)))
         self.validate()
 
     def __eq__(self, other: object) -> bool:
@@ -99,6 +109,27 @@ class Split:
                 raise ValueError(f"{where}: {len(outside)} {k} position(s) are not in 'database', e.g. "
                                  f"{int(outside[0])}; training and validation items must be database items")
 
+    def unseen_database(self, labels: np.ndarray) -> np.ndarray:
+        """The database items of the held-out classes (the whole database when none are held out)."""
+        if self.held_out is None:
+            return self.database
+        return self.database[np.isin(np.asarray(labels)[self.database], self.held_out)]
+
+    def check_held_out(self, labels: np.ndarray) -> None:
+        """Raise unless no training or validation item, and every query, is of a held-out class."""
+        if self.held_out is None:
+            return
+        labels = np.asarray(labels)
+        for part in ("train", "val"):
+            seen = np.isin(labels[getattr(self, part)], self.held_out)
+            if seen.any():
+                raise ValueError(f"{self._where()}: {int(seen.sum())} {part} item(s) are of the held-out classes "
+                                 f"{list(self.held_out)}, e.g. position {int(getattr(self, part)[seen][0])}")
+        outside = ~np.isin(labels[self.query], self.held_out)
+        if outside.any():
+            raise ValueError(f"{self._where()}: {int(outside.sum())} queries are of classes that are not held out, "
+                             f"e.g. position {int(self.query[outside][0])}")
+
     def describe_counts(self) -> str:
         """The per-class counts in words, e.g. "50 queries and 360 training images a class"."""
         if not self.counts:
@@ -111,10 +142,12 @@ class Split:
         return f"{span(q)} queries and {span(t)} training images a class ({len(q)} classes)"
 
     def summary(self) -> str:
-        counts = self.describe_counts()
+        counts = "" if self.held_out is not None else self.describe_counts()
+        held = (f"; classes {', '.join(map(str, self.held_out))} held out of training (the queries' classes)"
+                if self.held_out is not None else "")
         return (f"{self.protocol} split (seed {self.seed}): {len(self.query)} queries, "
                 f"{len(self.database)} database, {len(self.train)} train, {len(self.val)} validation"
-                + (f"; {counts}" if counts else ""))
+                + (f"; {counts}" if counts else "") + held)
 
     def save(self, path: str | Path) -> None:
         """Write the split as JSON, atomically (temporary file renamed into place)."""
@@ -124,6 +157,8 @@ class Split:
         }
         if self.counts is not None:
             payload["counts"] = {part: {str(c): int(n) for c, n in per.items()} for part, per in self.counts.items()}
+        if self.held_out is not None:
+            payload["held_out"] = list(self.held_out)
         atomic_write_text(Path(path), json.dumps(payload))
 
     @classmethod
@@ -156,7 +191,11 @@ class Split:
         if not isinstance(protocol, str) or isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"split file {path}: 'protocol' must be a string and 'seed' an integer")
         counts = _counts(payload.get("counts"), path)
-        return cls(protocol=protocol, seed=seed, counts=counts, source=path, **arrays)
+        held_out = payload.get("held_out")
+        if held_out is not None and (not isinstance(held_out, list) or not held_out
+                                     or not all(isinstance(c, int) and not isinstance(c, bool) for c in held_out)):
+            raise ValueError(f"split file {path}: 'held_out' must be a non-empty list of class ids, got {held_out!r:.60}")
+        return cls(protocol=protocol, seed=seed, counts=counts, source=path, held_out=held_out, **arrays)
 
     def check_fits(self, n_items: int) -> None:
         """Raise if the split indexes items a dataset of ``n_items`` does not have (naming the position)."""
@@ -342,3 +381,45 @@ def auto_split(labels: np.ndarray, queries_per_class: int = 100, train_per_class
     def proportional(part: str, j: int, free: int) -> int:
         return min(auto_counts(int(column_sizes[j]), q, t)[0 if part == "query" else 1], free)
     return _draw_multi(labels, proportional, val_fraction, seed, "auto")
+
+
+def held_out_count(n_classes: int, n_held_out: int | None = None) -> int:
+    """How many classes ``unseen`` holds out: ``n_held_out``, by default a quarter (rounded), at least 2;
+    at least two classes must stay for training (a triplet needs two)."""
+    n = max(2, int(round(n_classes / 4))) if n_held_out is None else _check_count(n_held_out, "n_held_out")
+    if n_classes - n < 2:
+        raise ValueError(f"protocol unseen holds out {n} of {n_classes} classes, leaving fewer than 2 to train on; "
+                         "it needs at least 4 classes (or a smaller n_held_out)")
+    return n
+
+
+def unseen_split(labels: np.ndarray, queries_per_class: int = 100, train_per_class: int = 500,
+                 val_fraction: float = 0.1, seed: int = 0, n_held_out: int | None = None) -> Split:
+    """Protocol ``unseen``: classes held out of training, queries from them (single-label data).
+
+    The held-out classes are a seeded draw (:func:`held_out_count` of them). Per held-out class
+    ``queries_per_class`` queries (at most all but one of its items, so the database keeps some);
+    per other class ``train_per_class`` training images (at most the whole class), from which the
+    validation images are carved: neither ever sees a held-out class. The database is every
+    non-query item; the protocol's figure ranks the queries against its held-out part
+    (:meth:`Split.unseen_database`), the whole database giving the unseen@all figure.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError("protocol unseen holds whole classes out of training, so it needs single-label data "
+                         "(one class an item); use --protocol paper or auto for multi-label data")
+    q = _check_count(queries_per_class, "queries_per_class")
+    t = _check_count(train_per_class, "train_per_class")
+    classes, sizes = np.unique(labels, return_counts=True)
+    n = held_out_count(len(classes), n_held_out)
+    held = np.sort(np.random.default_rng([int(seed), 24]).choice(classes, size=n, replace=False))
+    is_held = np.isin(classes, held)
+    n_query = np.where(is_held, np.minimum(q, sizes - 1), 0)
+    n_train = np.where(is_held, 0, np.minimum(t, sizes))
+    split = _draw_single(labels, classes, n_query, n_train, val_fraction, seed, "unseen")
+    counts = {"query": {str(int(c)): int(k) for c, k, h in zip(classes, n_query, is_held) if h},
+              "train": {str(int(c)): int(k) for c, k, h in zip(classes, n_train, is_held) if not h}}
+    out = Split(query=split.query, database=split.database, train=split.train, val=split.val, protocol="unseen",
+                seed=seed, counts=counts, held_out=tuple(int(c) for c in held))
+    out.check_held_out(labels)
+    return out
