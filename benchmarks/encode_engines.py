@@ -33,8 +33,8 @@ import torch
 
 from dnnh.data.dataset import ArrayDataset
 from dnnh.data.pipeline import BatchSource
-from dnnh.encoder import ENGINES, TorchBackend, make_backend
-from dnnh.export.engines import choose_auto, cpu_info
+from dnnh import machine
+from dnnh.encoder import ENGINES, choose_auto, make_backend
 from dnnh.metrics import mean_average_precision
 from dnnh.runs import Run
 
@@ -56,11 +56,11 @@ def load_data() -> tuple[object, str]:
 
 def train_run(dataset, args, folder: Path) -> Run:
     from dnnh.data.splits import paper_split
-    from dnnh.training.config import TrainConfig
+    from dnnh.config import TrainConfig
     from dnnh.training.train import train
 
     split = paper_split(dataset.labels, queries_per_class=100, train_per_class=args.train_per_class, seed=0)
-    config = TrainConfig.from_recipe("modern", bits=48, epochs=args.epochs, num_workers=0,
+    config = TrainConfig.from_recipe("modern", nbits=48, epochs=args.epochs, num_workers=0,
                                      threads=max(args.threads))
     t0 = time.perf_counter()
     train(config, dataset, split, folder, progress=False)
@@ -102,11 +102,10 @@ def main() -> None:
     if "torch" not in names:
         names.insert(0, "torch")
 
-    info = cpu_info()
-    flags = {f: ("yes" if f in info["flags"] else "no") for f in ("avx512_bf16", "amx_bf16", "avx512_vnni")}
+    flags = {f: ("yes" if f in machine.cpu_flags() else "no") for f in machine.BF16_FLAGS}
     import onnxruntime
 
-    print(f"{time.strftime('%Y-%m-%d %H:%M')}  CPU: {info['model']}, {os.cpu_count()} cores; "
+    print(f"{time.strftime('%Y-%m-%d %H:%M')}  CPU: {machine.cpu_model()}, {os.cpu_count()} cores; "
           + ", ".join(f"{k} {v}" for k, v in flags.items()))
     print(f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}; threads {args.threads}; "
           f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -148,7 +147,7 @@ def main() -> None:
             q_bits = encode(backend, queries, "query", args.batch_size)
             result[name] = {"db": d_bits, "q": q_bits,
                             "map": mean_average_precision(q_bits, d_bits, labels_q, labels_db)}
-        auto = choose_auto(run, TorchBackend, dataset)
+        auto = choose_auto(run, dataset)
 
     ref = result["torch"]
     print(f"\nspeed on {len(timed):,} database images (backend only, batches of {args.batch_size}, best of "
@@ -162,7 +161,7 @@ def main() -> None:
         agree = (np.count_nonzero(r["db"] == ref["db"]) + np.count_nonzero(r["q"] == ref["q"])) / (ref["db"].size
                                                                                                   + ref["q"].size)
         print(f"| {name} | {cells} | {agree:.5%} | {r['map']:.5f} | {r['map'] - ref['map']:+.5f} |")
-    print(f"\nauto on this run: {auto.auto_reason}")
+    print(f"\nauto on this run: {auto.reason}")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -36,23 +35,16 @@ for var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL
 
 import numpy as np  # noqa: E402
 
+from dnnh import machine  # noqa: E402
 from dnnh.index import HammingIndex, MilvusIndex  # noqa: E402
 
 FLAGS = ("popcnt", "sse4_2", "avx2", "bmi2", "avx512f", "avx512bw", "avx512_vpopcntdq")
 
 
 def cpu_info() -> tuple[str, list[str]]:
-    model, flags = "", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and not model:
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    return model or platform.processor() or "unknown", [f for f in FLAGS if f in flags]
+    """The CPU's model and which of :data:`FLAGS` it has (dnnh.machine reads /proc/cpuinfo)."""
+    flags = machine.cpu_flags()
+    return machine.cpu_model(), [f for f in FLAGS if f in flags]
 
 
 def status(pid: int, field: str) -> int:

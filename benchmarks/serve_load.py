@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dnnh import machine
+
 HOST = "127.0.0.1"  # loopback only
 FILLER_ID = 10_000_000
 MAX_REQUESTS = 2_000_000  # a hard bound, whatever the flags
@@ -266,16 +268,6 @@ def get_json(port: int, path: str) -> dict:
 
 # ---------------------------------------------------------------------------- report
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def mean_part(parts: list[dict], key: str) -> float:
     values = [p.get(key, 0.0) for p in parts]
     return statistics.fmean(values) if values else float("nan")
@@ -336,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     http_ms = statistics.fmean(loaded.latency_ms) - sum(server_ms.values()) if loaded.latency_ms else float("nan")
     in_ms = {key: mean_part(inproc["parts"], key) for key in ("decode", "encode", "search")}
     lines = [
-        f"machine: {cpu_model()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}; "
+        f"machine: {machine.cpu_model()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}; "
         f"server threads: torch {health['threads']['torch']}, index {health['threads']['index']}; "
         f"load average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
         f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}",
@@ -378,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
             "single_p99_ms": percentile(single.latency_ms, 99), "loaded_p50_ms": percentile(loaded.latency_ms, 50),
             "loaded_p95_ms": percentile(loaded.latency_ms, 95), "loaded_p99_ms": percentile(loaded.latency_ms, 99),
             "server_ms": server_ms, "http_ms": http_ms, "writes": len(writes.latency_ms), "errors": errors,
-            "cpu": cpu_model(), "cpus": os.cpu_count(), "threads": health["threads"],
+            "cpu": machine.cpu_model(), "cpus": os.cpu_count(), "threads": health["threads"],
             "loadavg_before": load_before, "loadavg_after": load_after}, indent=2))
     return 1 if errors else 0
 

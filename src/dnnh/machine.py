@@ -3,35 +3,34 @@
 numba compiles the index's kernels for the host CPU (LLVM's ``-mcpu=host``), so the vector
 popcount it emits is VPOPCNTQ where the CPU has AVX-512 VPOPCNTDQ, a nibble-lookup popcount
 (VPSHUFB) with AVX2, scalar POPCNT or bit arithmetic below that: the same exact results at
-different speeds. bf16 autocast runs on hardware with AMX-BF16 or AVX512-BF16 and is emulated
-(slowly) elsewhere. Benchmarks print :func:`describe` so that every figure says where it was taken:
-the CPU model, clock, the flags that matter, threads and the load average.
+different speeds. bf16 autocast runs on hardware with AMX-BF16 or AVX512-BF16
+(:data:`NATIVE_BF16_FLAGS`) and is emulated (slowly) elsewhere; AVX512-VNNI speeds up int8.
+Benchmarks print :func:`describe` so that every figure says where it was taken: the CPU model,
+clock, the flags that matter, the popcount and bf16 paths, threads and the load average, and the
+GPU where a caller passes one (:func:`describe`'s ``gpu``; :func:`dnnh.devices.describe_device`
+writes that line).
+
+/proc/cpuinfo is read once per process (:func:`cpuinfo`); everything here imports nothing
+heavier than the standard library, so the command line may ask it.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 
 #: /proc/cpuinfo flags that set the scan's speed, fastest path first.
 POPCOUNT_FLAGS = ("avx512_vpopcntdq", "avx512bw", "avx512f", "avx2", "popcnt")
-#: /proc/cpuinfo flags that make bf16 (and int8) arithmetic fast.
-BF16_FLAGS = ("amx_bf16", "avx512_bf16", "avx512_vnni")
+#: Flags with which bf16 arithmetic runs in hardware (torch's bf16 autocast, the torch-bf16 engine).
+NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+#: Flags reported in benchmark headers because they make bf16 or int8 arithmetic fast.
+BF16_FLAGS = NATIVE_BF16_FLAGS + ("avx512_vnni",)
 
 
-def cpu_flags() -> set[str]:
-    """The first processor's /proc/cpuinfo flags (empty where there is no /proc/cpuinfo)."""
-    return set(_cpuinfo().get("flags", "").split())
-
-
-def bf16_is_fast() -> bool:
-    """Whether bf16 autocast runs on hardware here: a CPU with AMX-BF16 or AVX512-BF16."""
-    flags = cpu_flags()
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def _cpuinfo() -> dict[str, str]:
-    """The first processor's fields from /proc/cpuinfo (empty where there is none)."""
+@functools.lru_cache(maxsize=1)
+def cpuinfo() -> dict[str, str]:
+    """The first processor's fields from /proc/cpuinfo (empty where there is none), read once."""
     fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
@@ -45,6 +44,30 @@ def _cpuinfo() -> dict[str, str]:
     return fields
 
 
+def cpu_flags() -> set[str]:
+    """The first processor's /proc/cpuinfo flags (empty where there is no /proc/cpuinfo)."""
+    return set(cpuinfo().get("flags", "").split())
+
+
+def cpu_model() -> str:
+    """The CPU's model name ("AMD EPYC ..."), or what the platform says where /proc/cpuinfo has none."""
+    return cpuinfo().get("model name") or platform.processor() or platform.machine() or "unknown"
+
+
+def bf16_is_fast() -> bool:
+    """Whether bf16 autocast runs on hardware here: a CPU with AMX-BF16 or AVX512-BF16."""
+    return any(flag in cpu_flags() for flag in NATIVE_BF16_FLAGS)
+
+
+def bf16_path(flags: set[str]) -> str:
+    """How bf16 arithmetic runs on a CPU with ``flags``."""
+    if "amx_bf16" in flags:
+        return "AMX-BF16 tiles"
+    if "avx512_bf16" in flags:
+        return "AVX512-BF16"
+    return "emulated (no AMX-BF16 or AVX512-BF16: bf16 is slower than fp32 here)"
+
+
 def popcount_path(flags: set[str]) -> str:
     """The popcount LLVM uses for the scan's 8-code vectors, named from the CPU's flags."""
     if "avx512_vpopcntdq" in flags:
@@ -56,35 +79,48 @@ def popcount_path(flags: set[str]) -> str:
     return "portable bit arithmetic (no POPCNT instruction)"
 
 
-def summary() -> dict[str, object]:
-    """CPU model, clock (MHz, as /proc/cpuinfo reports it), relevant flags, CPUs usable, load."""
-    info = _cpuinfo()
-    flags = set(info.get("flags", "").split())
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
     try:
-        usable = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
-        usable = os.cpu_count() or 1
+        return os.cpu_count() or 1
+
+
+def load_average() -> tuple[float, ...]:
+    """The 1, 5 and 15 minute load averages, rounded (empty where the OS has none)."""
     try:
-        load = tuple(round(x, 2) for x in os.getloadavg())
+        return tuple(round(x, 2) for x in os.getloadavg())
     except OSError:  # pragma: no cover - not available
-        load = ()
+        return ()
+
+
+def summary() -> dict[str, object]:
+    """CPU model, clock (MHz, as /proc/cpuinfo reports it), relevant flags, paths, CPUs usable, load."""
+    info = cpuinfo()
+    flags = set(info.get("flags", "").split())
     mhz = info.get("cpu MHz")
     return {
-        "model": info.get("model name") or platform.processor() or platform.machine(),
+        "model": cpu_model(),
         "mhz": float(mhz) if mhz else None,
         "flags": [f for f in POPCOUNT_FLAGS + BF16_FLAGS if f in flags],
         "popcount": popcount_path(flags) if flags else f"unknown ({platform.machine()})",
-        "cpus": usable,
-        "load": load,
+        "bf16": bf16_path(flags) if flags else f"unknown ({platform.machine()})",
+        "cpus": usable_cpus(),
+        "load": load_average(),
     }
 
 
-def describe(threads: int | None = None) -> str:
-    """One line for a benchmark's header: model, clock, flags, popcount path, threads, load average."""
+def describe(threads: int | None = None, gpu: str | None = None) -> str:
+    """One line for a benchmark's header: model, clock, flags, popcount and bf16 paths, threads, load.
+
+    ``gpu``: the GPU's own line where a figure involves one (``dnnh.devices.describe_device``).
+    """
     s = summary()
     clock = f"{s['mhz']:.0f} MHz" if s["mhz"] else "clock unknown"
     used = f"{threads} of {s['cpus']}" if threads is not None else f"{s['cpus']}"
     load = " ".join(f"{x:.2f}" for x in s["load"]) or "n/a"  # type: ignore[union-attr]
     known = " ".join(POPCOUNT_FLAGS + BF16_FLAGS)
-    return (f"CPU {s['model']}, {clock}; flags {' '.join(s['flags']) or 'none of ' + known}; "
-            f"scan popcount: {s['popcount']}; threads {used} CPUs; load average {load}")
+    line = (f"CPU {s['model']}, {clock}; flags {' '.join(s['flags']) or 'none of ' + known}; "
+            f"scan popcount: {s['popcount']}; bf16: {s['bf16']}; threads {used} CPUs; load average {load}")
+    return line + (f"; GPU {gpu}" if gpu else "")

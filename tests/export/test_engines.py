@@ -17,8 +17,10 @@ pytest.importorskip("onnxruntime")
 
 from dnnh.cli.main import main  # noqa: E402
 from dnnh.codes import CodeSet  # noqa: E402
-from dnnh.encoder import ENGINE_CHOICES, ENGINES, Encoder, TorchBackend, make_backend  # noqa: E402
-from dnnh.export import engines  # noqa: E402
+from dnnh import machine  # noqa: E402
+from dnnh.encoder import (DEFAULT_ENGINE, ENGINE_CHOICES, ENGINES, Encoder, TorchBackend, make_backend,  # noqa: E402
+                          open_backend)
+from dnnh.encoder import backends as engines  # noqa: E402
 from dnnh.metrics import mean_average_precision  # noqa: E402
 from dnnh.runs import CODES  # noqa: E402
 
@@ -55,7 +57,9 @@ def test_registry_and_default(reference):
     run, _, _, _ = reference
     assert set(ENGINES) == {"torch", "torch-bf16", "onnxruntime", "onnxruntime-int8"}
     assert ENGINE_CHOICES[0] == "auto"
-    assert type(Encoder.from_run(run).backend) is TorchBackend  # the library default is unchanged
+    assert DEFAULT_ENGINE == "torch"
+    encoder = Encoder.from_run(run)
+    assert type(encoder.backend) is TorchBackend and encoder.reason == "engine: torch"  # the one default
     with pytest.raises(ValueError, match="unknown engine 'tensorrt'"):
         make_backend("tensorrt", run)
     for name in ENGINES:  # every backend honours the contract
@@ -92,24 +96,24 @@ def test_approximate_engines_stay_close(reference, engine):
 def test_bf16_refused_without_native_support(reference, monkeypatch):
     run = reference[0]
     monkeypatch.setattr(engines.torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(engines, "cpu_info", lambda: {"model": "Old CPU", "flags": {"avx2", "avx512f"}})
+    monkeypatch.setattr(machine, "cpuinfo", lambda: {"model name": "Old CPU", "flags": "avx2 avx512f"})
     with pytest.raises(ValueError, match="Old CPU has neither: use --engine torch or onnxruntime"):
         make_backend("torch-bf16", run)
 
 
 def test_auto_picks_onnxruntime_when_it_agrees_and_torch_otherwise(reference, monkeypatch):
     run, dataset, _, _ = reference
-    chosen = make_backend("auto", run, dataset)
-    assert chosen.name == "onnxruntime" and "equal torch fp32's on 256 database images" in chosen.auto_reason
+    chosen = open_backend("auto", run, dataset)
+    assert chosen.backend.name == "onnxruntime" and "equal torch fp32's on 256 database images" in chosen.reason
     # An engine whose bits differ away from 0.5 is refused.
     monkeypatch.setattr(engines.OnnxRuntimeBackend, "outputs", lambda self, batch, role: np.zeros((len(batch), 12)))
-    fallback = make_backend("auto", run, dataset)
-    assert type(fallback) is TorchBackend and "bits differ from torch fp32" in fallback.auto_reason
+    fallback = open_backend("auto", run, dataset)
+    assert type(fallback.backend) is TorchBackend and "bits differ from torch fp32" in fallback.reason
     monkeypatch.undo()
     # No onnxruntime: torch, and why.
     monkeypatch.setattr(engines, "require_onnx", lambda: (_ for _ in ()).throw(ImportError("no onnxruntime here")))
-    fallback = make_backend("auto", run, dataset)
-    assert type(fallback) is TorchBackend and "no onnxruntime here" in fallback.auto_reason
+    fallback = open_backend("auto", run, dataset)
+    assert type(fallback.backend) is TorchBackend and "no onnxruntime here" in fallback.reason
 
 
 def test_cli_engine_flag(reference, tmp_path, capsys):
@@ -127,3 +131,21 @@ def test_cli_engine_flag(reference, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["encode", "--run", str(run.path), "--engine", "nope"])
     assert "invalid choice: 'nope'" in capsys.readouterr().err
+    assert main(["encode", "--run", str(run.path), "--out", str(tmp_path / "default")]) == 0
+    assert "engine: torch" in capsys.readouterr().out  # the CLI's default is the library's
+
+
+def test_search_takes_an_engine(reference, tmp_path, capsys):
+    run, dataset, _, _ = reference
+    assert main(["encode", "--run", str(run.path), "--out", str(tmp_path), "--engine", "torch"]) == 0
+    image = tmp_path / "q.png"
+    from PIL import Image
+
+    Image.fromarray(dataset.images[int(run.split.query[0])].squeeze()).save(image)
+    capsys.readouterr()
+    outs = []
+    for engine in ("torch", "onnxruntime"):
+        assert main(["search", str(image), "--run", str(run.path), "--codes", str(tmp_path / CODES["database"]),
+                     "-k", "3", "--engine", engine]) == 0
+        outs.append(capsys.readouterr().out)
+    assert outs[0] == outs[1] and "distance" in outs[0]

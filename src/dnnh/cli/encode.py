@@ -24,19 +24,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_engine_arg(p: argparse.ArgumentParser, prefix: str = "") -> None:
-    """``--engine``: which backend computes the codes (dnnh.encoder.ENGINES, or auto)."""
-    from dnnh.encoder import ENGINE_CHOICES
+    """``--engine``: which backend computes the codes (dnnh.encoder.names: no torch import)."""
+    from dnnh.encoder.names import DEFAULT_ENGINE, ENGINE_CHOICES
 
-    p.add_argument("--engine", choices=ENGINE_CHOICES, default="auto",
-                   help=f"{prefix}what computes the codes: auto (default: onnxruntime where it is installed and its codes "
-                        "equal torch fp32's on a sample of the run's database, else torch), torch (fp32), "
-                        "torch-bf16, onnxruntime, onnxruntime-int8 (quantised: codes may differ)")
+    p.add_argument("--engine", choices=ENGINE_CHOICES, default=DEFAULT_ENGINE,
+                   help=f"{prefix}what computes the codes: torch (fp32, the default: the codes training validated), "
+                        "auto (onnxruntime where it is installed and its codes equal torch fp32's on a sample of the "
+                        "run's database, else torch), torch-bf16, onnxruntime, onnxruntime-int8 (quantised: codes "
+                        "may differ)")
 
 
 def say_engine(encoder) -> None:
     """One line on which engine computes the codes (and, for auto, why)."""
-    backend = encoder.backend
-    print(getattr(backend, "auto_reason", None) or f"engine: {backend.name}")
+    print(encoder.reason)
 
 
 def shard(text: str) -> tuple[int, int]:

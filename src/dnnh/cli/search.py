@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from dnnh.cli.common import positive_int
+from dnnh.cli.encode import add_engine_arg
 from dnnh.cli.index import add_backend_args, open_milvus
 
 
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--codes", type=Path, help="a database codes file (default: RUN/codes_database.npz)")
     p.add_argument("-k", "--topk", type=positive_int, default=10, help="results per query (default 10)")
     add_backend_args(p)
+    add_engine_arg(p)
     p.set_defaults(func=run)
 
 
@@ -30,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from dnnh.index import HammingIndex
     from dnnh.runs import CODES
 
-    encoder = Encoder.from_run(args.run)
+    encoder = Encoder.from_run(args.run, engine=args.engine)
     bits = encoder.encode_files(args.images)
     if args.backend == "milvus":
         index = open_milvus(args, encoder.nbits)

@@ -1,11 +1,10 @@
-"""A trained run outside Python's torch: one ONNX file, and the faster encoding engines.
+"""A trained run outside Python's torch: one ONNX file.
 
 :func:`export_onnx` writes a self-contained ONNX model that takes raw uint8 images
 ``[N, H, W, C]`` at the run's input size and returns the 0/1 ``bits`` and the packed ``codes``
 (bit 0 in the least significant bit of byte 0, the bytes ``dnnh encode`` writes); the run's
-preprocessing is inside the graph. :mod:`dnnh.export.engines` holds the backends behind
-:class:`dnnh.encoder.Encoder` other than fp32 torch: ``torch-bf16``, ``onnxruntime`` and
-``onnxruntime-int8``, and the ``auto`` choice between them.
+preprocessing is inside the graph. The encoding engines (``onnxruntime`` and the others) are
+the encoder's: :mod:`dnnh.encoder.backends`.
 
 onnx and onnxruntime are an optional extra (``pip install 'dnnh[onnx]'``); without them the
 exporter and the onnxruntime engines raise a one-line :class:`ImportError`.

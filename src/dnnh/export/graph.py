@@ -1,4 +1,4 @@
-"""The ONNX graphs of a run: the deployable image-to-codes model, and the float network the engines run.
+"""The deployable ONNX file of a run: raw images in, bits and packed codes out.
 
 ``dnnh export`` (:func:`export_onnx`) writes ONE self-contained file (weights inside):
 
@@ -17,15 +17,13 @@
   ``role``, ``mean``, ``std``, ``dnnh_version``, ``run_config`` (the run's config.json),
   ``bit_order``.
 
-The graphs come from torch's TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``),
-which writes plain ONNX with the weights as initializers and needs nothing but onnx.
+The graph is traced by :func:`dnnh.encoder.onnx.trace`, the tracer the onnxruntime engines use for
+the float network they run.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,22 +31,9 @@ import torch
 from torch import nn
 
 from dnnh.codes.packing import code_bytes
+from dnnh.encoder.onnx import DEFAULT_OPSET, ONNX_MISSING, ROLES, network_of, require_onnx, trace
 
-ONNX_MISSING = "dnnh export needs onnx and onnxruntime: pip install 'dnnh[onnx]'"
-#: Opset 17 is read by every onnxruntime since 1.11 and by the mobile runtimes; --opset changes it.
-DEFAULT_OPSET = 17
-ROLES = ("query", "database")
 PROTOBUF_LIMIT = 2**31 - 1
-
-
-def require_onnx() -> tuple[Any, Any]:
-    """``(onnx, onnxruntime)``, or a one-line ImportError that says how to install them."""
-    try:
-        import onnx
-        import onnxruntime
-    except ImportError:
-        raise ImportError(ONNX_MISSING) from None
-    return onnx, onnxruntime
 
 
 class _Normalise(nn.Module):
@@ -81,72 +66,11 @@ class _ImagesToCodes(nn.Module):
         return bits, codes
 
 
-class _FeaturesAndOutputs(nn.Module):
-    """Preprocessed float images -> (backbone features, outputs in [0, 1]): what the engines run."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.net.backbone(x)
-        return features, self.net.head(features)
-
-
-def _export(module: nn.Module, example: torch.Tensor, inputs: list[str], outputs: list[str], opset: int):
-    """``module`` traced on ``example`` into an ONNX ModelProto with a dynamic first axis."""
-    onnx, _ = require_onnx()
-    buf = io.BytesIO()
-    module = module.eval()
-    with warnings.catch_warnings():  # the legacy exporter's deprecation notice and tracer chatter
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), buf, input_names=inputs, output_names=outputs,
-                          dynamic_axes={name: {0: "N"} for name in inputs + outputs},
-                          opset_version=int(opset), do_constant_folding=True, dynamo=False)
-    model = onnx.load_from_string(buf.getvalue())
-    _inline_shared_initializers(model)
-    return model
-
-
-def _inline_shared_initializers(model) -> None:
-    """Replace ``Identity(initializer)`` nodes by a copy of the initializer under the node's output name.
-
-    The exporter shares bit-identical weights (the all-zero biases of an untrained network) through
-    Identity nodes; onnxruntime's quantiser wants every Conv bias to be an initializer.
-    """
-    inits = {t.name: t for t in model.graph.initializer}
-    keep = []
-    for node in model.graph.node:
-        if node.op_type == "Identity" and node.input[0] in inits:
-            copy = type(inits[node.input[0]])()
-            copy.CopyFrom(inits[node.input[0]])
-            copy.name = node.output[0]
-            model.graph.initializer.append(copy)
-        else:
-            keep.append(node)
-    if len(keep) != len(model.graph.node):
-        del model.graph.node[:]
-        model.graph.node.extend(keep)
-
-
-def network_of(model, role: str) -> nn.Module:
-    """The :class:`~dnnh.nn.dnnh.HashNetwork` that encodes ``role`` (the query copy where there is one)."""
-    if role not in ROLES:
-        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
-    return model.query_net if (role == "query" and model.query_net is not None) else model.net
-
-
-def float_graph(net: nn.Module, input_size: int, channels: int, opset: int = DEFAULT_OPSET):
-    """The network on preprocessed float32 ``input`` [N, C, S, S] -> ``features``, ``outputs`` (ModelProto)."""
-    example = torch.zeros(2, int(channels), int(input_size), int(input_size))
-    return _export(_FeaturesAndOutputs(net), example, ["input"], ["features", "outputs"], opset)
-
-
 def image_graph(net: nn.Module, prep, nbits: int, opset: int = DEFAULT_OPSET):
     """uint8 ``images`` [N, S, S, C] -> ``bits`` [N, nbits], ``codes`` [N, ceil(nbits/8)] (ModelProto)."""
     example = torch.zeros(2, prep.input_size, prep.input_size, prep.channels, dtype=torch.uint8)
     module = _ImagesToCodes(net, list(prep.mean), list(prep.std), nbits)
-    return _export(module, example, ["images"], ["bits", "codes"], opset)
+    return trace(module, example, ["images"], ["bits", "codes"], opset)
 
 
 def _is_onnx_model(path: Path) -> bool:

@@ -13,16 +13,18 @@ the hash layer reads (for the baselines run on learned features). :class:`TorchB
 PyTorch model; another engine (onnxruntime, say) is another class with these two methods, and
 no caller changes.
 
-Engines are named in :data:`ENGINES` (``torch``, ``torch-bf16``, ``onnxruntime``,
-``onnxruntime-int8``) and built by :func:`make_backend`; ``Encoder.from_run(run, engine=...)``
-picks one, ``"auto"`` the fastest whose codes equal fp32 torch's (:mod:`dnnh.export.engines`).
-The default stays ``torch``: fp32 eager, the codes training and scoring write.
+Engines are named in :data:`dnnh.encoder.names.ENGINES` and built from the one registry,
+:data:`dnnh.encoder.backends.BACKENDS`; ``Encoder.from_run(run, engine=...)`` picks one,
+``"auto"`` the fastest whose codes equal fp32 torch's (:mod:`dnnh.encoder.auto`). Every caller
+that names no engine (the library, each command, the service, scoring) gets
+:data:`~dnnh.encoder.names.DEFAULT_ENGINE`, fp32 torch: the codes training validated.
+``encoder.reason`` says which engine computes and, for ``auto``, why.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Protocol, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -31,82 +33,10 @@ from tqdm.auto import tqdm
 from dnnh.codes import CodeSet
 from dnnh.data.pipeline import BatchSource, Preprocessing
 from dnnh.data.splits import Split
+from dnnh.encoder.backends import EncoderBackend, TorchBackend, open_backend
+from dnnh.encoder.names import ROLES
 from dnnh.nn import DNNH
 from dnnh.runs import Run
-
-ROLES = ("query", "database")
-
-
-class EncoderBackend(Protocol):
-    """What computes codes from preprocessed batches (see the module docstring)."""
-
-    name: str
-    nbits: int
-
-    def bits(self, batch: torch.Tensor, role: str) -> np.ndarray: ...
-
-    def features(self, batch: torch.Tensor) -> np.ndarray: ...
-
-
-class TorchBackend:
-    """The model itself, in eval mode: bit k is 1 when output k > 0.5 (docs/METHOD.md §6)."""
-
-    name = "torch"
-
-    def __init__(self, model: DNNH) -> None:
-        self.model = model
-        self.nbits = model.nbits
-
-    def bits(self, batch: torch.Tensor, role: str) -> np.ndarray:
-        return self.model.encode(batch, role=role).numpy()
-
-    @torch.no_grad()
-    def features(self, batch: torch.Tensor) -> np.ndarray:
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            return self.model.net.backbone(batch).float().numpy()
-        finally:
-            self.model.train(was_training)
-
-
-def _torch_engine(run: Run, data: Any = None) -> TorchBackend:
-    return TorchBackend(run.load_model())
-
-
-def _engine(name: str):
-    def make(run: Run, data: Any = None) -> EncoderBackend:
-        from dnnh.export.engines import BACKENDS
-
-        return BACKENDS[name](run, data)
-    return make
-
-
-#: Engine name -> factory(run, data) of its backend; all but torch live in dnnh.export.engines
-#: (imported on first use: onnxruntime is an optional extra).
-ENGINES: dict[str, Any] = {
-    "torch": _torch_engine,
-    "torch-bf16": _engine("torch-bf16"),
-    "onnxruntime": _engine("onnxruntime"),
-    "onnxruntime-int8": _engine("onnxruntime-int8"),
-}
-#: What ``--engine`` accepts: an engine of :data:`ENGINES`, or ``auto``.
-ENGINE_CHOICES = ("auto", *ENGINES)
-
-
-def make_backend(engine: str, run: Run, data: Any = None) -> EncoderBackend:
-    """The backend of ``engine`` for ``run``'s best model.
-
-    ``data``: the dataset to draw images from where the engine needs some (int8 calibration,
-    ``auto``'s check), instead of the one the run was trained on.
-    """
-    if engine == "auto":
-        from dnnh.export.engines import choose_auto
-
-        return choose_auto(run, TorchBackend, data)
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; choose one of {ENGINE_CHOICES}")
-    return ENGINES[engine](run, data)
 
 
 class Encoder:
@@ -118,24 +48,26 @@ class Encoder:
     """
 
     def __init__(self, model: DNNH | EncoderBackend, prep: Preprocessing, *, batch_size: int = 512,
-                 num_workers: int = 2) -> None:
+                 num_workers: int = 2, reason: str | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.backend: EncoderBackend = TorchBackend(model) if isinstance(model, DNNH) else model
         self.prep, self.batch_size, self.num_workers = prep, int(batch_size), int(num_workers)
+        #: One line: which engine computes the codes and, when ``auto`` chose it, why.
+        self.reason = reason or f"engine: {self.backend.name}"
 
     @classmethod
-    def from_run(cls, run: Run | str | Path, engine: str = "torch", data: Any = None, **kwargs: Any) -> "Encoder":
+    def from_run(cls, run: Run | str | Path, engine: str | None = None, data: Any = None,
+                 **kwargs: Any) -> "Encoder":
         """The encoder of a run's best model (``run``: a :class:`~dnnh.runs.Run` or its folder).
 
-        ``engine``: a name of :data:`ENGINES` or ``"auto"`` (see :func:`make_backend`; ``data``
-        is handed to it).
+        ``engine``: one of :data:`~dnnh.encoder.names.ENGINE_CHOICES`, None for the default
+        (:func:`~dnnh.encoder.backends.open_backend`; ``data`` is handed to it).
         """
         run = run if isinstance(run, Run) else Run.open(run)
         kwargs.setdefault("num_workers", run.config.num_workers)
-        if engine == "torch":
-            return cls(run.load_model(), run.prep, **kwargs)
-        return cls(make_backend(engine, run, data), run.prep, **kwargs)
+        choice = open_backend(engine, run, data)
+        return cls(choice.backend, run.prep, reason=choice.reason, **kwargs)
 
     @property
     def nbits(self) -> int:

@@ -1,9 +1,12 @@
-"""Encoding engines other than fp32 torch, each a backend of :class:`dnnh.encoder.Encoder`.
+"""The one registry of encoding engines: :data:`BACKENDS`, engine name -> the backend for a run.
 
-Every backend has the :class:`~dnnh.encoder.TorchBackend` contract: ``name``, ``nbits``,
-``bits(batch, role)`` -> uint8 (n, nbits) and ``features(batch)``, on preprocessed float32
-batches (n, C, H, W); they also have ``outputs(batch, role)``, the float outputs in [0, 1].
+A backend is the only part of :class:`dnnh.encoder.Encoder` that computes
+(:class:`EncoderBackend`): ``name``, ``nbits``, ``bits(batch, role)`` -> uint8 (n, nbits) and
+``features(batch)``, on preprocessed float32 batches (n, C, H, W); every one but fp32 torch also
+has ``outputs(batch, role)``, the float outputs in [0, 1].
 
+* ``torch`` (:class:`TorchBackend`): the model itself in eval mode, fp32, the default
+  (:data:`dnnh.encoder.names.DEFAULT_ENGINE`).
 * ``torch-bf16``: the torch model under ``torch.autocast`` in bfloat16, on CUDA when there is
   one, else on a CPU with AMX or AVX512-BF16 (``amx_bf16`` / ``avx512_bf16`` in /proc/cpuinfo);
   refused elsewhere, where bf16 is emulated and slower than fp32. Codes may differ from fp32's
@@ -23,73 +26,74 @@ batches (n, C, H, W); they also have ``outputs(batch, role)``, the float outputs
   unlike torch, which broke the features of 8x8 inputs. Faster; codes are not identical to fp32's,
   so it is opt-in and the benchmark reports its MAP.
 
-``auto`` (:func:`choose_auto`) takes the engines of :data:`AUTO_ORDER`, fastest first as
-measured by ``benchmarks/encode_engines.py`` on this project's machine kind (AMD EPYC, 2 shared
-cores, avx512_bf16 and avx512_vnni, no AMX; Fashion-MNIST, 48-bit nin-small, 69,000 database
-images, against torch fp32 at 1 / 2 threads: onnxruntime 1.6x / 2.8x with every bit equal,
-torch-bf16 2.1x / 2.1x with MAP -0.00104, onnxruntime-int8 3.9x / 5.4x with MAP +0.00130, so
-onnxruntime is the fastest engine that meets the rule), and returns the
-first one that is installed and whose bits equal fp32 torch's on an evenly spaced sample of
-:data:`AUTO_SAMPLE` images of the run's database (both roles' networks), where a bit may differ
-only if torch's output for it lies within :data:`AUTO_TOLERANCE` of 0.5 (a tie that summation
-order decides). Anything else, or no database to check on, gives fp32 torch. Engines whose codes
-are not identical (bf16, int8) are never chosen by ``auto``: the rule that would admit them, MAP
-within 0.001 of torch's, needs the whole database and the queries encoded twice and scored,
-which costs more than ``auto`` can save on one call; run them by name where the benchmark showed
-their MAP is good enough.
+``auto`` is not a backend but a choice between them: :mod:`dnnh.encoder.auto`.
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import torch
 
-from dnnh.export.graph import DEFAULT_OPSET, ROLES, float_graph, network_of, require_onnx
+from dnnh import machine
+from dnnh.encoder.names import AUTO, ENGINES, check_engine
+from dnnh.encoder.onnx import DEFAULT_OPSET, ROLES, float_graph, network_of, require_onnx
+from dnnh.nn import DNNH
 
-BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 CALIBRATION_IMAGES = 256
 INT8_OPS = ("Conv", "Relu", "MaxPool", "AveragePool")
-AUTO_ORDER = ("onnxruntime",)
-AUTO_SAMPLE = 256
-AUTO_TOLERANCE = 1e-5
-
-
-# --- the CPU ------------------------------------------------------------------------------------
-
-def cpu_info() -> dict[str, Any]:
-    """The CPU's model name and flags from /proc/cpuinfo (empty where there is none)."""
-    model, flags = "unknown", set()
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {"model": model, "flags": flags}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "model name" and model == "unknown":
-            model = value.strip()
-        elif key == "flags" and not flags:
-            flags = set(value.split())
-    return {"model": model, "flags": flags}
 
 
 def bf16_device() -> str:
     """Where torch-bf16 runs ("cuda" or "cpu"), or a one-line ValueError where bf16 is not native."""
     if torch.cuda.is_available():
         return "cuda"
-    info = cpu_info()
-    if any(flag in info["flags"] for flag in BF16_FLAGS):
+    if machine.bf16_is_fast():
         return "cpu"
-    raise ValueError(f"engine torch-bf16 needs CUDA or a CPU with AMX or AVX512-BF16 (flags {', '.join(BF16_FLAGS)}); "
-                     f"{info['model']} has neither: use --engine torch or onnxruntime")
+    raise ValueError(f"engine torch-bf16 needs CUDA or a CPU with AMX or AVX512-BF16 (flags "
+                     f"{', '.join(machine.NATIVE_BF16_FLAGS)}); {machine.cpu_model()} has neither: "
+                     "use --engine torch or onnxruntime")
 
 
 # --- backends ----------------------------------------------------------------------------------
+
+class EncoderBackend(Protocol):
+    """What computes codes from preprocessed batches (see the module docstring)."""
+
+    name: str
+    nbits: int
+
+    def bits(self, batch: torch.Tensor, role: str) -> np.ndarray: ...
+
+    def features(self, batch: torch.Tensor) -> np.ndarray: ...
+
+
+class TorchBackend:
+    """The model itself, in eval mode: bit k is 1 when output k > 0.5 (docs/METHOD.md §6)."""
+
+    name = "torch"
+
+    def __init__(self, model: DNNH) -> None:
+        self.model = model
+        self.nbits = model.nbits
+
+    def bits(self, batch: torch.Tensor, role: str) -> np.ndarray:
+        return self.model.encode(batch, role=role).numpy()
+
+    @torch.no_grad()
+    def features(self, batch: torch.Tensor) -> np.ndarray:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return self.model.net.backbone(batch).float().numpy()
+        finally:
+            self.model.train(was_training)
+
 
 class TorchBf16Backend:
     """The torch model under bfloat16 autocast (see the module docstring)."""
@@ -248,51 +252,45 @@ def _onnxruntime_int8(run, data: Any = None) -> OnnxRuntimeInt8Backend:
     return OnnxRuntimeInt8Backend(run.load_model(), run.prep.input_size, run.prep.channels, calibration)
 
 
-#: Engine name -> factory(run, data) of its backend (fp32 torch is in dnnh.encoder).
-BACKENDS: dict[str, Callable[..., Any]] = {
+def _torch(run, data: Any = None) -> TorchBackend:
+    return TorchBackend(run.load_model())
+
+
+#: Engine name -> factory(run, data) of its backend: the one registry (names in dnnh.encoder.names).
+BACKENDS: dict[str, Callable[..., EncoderBackend]] = {
+    "torch": _torch,
     "torch-bf16": _bf16,
     "onnxruntime": _onnxruntime,
     "onnxruntime-int8": _onnxruntime_int8,
 }
 
 
-def disagreement(reference: np.ndarray, outputs: np.ndarray, tolerance: float = AUTO_TOLERANCE) -> tuple[int, int]:
-    """(bits that differ, of those how many have a reference output farther than ``tolerance`` from 0.5)."""
-    differ = (reference > 0.5) != (outputs > 0.5)
-    return int(differ.sum()), int((np.abs(reference[differ] - 0.5) > tolerance).sum())
+if tuple(BACKENDS) != ENGINES:  # pragma: no cover - the names module lists them for the command line
+    raise ImportError(f"dnnh.encoder.names.ENGINES {ENGINES} must name BACKENDS {tuple(BACKENDS)}")
 
 
-def choose_auto(run, fallback: Callable[[Any], Any], data: Any = None, sample: int = AUTO_SAMPLE) -> Any:
-    """The backend ``auto`` picks for ``run`` (see the module docstring); its ``auto_reason`` says why.
+def make_backend(engine: str, run, data: Any = None) -> EncoderBackend:
+    """The backend of ``engine`` (a name of :data:`ENGINES` or ``auto``) for ``run``'s best model.
 
-    ``fallback(model)``: the fp32 torch backend (dnnh.encoder's TorchBackend, passed in so that
-    this module does not import the encoder that imports it).
+    ``data``: the dataset to draw images from where the engine needs some (int8 calibration,
+    ``auto``'s check), instead of the one the run was trained on. :func:`open_backend` also says why.
     """
-    model = run.load_model()
-    fallback = fallback(model)
-    try:
-        images = run_images(run, run.split.database, data, sample)
-    except (FileNotFoundError, ValueError, OSError) as exc:
-        fallback.auto_reason = f"auto chose torch: no database images to check other engines on ({exc})"
-        return fallback
-    roles = ROLES if model.query_net is not None else ("database",)
-    with torch.no_grad():
-        reference = {role: model(images, role=role).numpy() for role in roles}
-    notes = []
-    for name in AUTO_ORDER:
-        try:
-            backend = OnnxRuntimeBackend(model, run.prep.input_size, run.prep.channels) if name == "onnxruntime" \
-                else BACKENDS[name](run, data)
-        except (ImportError, ValueError) as exc:
-            notes.append(f"{name}: {exc}")
-            continue
-        counts = [disagreement(reference[role], backend.outputs(images, role)) for role in roles]
-        differ, far = sum(c[0] for c in counts), sum(c[1] for c in counts)
-        if far == 0:
-            ties = f", {differ} tied bits within {AUTO_TOLERANCE:g} of 0.5 differ" if differ else ""
-            backend.auto_reason = (f"auto chose {name}: its codes equal torch fp32's on {len(images)} database "
-                                   f"images{ties}")
-            return backend
-        notes.append(f"{name}: {far} bits differ from torch fp32 on {len(images)} database images")
-    fallback.auto_reason = "auto chose torch" + (f" ({'; '.join(notes)})" if notes else "")
-    return fallback
+    return open_backend(engine, run, data).backend
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """A backend and the one line that says why it computes the codes (``auto``: what it checked)."""
+
+    backend: EncoderBackend
+    reason: str
+
+
+def open_backend(engine: str | None, run, data: Any = None) -> EngineChoice:
+    """The backend of ``engine`` (None: :data:`~dnnh.encoder.names.DEFAULT_ENGINE`) with its reason."""
+    engine = check_engine(engine)
+    if engine == AUTO:
+        from dnnh.encoder.auto import choose_auto
+
+        return choose_auto(run, data)
+    return EngineChoice(BACKENDS[engine](run, data), f"engine: {engine}")
