@@ -314,3 +314,44 @@ else:
     raise AssertionError('no ImportError')
 """
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# ---------------------------------------------------------------------- issue 25.12: builds once, one line each
+
+
+def test_a_build_into_a_full_collection_is_refused_or_replaced(tmp_path) -> None:
+    """Before: building the same codes twice left every item twice (and a build cut short, a part extra)."""
+    uri = str(tmp_path / "build.db")
+    codes = pack_bits(random_bits(np.random.default_rng(7), 50, 16))
+    with MilvusIndex.for_build(16, uri=uri, collection="built") as index:
+        index.add(codes)
+        with pytest.raises(ValueError, match="already holds 50 items .* pass --replace"):
+            MilvusIndex.for_build(16, uri=uri, collection="built")
+        with MilvusIndex.for_build(16, uri=uri, collection="built", replace=True) as again:
+            again.add(codes)
+            assert again.ntotal == 50
+
+
+def test_a_second_process_on_a_lite_file_is_one_line(tmp_path) -> None:
+    """Before: the second process got 'internal error' (a RuntimeError from Milvus Lite)."""
+    uri = str(tmp_path / "held.db")
+    with MilvusIndex(8, uri=uri, collection="held"):
+        code = f"from dnnh.index import MilvusIndex\nMilvusIndex(8, uri={uri!r}, collection='held')\n"
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "LockedError" in done.stderr
+    assert "Milvus Lite file" in done.stderr and "another dnnh process" in done.stderr
+
+
+@pytest.mark.parametrize("uri, error, message", [
+    ("http://127.0.0.1:1", ConnectionError, "nothing answers on 127.0.0.1:1"),
+    ("http://no-such-host.invalid:19530", ConnectionError, "does not resolve"),
+    ("bogus://x:1", ValueError, "neither a Milvus Lite file"),
+    ("DIR", ValueError, "is a folder; give a file path ending in .db"),
+])
+def test_bad_addresses_are_one_line_each(tmp_path, uri, error, message) -> None:
+    """Before: a closed port, a bad host, a folder as the file and an unknown scheme were internal errors."""
+    if uri == "DIR":
+        uri = str(tmp_path / "folder.db")
+        (tmp_path / "folder.db").mkdir()
+    with pytest.raises(error, match=message):
+        MilvusIndex(8, uri=uri, collection="x", timeout=3)

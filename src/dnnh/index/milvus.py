@@ -44,21 +44,30 @@ How Milvus's own contract is bridged (the tests check each point against ``Hammi
   recorded in the collection's description and a different ``nbits`` is refused.
 - **Consistency.** The collection is created with ``Strong`` consistency: a search sees every
   add and remove made before it.
-- **Milvus Lite** allows one process per file; :meth:`MilvusIndex.close` stops this process's
-  Milvus Lite server when the last index open on that file closes.
+- **Milvus Lite** allows one process per file: the process holds a lock file beside it
+  (``.<name>.db.lock``, as dnnh's own files), so a second process gets one line naming the
+  holder's PID; :meth:`MilvusIndex.close` stops this process's Milvus Lite server when the last
+  index open on that file closes.
+- **Addresses.** ``uri`` is a path ending in ``.db`` or an ``http://``, ``https://``, ``tcp://`` or
+  ``unix:`` address; anything else, a folder as the database file, a host that does not resolve
+  and a port where nothing answers are each one line (ValueError or ConnectionError), before or
+  instead of pymilvus's own exceptions.
 """
 
 from __future__ import annotations
 
 import re
+import socket
 import threading
 import warnings
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 
 from dnnh.index.index import HammingIndex, _as_int, check_default_ids
 from dnnh.index.layout import check_nbits, check_packed
+from dnnh.locks import FileLock, lock_file
 
 MISSING = "MilvusIndex needs pymilvus and milvus-lite: pip install 'dnnh[milvus]'"
 
@@ -77,6 +86,7 @@ _PK_MAX = _INT64_MAX  # auto-generated primary keys are non-negative int64
 
 _lite_lock = threading.Lock()
 _lite_open: dict[str, int] = {}  # Milvus Lite file -> MilvusIndex objects open on it in this process
+_lite_files: dict[str, FileLock] = {}  # Milvus Lite file -> this process's lock on it
 
 
 def _import_pymilvus():  # noqa: ANN202
@@ -101,6 +111,36 @@ def _import_milvus_lite():  # noqa: ANN202
 def is_lite_uri(uri: str | Path) -> bool:
     """A local file path ending in ``.db`` (Milvus Lite) rather than a server address."""
     return isinstance(uri, Path) or (str(uri).endswith(".db") and "://" not in str(uri))
+
+
+SCHEMES = ("http", "https", "tcp", "unix")
+
+
+def check_server_uri(uri: str) -> tuple[str, int | None]:
+    """``(host, port)`` of a server address, or one line saying what is wrong with it."""
+    parts = urlsplit(uri)
+    if parts.scheme not in SCHEMES:
+        raise ValueError(f"Milvus uri {uri!r} is neither a Milvus Lite file (a path ending in .db) nor a server "
+                         f"address ({', '.join(s + '://' for s in SCHEMES[:3])}host:port or unix:path)")
+    if parts.scheme == "unix":
+        return "", None
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"Milvus uri {uri!r} has a port that is not a number 0..65535") from None
+    if not parts.hostname:
+        raise ValueError(f"Milvus uri {uri!r} names no host (write it as http://host:19530)")
+    return parts.hostname, port
+
+
+def _unreachable(uri: str, host: str, port: int | None) -> ConnectionError:
+    """Why nothing answered at ``uri``: a host that does not resolve, or a port where nothing listens."""
+    try:
+        socket.getaddrinfo(host, port or 19530)
+    except socket.gaierror as exc:
+        return ConnectionError(f"cannot reach Milvus at {uri}: host {host!r} does not resolve ({exc.strerror})")
+    return ConnectionError(f"cannot reach Milvus at {uri}: nothing answers on {host}:{port or 19530} "
+                           "(is the server running, and is the port right?)")
 
 
 def _id_list(ids: np.ndarray) -> str:
@@ -147,19 +187,29 @@ class MilvusIndex:
     def _connect(self, uri: str | Path, token: str, db_name: str, timeout: float | None):  # noqa: ANN202
         pymilvus = _import_pymilvus()
         if not is_lite_uri(uri):
-            return pymilvus.MilvusClient(uri=str(uri), token=token, db_name=db_name, timeout=timeout)
+            host, port = check_server_uri(str(uri))
+            try:
+                return pymilvus.MilvusClient(uri=str(uri), token=token, db_name=db_name, timeout=timeout)
+            except pymilvus.MilvusException as exc:
+                if getattr(exc, "code", None) == 2:  # "Fail connecting to server"
+                    raise _unreachable(str(uri), host, port) from None
+                raise
         _import_milvus_lite()
         path = Path(uri).expanduser().absolute()
         if not path.parent.is_dir():
             raise FileNotFoundError(f"Milvus Lite file {path}: directory {path.parent} does not exist")
+        if path.is_dir():
+            raise ValueError(f"Milvus Lite file {path} is a folder; give a file path ending in .db")
         key = str(path.resolve())
         with _lite_lock:
+            if key not in _lite_open:  # the first index on this file in this process takes the file's lock
+                _lite_files[key] = lock_file(path, "Milvus Lite file").acquire()
             try:
                 client = pymilvus.MilvusClient(uri=str(path), token=token, db_name=db_name, timeout=timeout)
             except Exception as exc:
-                hint = (" (Milvus Lite lets one process open a file: is another process using it?)"
-                        if "Open local milvus failed" in str(exc) else "")
-                raise RuntimeError(f"could not start Milvus Lite on {path}: {exc}{hint}") from exc
+                if key not in _lite_open:
+                    _lite_files.pop(key).release()
+                raise ValueError(f"could not start Milvus Lite on {path}: {exc}") from None
             _lite_open[key] = _lite_open.get(key, 0) + 1
         self._lite_path = key
         return client
@@ -178,7 +228,12 @@ class MilvusIndex:
                 _lite_open[key] = left
                 return
             _lite_open.pop(key, None)
-            _import_milvus_lite().release_server(key)
+            try:
+                _import_milvus_lite().release_server(key)
+            finally:
+                held = _lite_files.pop(key, None)
+                if held is not None:
+                    held.release()
 
     def __enter__(self) -> "MilvusIndex":
         return self
@@ -242,6 +297,28 @@ class MilvusIndex:
         """Insert the new maximum, then drop older ones: a crash between the two leaves a readable maximum."""
         self.client.insert(self._meta, [{"id": int(largest), "code": b"\x00"}])
         self.client.delete(self._meta, filter=f"id < {int(largest)}")
+
+    @classmethod
+    def for_build(cls, nbits: int, *, uri: str | Path, collection: str = "dnnh_codes", replace: bool = False,
+                  **kwargs: object) -> "MilvusIndex":
+        """An index to build a collection from scratch: an empty collection, or with ``replace`` an
+        existing one emptied first (:meth:`reset`). A collection already holding items is refused:
+        adding the same codes again would store every item twice, and a build cut short (kill -9)
+        left part of them. ``dnnh index build --backend milvus`` opens it so: rerunning it is
+        refused or, with ``--replace``, leaves exactly the codes given."""
+        index = cls(nbits, uri=uri, collection=collection, **kwargs)  # type: ignore[arg-type]
+        try:
+            held = index.ntotal
+            if held and not replace:
+                raise ValueError(f"collection {collection!r} at {index.uri} already holds {held:,} items (an earlier "
+                                 "build, or one cut short); building again would store them twice: pass --replace "
+                                 "to rebuild it from these codes, or choose another --collection")
+            if held or replace:
+                index.reset()
+        except BaseException:
+            index.close()
+            raise
+        return index
 
     # ------------------------------------------------------------------ contents
 
