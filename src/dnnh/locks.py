@@ -19,11 +19,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Iterator
 
+from dnnh.errors import LockedError  # another process holds the lock (re-exported: callers import it here)
+
 LOCK_NAME = ".dnnh.lock"
-
-
-class LockedError(ValueError):
-    """Another process holds the lock (a ValueError, so the command line prints it as one line)."""
+__all__ = ["FileLock", "LockedError", "RWLock", "lock_file", "lock_folder"]
 
 
 class FileLock:

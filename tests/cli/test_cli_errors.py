@@ -126,3 +126,22 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
               "sys.exit(m.main(['eval', '--run', 'x']))")
     proc = subprocess.run(f"{sys.executable} -c \"{script}\" | head -3", shell=True, capture_output=True, text=True)
     assert proc.stdout.splitlines() == ["line 0", "line 1", "line 2"] and "Traceback" not in proc.stderr
+
+
+def test_a_type_error_of_ours_is_internal_but_a_user_error_of_the_wrong_type_is_not(monkeypatch, capsys):
+    from dnnh.errors import ChangedDataError, InputTypeError, LockedError
+
+    def bug(args):
+        raise TypeError("unsupported operand type(s) for +: 'int' and 'NoneType'")
+
+    monkeypatch.setattr("dnnh.cli.eval.run", bug)
+    assert main(["eval", "--run", "x"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error: TypeError" in err and "--debug" in err
+    for user_error in (InputTypeError("codes must be packed uint8"), ChangedDataError("the data differs"),
+                       LockedError("held by PID 1")):
+        monkeypatch.setattr("dnnh.cli.eval.run", lambda args, e=user_error: (_ for _ in ()).throw(e))
+        assert main(["eval", "--run", "x"]) == 1
+        err = capsys.readouterr().err
+        assert err == f"dnnh eval: error: {user_error}\n"
+    assert issubclass(InputTypeError, TypeError) and issubclass(ChangedDataError, ValueError)

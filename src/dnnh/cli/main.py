@@ -1,9 +1,16 @@
 """The `dnnh` command: registers subcommands and turns known errors into one line.
 
 Each subcommand lives in its own module with ``register(subparsers)``, which adds a parser whose
-``func`` default receives the parsed args. Handlers check flags and call the library; anything
-they raise as ``ValueError``, ``FileNotFoundError``, ``TypeError`` or ``DnnhError`` is printed as
-one line (``--debug`` shows the traceback).
+``func`` default receives the parsed args. Handlers check flags and call the library; a
+:class:`~dnnh.errors.DnnhError` (the user's: bad input, bad data, a locked folder, changed data),
+a ``ValueError``, ``FileNotFoundError``, ``OSError``, ``ImportError`` (a missing extra) or
+``MemoryError`` is printed as one line. Anything else (a ``TypeError`` or ``KeyError`` in our own
+code) is a bug of ours: one line too, saying so, with a hint to rerun with ``--debug``, which shows
+the traceback.
+
+Building the parser imports no torch and no numba (``dnnh --help`` answers at once): the command
+modules import the library inside their handlers, and take their choices from light modules
+(:mod:`dnnh.config`, :mod:`dnnh.encoder.names`); ``tests/cli/test_cli_light.py`` checks it.
 """
 
 from __future__ import annotations
@@ -14,11 +21,11 @@ import os
 import sys
 import warnings
 
+from dnnh.errors import DnnhError
+
 COMMAND_MODULES = ["train", "encode", "eval", "search", "demo", "index", "bench", "export", "serve"]
-
-
-class DnnhError(Exception):
-    """A user-facing error with a message that says what to do."""
+#: What the user caused (printed as one line); anything else is an internal error.
+USER_ERRORS = (DnnhError, ValueError, FileNotFoundError, ImportError, OSError, MemoryError)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -62,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `dnnh eval ... | head`: the reader left; say nothing more, as `yes | head` does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except (DnnhError, ValueError, FileNotFoundError, TypeError, ImportError, OSError, MemoryError) as exc:
+    except USER_ERRORS as exc:
         if args.debug:
             raise
         print(f"dnnh {args.command}: error: {_one_line(exc)}", file=sys.stderr)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from dnnh.codes.packing import code_bytes, pack_bits, unpack_bits
+from dnnh.errors import InputTypeError
 
 
 @dataclass
@@ -33,12 +34,12 @@ class CodeSet:
     def __post_init__(self) -> None:
         self.codes = np.asarray(self.codes)
         if self.codes.dtype != np.uint8 or self.codes.ndim != 2:
-            raise TypeError(f"codes must be packed uint8 of shape (n, nbytes), got {self.codes.dtype} {self.codes.shape}")
+            raise InputTypeError(f"codes must be packed uint8 of shape (n, nbytes), got {self.codes.dtype} {self.codes.shape}")
         if self.codes.shape[1] != code_bytes(self.nbits):
             raise ValueError(f"{self.nbits}-bit codes take {code_bytes(self.nbits)} bytes, got {self.codes.shape[1]}")
         ids = np.asarray(self.ids)
         if ids.size and ids.dtype.kind not in "iu":
-            raise TypeError(f"ids must be integers (dataset indices), got {ids.dtype}; float ids would be truncated")
+            raise InputTypeError(f"ids must be integers (dataset indices), got {ids.dtype}; float ids would be truncated")
         if ids.ndim != 1:
             raise ValueError(f"ids must be 1-D, got shape {ids.shape}")
         if ids.dtype.kind == "u" and ids.size and int(ids.max()) > np.iinfo(np.int64).max:
@@ -114,6 +115,6 @@ class CodeSet:
         try:
             return cls(codes=arrays["codes"], nbits=int(nbits), ids=arrays["ids"], labels=arrays.get("labels"))
         except TypeError as exc:
-            raise TypeError(f"{where}: {exc}") from None
+            raise InputTypeError(f"{where}: {exc}") from None
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from None

@@ -9,6 +9,7 @@ fine; 12 is not) are padded with zero bits, which never change a Hamming distanc
 from __future__ import annotations
 
 import numpy as np
+from dnnh.errors import InputTypeError
 
 
 def code_bytes(nbits: int) -> int:
@@ -44,7 +45,7 @@ def unpack_bits(packed: np.ndarray, nbits: int) -> np.ndarray:
     """Inverse of :func:`pack_bits`: (n, ceil(nbits / 8)) uint8 -> (n, nbits) uint8 0/1."""
     arr = np.asarray(packed)
     if arr.dtype != np.uint8:
-        raise TypeError(f"packed codes must be uint8, got {arr.dtype}")
+        raise InputTypeError(f"packed codes must be uint8, got {arr.dtype}")
     if arr.ndim != 2:
         raise ValueError(f"packed codes must be 2-D (n, nbytes), got shape {arr.shape}")
     expected = code_bytes(nbits)

@@ -23,6 +23,7 @@ import numpy as np
 
 from dnnh.data.dataset import ArrayDataset
 from dnnh.data.download import default_root, ensure_file
+from dnnh.errors import DataError
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -44,7 +45,7 @@ _ALLOWED = {
 }
 
 
-class CifarFormatError(ValueError):
+class CifarFormatError(DataError):
     """A CIFAR batch that does not have the published structure; the message names it."""
 
 

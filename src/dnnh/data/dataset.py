@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from dnnh.errors import InputTypeError
 
 
 class DataWarning(UserWarning):
@@ -100,7 +101,7 @@ class ArrayDataset:
         if images.ndim != 4:
             raise ValueError(f"images must have shape (N, H, W) or (N, H, W, C), got {images.shape}")
         if images.dtype != np.uint8:
-            raise TypeError(f"images must be uint8 (0..255), got {images.dtype}")
+            raise InputTypeError(f"images must be uint8 (0..255), got {images.dtype}")
         self.images = images
         self.labels = check_labels(self.labels, len(images))
         self.is_test = check_is_test(self.is_test, len(images))

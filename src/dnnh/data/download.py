@@ -17,12 +17,13 @@ import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
+from dnnh.errors import DataError
 
 USER_AGENT = "dnnh-dataset-loader/0.1"
 TIMEOUT_S = 60.0
 
 
-class ChecksumError(ValueError):
+class ChecksumError(DataError):
     """A downloaded file whose MD5 is not the published one (the file has been deleted)."""
 
 

@@ -52,6 +52,7 @@ import numpy as np
 
 from dnnh.data.dataset import FileDataset, warn_data
 from dnnh.data.images import check_images
+from dnnh.errors import DataError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp",
                               ".ppm", ".pgm", ".pbm", ".pnm"})
@@ -60,7 +61,7 @@ LABEL_KEYS = ("labels", "label", "tags", "classes", "class", "category", "catego
 LABEL_SEPARATORS = re.compile(r"[|;]")
 
 
-class ManifestError(ValueError):
+class ManifestError(DataError):
     """A manifest row that cannot be used; the message names the file and line."""
 
 

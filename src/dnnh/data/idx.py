@@ -19,6 +19,7 @@ from typing import BinaryIO
 import numpy as np
 
 from dnnh.data.dataset import ArrayDataset
+from dnnh.errors import DataError
 
 IDX_TYPES: dict[int, np.dtype] = {
     0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
@@ -38,7 +39,7 @@ FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 FASHION_SYSTEM_ROOT = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 
 
-class IdxFormatError(ValueError):
+class IdxFormatError(DataError):
     """A file that is not a well-formed IDX file; the message names it and what was wrong."""
 
 

@@ -22,9 +22,10 @@ from typing import Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from dnnh.errors import DataError
 
 
-class CorruptImageError(ValueError):
+class CorruptImageError(DataError):
     """An image file that cannot be decoded; the message names the file."""
 
 

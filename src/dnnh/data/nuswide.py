@@ -26,12 +26,13 @@ import numpy as np
 
 from dnnh.data.dataset import FileDataset
 from dnnh.data.folders import build_file_dataset
+from dnnh.errors import DataError
 
 LABEL_FILE = re.compile(r"^Labels_(.+)\.txt$")
 SPLIT_SUFFIX = re.compile(r"_(Train|Test)$")
 
 
-class NusWideFormatError(ValueError):
+class NusWideFormatError(DataError):
     """A NUS-WIDE list or label file that does not match the distributed format."""
 
 

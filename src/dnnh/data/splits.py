@@ -31,6 +31,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from dnnh.atomic import atomic_write_text
+from dnnh.errors import InputTypeError
 
 SPLIT_FORMAT = "dnnh-split/1"
 PARTS = ("query", "database", "train", "val")
@@ -63,7 +64,7 @@ class Split:
         for k in PARTS:
             arr = np.asarray(getattr(self, k))
             if arr.size and arr.dtype.kind not in "iu":
-                raise TypeError(f"split part {k!r} must hold integer positions, got {arr.dtype}")
+                raise InputTypeError(f"split part {k!r} must hold integer positions, got {arr.dtype}")
             object.__setattr__(self, k, arr.astype(np.int64).reshape(-1) if arr.ndim <= 1 else arr)
         if self.held_out is not None:
             object.__setattr__(self, "held_out", tuple(sorted(int(c) for c in self.held_out)))

@@ -17,6 +17,7 @@ import numpy as np
 
 from dnnh.data.dataset import ArrayDataset
 from dnnh.data.download import default_root, ensure_file
+from dnnh.errors import DataError
 
 SVHN_BASE_URL = "http://ufldl.stanford.edu/housenumbers/"
 SVHN_FILES = {
@@ -26,7 +27,7 @@ SVHN_FILES = {
 }
 
 
-class SvhnFormatError(ValueError):
+class SvhnFormatError(DataError):
     """A .mat file without SVHN's X (32, 32, 3, N) and y (N, 1); the message names it."""
 
 
