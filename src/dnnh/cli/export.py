@@ -21,15 +21,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="ONNX file to write (replaced atomically)")
     p.add_argument("--role", choices=("database", "query"), default="database",
                    help="which network with a separate query network (default database; the same one otherwise)")
-    p.add_argument("--opset", type=int, help="ONNX opset (default 17)")
-    p.add_argument("--force", action="store_true", help="overwrite --out even if it is not an ONNX model")
+    p.add_argument("--opset", type=int,
+                   help="ONNX opset, 11 to the highest this torch writes (20 for torch 2.x; default 17)")
+    p.add_argument("--force", action="store_true", help="overwrite --out even if it is not an ONNX model "
+                                                        "(never a file of a run directory)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from dnnh.export import DEFAULT_OPSET, export_onnx
 
-    done = export_onnx(args.run, args.out, role=args.role, opset=args.opset or DEFAULT_OPSET, force=args.force)
+    opset = DEFAULT_OPSET if args.opset is None else args.opset
+    done = export_onnx(args.run, args.out, role=args.role, opset=opset, force=args.force)
     s, c = done["input_size"], done["channels"]
     print(f"wrote {done['path']} ({done['bytes']:,} bytes): {done['role']} network, uint8 images "
           f"[N, {s}, {s}, {c}] -> bits [N, {done['nbits']}] and codes [N, {done['code_bytes']}] (opset {done['opset']})")

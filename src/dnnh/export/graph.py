@@ -82,11 +82,42 @@ def _is_onnx_model(path: Path) -> bool:
     return model.ir_version > 0 and len(model.graph.node) > 0
 
 
-def _check_target(out: Path, force: bool) -> None:
+def run_folder_of(path: Path, run_path: Path | None = None) -> Path | None:
+    """The run directory ``path`` lies in (``run_path``, or any folder above it holding a run's
+    config.json and its weights or split), or None."""
+    from dnnh.runs import BEST_WEIGHTS, CONFIG, SPLIT
+
+    path = path.absolute()
+    for folder in path.parents:
+        if (run_path is not None and folder == run_path.absolute()) or (
+                (folder / CONFIG).is_file() and ((folder / BEST_WEIGHTS).exists() or (folder / SPLIT).exists())):
+            return folder
+    return None
+
+
+def _check_target(out: Path, force: bool, run_path: Path | None = None) -> None:
     if out.is_dir():
         raise ValueError(f"--out must be a file path, {out} is a directory")
-    if out.exists() and not force and not _is_onnx_model(out):
+    if not out.exists() or _is_onnx_model(out):
+        return
+    folder = run_folder_of(out, run_path)
+    if folder is not None:  # the run's weights, config, split, codes...: never replaced, --force or not
+        raise ValueError(f"{out} is a file of the run {folder}; dnnh export never replaces a run's files, "
+                         "even with --force: choose another --out")
+    if not force:
         raise ValueError(f"{out} exists and is not an ONNX model; refusing to overwrite it (use --force)")
+
+
+def check_opset(opset: object) -> int:
+    """``opset`` if the exporter can write it: an integer from torch's lowest to the TorchScript
+    exporter's highest (7..20 with torch 2.x); one line otherwise."""
+    from torch.onnx import _constants
+
+    low = 11  # below 11 the graph's ops (pad, integer casts) have no ONNX form
+    high = int(getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", _constants.ONNX_MAX_OPSET))
+    if isinstance(opset, bool) or not isinstance(opset, int) or not low <= opset <= high:
+        raise ValueError(f"--opset must be an integer from {low} to {high} (this torch's exporter), got {opset!r}")
+    return opset
 
 
 def export_onnx(run, out: str | Path, *, role: str = "database", opset: int = DEFAULT_OPSET,
@@ -104,9 +135,10 @@ def export_onnx(run, out: str | Path, *, role: str = "database", opset: int = DE
     onnx, _ = require_onnx()
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+    opset = check_opset(opset)
     run = run if isinstance(run, Run) else Run.open(run)
     out = Path(out)
-    _check_target(out, force)
+    _check_target(out, force, run.path)
     model = run.load_model()
     proto = image_graph(network_of(model, role), run.prep, model.nbits, opset)
     config = json.loads((run.path / CONFIG).read_text())
