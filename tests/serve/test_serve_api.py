@@ -171,12 +171,20 @@ def test_too_many_pixels_is_413_before_decoding(client):
 
 
 def test_similar_by_item(client, database):
-    item = int(database.ids[3])
+    # an item whose code a smaller id shares (12-bit codes: many do)
+    row = next(i for i in range(len(database.ids)) if any(
+        (database.codes[j] == database.codes[i]).all() and database.ids[j] < database.ids[i] for j in range(i)))
+    item = int(database.ids[row])
     body = client.get(f"/api/items/{item}/similar?k=30").json()
     assert body["query"]["id"] == item and body["query"]["image_url"] == f"/api/items/{item}/image"
-    code = database.codes[3]
+    code = database.codes[row]
     assert body["code"] == code.tobytes().hex()
-    assert [(r["id"], r["distance"]) for r in body["results"]] == expected_results(database, code, 30)
+    # Issue 25.18: the item itself first (before, another item at distance 0 with a smaller id led),
+    # then the others as a flat scan orders them.
+    others = [row for row in expected_results(database, code, 31) if row[0] != item][:29]
+    assert [(r["id"], r["distance"]) for r in body["results"]] == [(item, 0)] + others
+    tied = [row for row in expected_results(database, code, 1000) if row[1] == 0]
+    assert tied[0][0] != item  # the case the issue saw: a smaller id shares the code
 
 
 @pytest.mark.parametrize("item", ["999999999", "-1", str(2**70)])

@@ -356,7 +356,7 @@ def _search_routes(svc: Service) -> APIRouter:
     @router.get("/api/items/{item_id}/similar", response_model=SearchResult, tags=["search"],
                 responses=_errors(404, 422))
     def similar(item_id: int = _ITEM_ID, k: int = k_query, radius: Optional[int] = _RADIUS_QUERY) -> JSONResponse:
-        """The k items nearest a stored item's code (the item itself among them)."""
+        """The item itself first (distance 0), then the k - 1 items nearest its code by distance and id."""
         try:
             return _fast_json(svc.similar(item_id, k, radius))
         except NotFound as exc:

@@ -21,7 +21,7 @@ from dnnh.codes import CodeSet, pack_bits, unpack_bits
 from dnnh.runs import CODES, Run
 from dnnh.serve.images import decode_upload, thumbnail_png
 from dnnh.serve.limits import Limits
-from dnnh.serve.store import Store
+from dnnh.serve.store import Hit, Store
 
 #: Default store folder inside the run.
 STORE_DIR = "serve"
@@ -295,9 +295,12 @@ class Service:
         if radius is not None and radius < 0:
             raise ValueError(f"radius must be >= 0, got {radius}")
 
-    def _answer(self, code: np.ndarray, k: int, radius: int | None, timings: dict[str, float]) -> dict:
+    def _answer(self, code: np.ndarray, k: int, radius: int | None, timings: dict[str, float],
+                first: int | None = None) -> dict:
         t = time.perf_counter()
         hits = self.store.search(code, k, radius)
+        if first is not None:  # the query item itself leads, then the others by distance and id
+            hits = [Hit(first, 0)] + [h for h in hits if h.id != first][:k - 1]
         timings["search"] = (time.perf_counter() - t) * 1000.0
         bits = unpack_bits(code.reshape(1, -1), self.nbits)[0]
         return {"results": [self.item(h.id, h.distance) for h in hits],
@@ -332,12 +335,16 @@ class Service:
         return self._answer(code, k, radius, {"decode": (t1 - t0) * 1000.0, "encode": (t2 - t1) * 1000.0})
 
     def similar(self, item_id: int, k: int = 10, radius: int | None = None) -> dict:
-        """Results for a stored item's code (:class:`NotFound` when no item has ``item_id``)."""
+        """Results for a stored item's code (:class:`NotFound` when no item has ``item_id``).
+
+        The item itself comes first (distance 0), then the ``k - 1`` nearest others by distance
+        and id: among several items at distance 0 the one asked about would otherwise land
+        wherever its id falls."""
         self.check_k(k, radius)
         code = self.store.code(item_id)
         if code is None:
             raise NotFound(f"no item has id {item_id}")
-        out = self._answer(code, k, radius, {"decode": 0.0, "encode": 0.0})
+        out = self._answer(code, k, radius, {"decode": 0.0, "encode": 0.0}, first=int(item_id))
         out["query"] = self.item(item_id)
         return out
 
