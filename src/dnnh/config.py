@@ -60,6 +60,8 @@ CODEBOOKS = ("bernoulli", "hadamard")
 #: ``code_norm``): OrthoHash's reference normalises the codes it compares with the codebook.
 CODE_NORM_LOSSES = ("orthohash",)
 
+#: The NIN presets (``dnnh.nn.PRESETS``; named here so the command line's choices need no torch).
+NIN_BACKBONES = ("nin-cifar", "nin-imagenet", "nin-small")
 RECIPES = ("modern", "paper")
 AUGMENTS = ("none", "shift", "shift-flip")
 PRECISIONS = ("fp32", "bf16")

@@ -42,8 +42,19 @@ def test_model_config_checks_its_architecture_once():
 
 
 def test_light_name_lists_match_their_registries():
+    from dnnh.baselines import SHALLOW_METHODS
+    from dnnh.baselines.catalog import SHALLOW_CATALOG
+    from dnnh.config import NIN_BACKBONES
+    from dnnh.encoder.backends import BACKENDS
+    from dnnh.encoder.names import ENGINES
     from dnnh.miners import STRATEGIES
+    from dnnh.nn import PRESETS
     from dnnh.training.objectives import OBJECTIVES
+
+    assert NIN_BACKBONES == tuple(sorted(PRESETS))
+    assert ENGINES == tuple(BACKENDS)
+    assert {k: (c.__name__, c.supervised) for k, c in SHALLOW_METHODS.items()} == \
+        {k: (cls, supervised) for k, (_, cls, supervised) in SHALLOW_CATALOG.items()}
 
     assert MINING_STRATEGIES == STRATEGIES
     assert LOSSES == tuple(OBJECTIVES)

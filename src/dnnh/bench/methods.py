@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
-from dnnh.baselines import SHALLOW_METHODS
+from dnnh.baselines.catalog import SHALLOW_CATALOG
 from dnnh.config import TrainConfig
 
 KINDS = ("shallow", "deep", "features")
@@ -120,9 +120,9 @@ _DEEP = [
     _deep("dpn", "DPN (Fan et al. 2020): bit-wise hinge (margin 1) against a random +-1 target a class",
           loss="dpn"),
 ]
-_SHALLOW = {name: Method(name, "shallow", f"{cls.__name__} on raw pixels"
-                         + (" (supervised)" if cls.supervised else " (unsupervised)"), shallow=name)
-            for name, cls in SHALLOW_METHODS.items()}
+_SHALLOW = {name: Method(name, "shallow", f"{cls} on raw pixels" + (" (supervised)" if supervised else " (unsupervised)"),
+                         shallow=name)
+            for name, (_, cls, supervised) in SHALLOW_CATALOG.items()}
 METHODS: dict[str, Method] = {**_SHALLOW, **{m.name: m for m in _DEEP}}
 
 _EPS = re.compile(r"dnnh-eps(?P<value>[0-9]*\.?[0-9]+)")
@@ -158,8 +158,8 @@ def resolve_method(name: str) -> Method:
     if key.endswith("@features"):
         base = key[: -len("@features")]
         if base in _SHALLOW:
-            cls = SHALLOW_METHODS[base]
-            return Method(key, "features", f"{cls.__name__} on the penultimate features of this bench's dnnh model",
+            cls = SHALLOW_CATALOG[base][1]
+            return Method(key, "features", f"{cls} on the penultimate features of this bench's dnnh model",
                           shallow=base)
     raise ValueError(f"unknown method {name!r}; known methods: {known_methods()}")
 

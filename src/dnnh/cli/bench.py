@@ -20,7 +20,7 @@ from dnnh.cli.common import (add_data_args, add_shared_training_args, add_split_
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from dnnh.bench.methods import known_methods
+    from dnnh.bench.methods import known_methods  # light: names only (dnnh.bench loads lazily)
 
     p = sub.add_parser("bench", help="compare methods x code lengths on one split; table, curves, JSON",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

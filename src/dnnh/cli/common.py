@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from dnnh.data.sources import DataSource, SplitSpec
+if TYPE_CHECKING:  # the library loads in the handlers: building the parser imports no torch
+    from dnnh.data.sources import DataSource, SplitSpec
 
 
 def int_at_least(low: int) -> Callable[[str], int]:
@@ -59,6 +60,8 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 def data_source(args: argparse.Namespace) -> DataSource | None:
     """The data the flags name, or None when ``--data`` was not given."""
+    from dnnh.data.sources import DataSource
+
     if not getattr(args, "data", None):
         return None
     return DataSource(str(args.data), root=str(args.root) if getattr(args, "root", None) else None, skip_corrupt=bool(getattr(args, "skip_corrupt", False)))
@@ -84,6 +87,8 @@ def add_split_args(p: argparse.ArgumentParser, default_protocol: str = "auto") -
 
 
 def split_spec(args: argparse.Namespace) -> SplitSpec:
+    from dnnh.data.sources import SplitSpec
+
     return SplitSpec(protocol=args.protocol, queries_per_class=args.queries_per_class,
                      train_per_class=args.train_per_class, val_fraction=args.val_fraction, seed=args.seed,
                      file=args.split)
@@ -98,11 +103,10 @@ SHARED_TRAINING_FLAGS = {"backbone": "backbone", "input_size": "input_size", "ep
 
 def add_shared_training_args(p: argparse.ArgumentParser, every: bool = False) -> None:
     """The training flags of ``train`` and ``bench`` (``every``: the bench applies them to every deep method)."""
-    from dnnh.nn import PRESETS
-    from dnnh.config import AUGMENTS, PRECISIONS
+    from dnnh.config import AUGMENTS, NIN_BACKBONES, PRECISIONS
 
     of = " of every deep method" if every else ""
-    p.add_argument("--backbone", choices=sorted(PRESETS), help=f"backbone{of} (default nin-small)")
+    p.add_argument("--backbone", choices=sorted(NIN_BACKBONES), help=f"backbone{of} (default nin-small)")
     p.add_argument("--input-size", type=positive_int, help="side images are resized to (default: the backbone's)")
     p.add_argument("--epochs", type=positive_int, help=f"training epochs{of} (default: the recipe's)")
     p.add_argument("--batch-size", type=int_at_least(2), help=f"batch size{of} (default: the recipe's)")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 from dnnh.cli.common import add_data_args, run_data, show_bars
 
 
@@ -51,6 +49,8 @@ def shard(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from dnnh.codes import CodeSet
     from dnnh.encoder import Encoder
     from dnnh.locks import lock_folder
