@@ -58,7 +58,10 @@ def test_search_finds_the_query_itself_at_distance_zero(trained_run, tmp_path, c
     out = capsys.readouterr().out
     lines = [ln for ln in out.splitlines() if "distance" in ln]
     assert len(lines) == 5
-    assert lines[0].split()[-1] == "0"  # its own code is in the database
+    assert lines[0].split()[4] == "0"  # its own code is in the database
+    # Issue 25.18: each result says its label, as the API does (before: ids and distances only).
+    shown = [int(ln.split()[2]) for ln in lines]
+    assert [ln.split("label ")[1] for ln in lines] == [str(int(digits.labels[i])) for i in shown]
 
 
 def test_errors_are_one_line(tmp_path, capsys):
@@ -98,4 +101,4 @@ def test_index_built_from_run_serves_search(trained_run, tmp_path, capsys):
     capsys.readouterr()
     assert main(["search", str(tmp_path / "q.png"), "--run", str(trained_run), "--index", str(index_path), "-k", "3"]) == 0
     first = [ln for ln in capsys.readouterr().out.splitlines() if "distance" in ln][0]
-    assert first.split()[-1] == "0"
+    assert first.split()[4] == "0"

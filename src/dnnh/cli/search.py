@@ -1,7 +1,9 @@
 """`dnnh search`: query image files against a run's database, print the top-k items with distances.
 
 The database is a saved HammingIndex (``--index``, from ``dnnh index build``) or a codes file
-(``--codes``, default the run's codes_database.npz), which is indexed in memory on the fly.
+(``--codes``, default the run's codes_database.npz), which is indexed in memory on the fly. Each
+result shows its id, distance, label and (for a folder dataset) the image's path, as the service
+does; ``--ids-only`` skips loading the run's dataset for them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--index", type=Path, help="a saved index (dnnh index build)")
     p.add_argument("--codes", type=Path, help="a database codes file (default: RUN/codes_database.npz)")
     p.add_argument("-k", "--topk", type=positive_int, default=10, help="results per query (default 10)")
+    p.add_argument("--ids-only", action="store_true",
+                   help="print ids and distances only (the run's dataset is not loaded for labels and paths)")
     add_backend_args(p)
     add_engine_arg(p)
     p.set_defaults(func=run)
@@ -51,9 +55,34 @@ def run(args: argparse.Namespace) -> int:
     if index.nbits != encoder.nbits:
         raise ValueError(f"the index holds {index.nbits}-bit codes but the model makes {encoder.nbits}-bit codes")
     distances, ids = index.search(pack_bits(bits), args.topk)
+    describe = (lambda i: "") if args.ids_only else _describer(args.run)
     for path, code, dist_row, id_row in zip(args.images, bits, distances, ids):
         print(f"{path}  code {''.join(map(str, code))}")
         for rank, (d, i) in enumerate(zip(dist_row, id_row), 1):
             if i >= 0:
-                print(f"  {rank:3d}. id {i:8d}  distance {d}")
+                print(f"  {rank:3d}. id {i:8d}  distance {d}{describe(int(i))}")
     return 0
+
+
+def _describer(run_path: Path):
+    """``id -> "  label ...  path ..."`` from the run's dataset; a note and ids only when it is unavailable."""
+    import sys
+
+    from dnnh.data.dataset import label_text
+    from dnnh.runs import Run
+
+    try:
+        dataset = Run.open(run_path).load_dataset()
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        print(f"note: no labels or paths: the run's dataset is unavailable ({exc})", file=sys.stderr)
+        return lambda i: ""
+    labels, names = dataset.labels, getattr(dataset, "class_names", None)
+    paths = getattr(dataset, "paths", None)
+
+    def describe(i: int) -> str:
+        if not 0 <= i < len(labels):
+            return ""  # an id beyond the dataset (an item added to a store or an index by hand)
+        text = f"  label {label_text(labels, names, i)}"
+        return text + (f"  path {paths[i]}" if paths is not None else "")
+
+    return describe

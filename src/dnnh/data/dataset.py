@@ -43,6 +43,17 @@ def warn_data(message: str) -> None:
     warnings.warn(message, DataWarning, stacklevel=level)
 
 
+def label_text(labels: np.ndarray, class_names: Sequence[str] | None, i: int) -> str:
+    """Item ``i``'s label as people read it: its class name (or number); for multi-label data the
+    names of its classes joined by ", " (the service and ``dnnh search`` show the same words)."""
+    names = list(class_names or [])
+    value = labels[i]
+    if np.ndim(value) == 0:
+        value = int(value)
+        return names[value] if 0 <= value < len(names) else str(value)
+    return ", ".join(names[c] if c < len(names) else str(c) for c in np.flatnonzero(value))
+
+
 def check_labels(labels: np.ndarray, n: int | None = None) -> np.ndarray:
     """Return labels as int64 class ids (1-D) or a uint8 0/1 matrix (2-D), or raise saying why not."""
     arr = np.asarray(labels)

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from dnnh.codes import CodeSet, pack_bits, unpack_bits
+from dnnh.data.dataset import label_text
 from dnnh.runs import CODES, Run
 from dnnh.serve.images import decode_upload, thumbnail_png
 from dnnh.serve.limits import Limits
@@ -246,12 +247,7 @@ class Service:
             return self.store.label(item_id)
         if self._labels is None or not 0 <= item_id < len(self._labels):
             return None
-        value = self._labels[item_id]
-        if np.ndim(value) == 0:
-            value = int(value)
-            return self._class_names[value] if 0 <= value < len(self._class_names) else str(value)
-        on = np.flatnonzero(value)
-        return ", ".join(self._class_names[i] if i < len(self._class_names) else str(i) for i in on)
+        return label_text(self._labels, self._class_names, item_id)
 
     def has_image(self, item_id: int) -> bool:
         return self.store.is_added(item_id) or (self.dataset is not None and 0 <= item_id < len(self.dataset))
