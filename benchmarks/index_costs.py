@@ -57,8 +57,8 @@ def main() -> None:
         z64, zu = np.zeros(1, np.int64), np.zeros(0, np.uint64)
         no_mih = (z64, z64, z64, zu, z64, zu, z64, np.zeros(1, np.int32), np.zeros(0, np.int32))
         scan = best(lambda: kr.range_candidates(0, g.codes, g.codes.reshape(-1), tables.planes(), values,
-                                                np.zeros_like(masks), g.offsets, 0, words, np.full(16, -1, np.int32),
-                                                np.uint64(60), np.zeros((0, 1), np.uint64), np.zeros(1, np.int64),
+                                                np.zeros_like(masks), g.bucket_offsets, 0, words, np.zeros(2, np.int32),
+                                                np.uint64(0), np.zeros((0, 1), np.uint64), np.zeros(1, np.int64),
                                                 *no_mih)) / (nq * m)
     else:
         scan = best(lambda: ix.range_search(q, 0, strategy="scan")) / (nq * m)

@@ -148,7 +148,17 @@ def _build(args: argparse.Namespace) -> int:
         index.save(args.out)
     print(f"indexed {index.ntotal:,} codes of {index.nbits} bits ({index.ndistinct:,} distinct) from "
           f"{source} into {args.out} ({args.out.stat().st_size:,} bytes)")
+    print(memory_report(index.prepare()))
     return 0
+
+
+def memory_report(index) -> str:
+    """One line: the bytes a searched index holds, by structure, and per code."""
+    parts = index.memory_bytes()
+    total = parts.pop("total")
+    shown = ", ".join(f"{name} {value / 2**20:,.1f} MiB" for name, value in parts.items() if value)
+    return (f"memory when searched: {total / 2**20:,.1f} MiB, {total / max(index.ntotal, 1):.1f} bytes a code "
+            f"({shown})")
 
 
 def _encode_run_database(args: argparse.Namespace) -> CodeSet:
@@ -167,22 +177,11 @@ def _encode_run_database(args: argparse.Namespace) -> CodeSet:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from dnnh.index import HammingIndex
-    from dnnh.index.fileformat import F_IDS, F_IDS64, F_MEMBERS64, read_header
+    from dnnh.index.fileformat import describe
 
     if not args.path.is_file():
         raise FileNotFoundError(f"index file not found: {args.path}")
-    head = read_header(args.path)
-    if not args.no_verify:
-        HammingIndex.load(args.path, mmap=True, verify=True)
-    flags = head["flags"]
-    ids = ("int64" if flags & F_IDS64 else "int32") if flags & F_IDS else "none (ids are 0..ntotal-1)"
-    report = {
-        "path": str(args.path), "format_version": head["version"], "nbits": head["nbits"],
-        "ntotal": head["ntotal"], "ndistinct": head["ndistinct"], "file_bytes": head["size"],
-        "positions": "int64" if flags & F_MEMBERS64 else "int32", "stored_ids": ids,
-        "next_default_id": head["next_id"], "checksum": "skipped" if args.no_verify else "ok",
-    }
+    report = describe(args.path, verify=not args.no_verify)
     if args.json:
         print(json.dumps(report))
     else:

@@ -12,16 +12,19 @@ offset type    field
 20     u32     words per code (ceil(nbits / 64))
 24     u64     ntotal, items
 32     u64     ndistinct, distinct codes
-40     u32     flags: 1 positions int64 (else int32), 2 ids stored, 4 ids int64 (else int32)
+40     u32     flags: 1 positions int64 (else int32), 2 ids stored, 4 ids int64 (else int32),
+               8 no offsets section (every code held by one item: offsets are 0..ndistinct)
 44     u32     reserved (0)
 48     i64     next default id
 56     u32     CRC-32 of everything after the header
 60     u32     CRC-32 of header bytes 0..59
 ====== ======= ===================================================================
 
-Sections: distinct codes (ndistinct x words u64), bucket offsets (ndistinct + 1), members (ntotal
-positions; offsets and members are int32 below 2**31 items, else int64), ids (ntotal, only when
-they are not simply 0..ntotal-1). The counts fix the file size, so a truncated file is caught
+Sections: distinct codes (ndistinct x words u64), bucket offsets (ndistinct + 1; left out under flag
+8), members (ntotal positions; offsets and members are int32 below 2**31 items, else int64), ids
+(ntotal, only when they are not simply 0..ntotal-1). A file of n random 64-bit codes with int32
+ids thus takes 16 bytes a code, and ``load(mmap=True)`` searches it in place: the file's pages
+are the index's arrays, read on demand. The counts fix the file size, so a truncated file is caught
 before any array is read; the two checksums catch flipped bytes. A save writes a temporary file in
 the same folder and renames it into place, so a crash never leaves a half-written index under the
 real name.
@@ -46,7 +49,8 @@ MAGIC = b"DNNHHIX\x00"
 VERSION = 1
 HEADER = struct.Struct("<8sIIIIQQIIqII")
 ALIGN = 64
-F_MEMBERS64, F_IDS, F_IDS64 = 1, 2, 4
+F_MEMBERS64, F_IDS, F_IDS64, F_NO_OFFSETS = 1, 2, 4, 8
+FLAGS_KNOWN = 16  # flags at or above this are not this version's
 assert HEADER.size == 64
 
 
@@ -69,7 +73,10 @@ def _pad(n: int) -> int:
 def _sections(nbits: int, ntotal: int, ndistinct: int, flags: int) -> list[tuple[str, np.dtype, tuple[int, ...]]]:
     nw = n_words(nbits)
     pos = np.dtype("<i8" if flags & F_MEMBERS64 else "<i4")
-    specs = [("codes", np.dtype("<u8"), (ndistinct, nw)), ("offsets", pos, (ndistinct + 1,)), ("members", pos, (ntotal,))]
+    specs = [("codes", np.dtype("<u8"), (ndistinct, nw))]
+    if not flags & F_NO_OFFSETS:
+        specs.append(("offsets", pos, (ndistinct + 1,)))
+    specs.append(("members", pos, (ntotal,)))
     if flags & F_IDS:
         specs.append(("ids", np.dtype("<i8" if flags & F_IDS64 else "<i4"), (ntotal,)))
     return specs
@@ -86,8 +93,11 @@ def _payload(arrays: list[np.ndarray]) -> Iterator[bytes]:
 def save(path: str | Path, stored: Stored) -> None:
     """Write atomically: stream the payload to a temporary file, then the header with both CRCs, fsync, rename."""
     g, ids = stored.groups, stored.ids
-    flags = (F_MEMBERS64 if g.members.dtype == np.int64 else 0)
-    arrays = [g.codes.astype("<u8", copy=False), g.offsets.astype(g.members.dtype, copy=False), g.members]
+    flags = (F_MEMBERS64 if g.members.dtype == np.int64 else 0) | (F_NO_OFFSETS if g.singletons else 0)
+    arrays = [g.codes.astype("<u8", copy=False)]
+    if not g.singletons:
+        arrays.append(g.bucket_offsets.astype(g.members.dtype, copy=False))
+    arrays.append(g.members)
     if ids is not None:
         flags |= F_IDS | (F_IDS64 if ids.dtype == np.int64 else 0)
         arrays.append(ids)
@@ -126,7 +136,8 @@ def read_header(path: str | Path) -> dict[str, int]:
     if zlib.crc32(raw[:60]) != hcrc:
         raise IndexFormatError(f"{path} is corrupt: header checksum {zlib.crc32(raw[:60]):#010x}, "
                                f"expected {hcrc:#010x}")
-    if hsize != HEADER.size or nbits == 0 or nw != n_words(nbits) or flags >= 8 or ndistinct > ntotal:
+    if (hsize != HEADER.size or nbits == 0 or nw != n_words(nbits) or flags >= FLAGS_KNOWN or ndistinct > ntotal
+            or (flags & F_NO_OFFSETS and ndistinct != ntotal)):
         raise IndexFormatError(f"{path} has an inconsistent header (nbits {nbits}, words {nw}, "
                                f"{ntotal} items, {ndistinct} distinct, flags {flags})")
     expected = HEADER.size
@@ -139,6 +150,27 @@ def read_header(path: str | Path) -> dict[str, int]:
                                f"of {nbits} bits ({ndistinct} distinct)")
     return {"version": version, "nbits": nbits, "ntotal": ntotal, "ndistinct": ndistinct, "flags": flags,
             "next_id": next_id, "crc": crc, "size": size}
+
+
+def describe(path: str | Path, verify: bool = True) -> dict[str, object]:
+    """What an index file holds, decoded from its header (the file is checked in full unless not ``verify``).
+
+    The fields ``dnnh index info`` prints: format version, code length, items, distinct codes,
+    file size, the integer types of positions and ids, whether bucket offsets are stored, the next
+    default id and the checksum's state. Raises :class:`IndexFormatError` for an unreadable file.
+    """
+    head = read_header(path)
+    if verify:
+        load(path, use_mmap=True, verify=True)
+    flags = head["flags"]
+    ids = ("int64" if flags & F_IDS64 else "int32") if flags & F_IDS else "none (ids are 0..ntotal-1)"
+    return {
+        "path": str(path), "format_version": head["version"], "nbits": head["nbits"],
+        "ntotal": head["ntotal"], "ndistinct": head["ndistinct"], "file_bytes": head["size"],
+        "positions": "int64" if flags & F_MEMBERS64 else "int32", "stored_ids": ids,
+        "offsets": "implied (one item a code)" if flags & F_NO_OFFSETS else "stored",
+        "next_default_id": head["next_id"], "checksum": "ok" if verify else "skipped",
+    }
 
 
 def load(path: str | Path, use_mmap: bool = False, verify: bool = True) -> Stored:
@@ -169,15 +201,16 @@ def load(path: str | Path, use_mmap: bool = False, verify: bool = True) -> Store
         count = int(np.prod(shape))
         arrays[name] = np.frombuffer(buf, dtype=dtype, count=count, offset=at).reshape(shape).astype(dtype.newbyteorder("="), copy=False)
         at += count * dtype.itemsize + _pad(count * dtype.itemsize)
-    groups = Groups(arrays["codes"], arrays["offsets"], arrays["members"])
+    offsets = arrays.get("offsets", np.zeros(0, arrays["members"].dtype))
+    groups = Groups(arrays["codes"], offsets, arrays["members"])
     _check_structure(path, groups, head["nbits"])
     return Stored(head["nbits"], groups, arrays.get("ids"), head["next_id"])
 
 
 def _check_structure(path: Path, g: Groups, nbits: int) -> None:
     """Bounds the kernels rely on, so even a file with a forged checksum cannot make them read out of range."""
-    off, n = g.offsets, g.ntotal
-    ok = off[0] == 0 and off[-1] == n and (g.ndistinct == 0 or bool((np.diff(off) > 0).all()))
+    off, n = g.bucket_offsets, g.ntotal
+    ok = g.singletons or (off[0] == 0 and off[-1] == n and (g.ndistinct == 0 or bool((np.diff(off) > 0).all())))
     if ok and n:
         ok = int(g.members.min()) >= 0 and int(g.members.max()) < n
     spare = g.codes.shape[1] * 64 - nbits

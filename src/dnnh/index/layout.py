@@ -190,3 +190,33 @@ def prefix_bounds(codes: np.ndarray, block: int, multiple: int = 8) -> tuple[np.
         values[w, :nb] = first[:, w] & mask
         same_so_far &= diff == 0
     return values, masks
+
+
+DIRECTORY_CHUNK = 1 << 20  # directory entries computed a step, bounding temporary memory
+
+
+def directory_bits(m: int, nbits: int) -> int:
+    """Top bits the directory indexes: about four distinct codes a bucket (1-2 bytes a code)."""
+    return max(1, min(min(nbits, 64), (max(m, 2) - 1).bit_length() - 2))
+
+
+def directory(codes: np.ndarray, nbits: int) -> tuple[np.ndarray, np.uint64]:
+    """Where each value of the sorted codes' top bits starts: ``(starts (2**b + 1,), shift)``.
+
+    Codes sorted lexicographically are sorted by word 0, so those with top bits ``p``
+    (``word0 >> shift == p``, the top ``b`` of the code's first min(nbits, 64) bits) are the run
+    ``codes[starts[p]:starts[p + 1]]``. An exact lookup reads that run (a cache line on random
+    codes) and a small ball of prefixes gives the candidates of a radius search, so lookups and
+    radius search share the one sorted copy of the codes instead of a hash table or MIH tables.
+    int32 entries below 2**31 codes: about 1 byte a code.
+    """
+    m = len(codes)
+    b = directory_bits(m, nbits)
+    shift = min(nbits, 64) - b
+    first = np.ascontiguousarray(codes[:, 0]) if m else np.zeros(0, np.uint64)  # a view for one-word codes
+    out = np.empty((1 << b) + 1, dtype=np.int32 if m < 2**31 else np.int64)
+    for start in range(0, 1 << b, DIRECTORY_CHUNK):
+        values = np.arange(start, min(start + DIRECTORY_CHUNK, 1 << b), dtype=np.uint64) << np.uint64(shift)
+        out[start:start + len(values)] = np.searchsorted(first, values)
+    out[-1] = m
+    return out, np.uint64(shift)

@@ -2,9 +2,15 @@
 
 A 48-bit code has 1,177 codes within radius 2. When the index holds many more distinct codes than
 that, looking each one up in a table costs less than computing a distance to every stored code.
-Two tables serve lookups: a sorted key array for numpy's ``searchsorted`` (for one-word codes the
-sorted distinct codes themselves, so it costs no memory) and, with numba, an open-addressing hash
-table of int32 slots (8-16 bytes a distinct code, one or two cache misses a probe).
+Lookups go through the sorted distinct codes themselves: with numba, a directory of where each
+value of the codes' top bits starts (:func:`dnnh.index.layout.directory`, 1-2 bytes a distinct
+code: a bucket of a few codes, then bisection); in numpy a sorted key array for ``searchsorted``
+(for one-word codes the codes themselves; longer codes keep 64-bit hashes and their order).
+
+The same directory gives the prefix-ball radius search (:func:`prefix_candidates`): every code
+within r of a query has its top bits within r of the query's, so probing the ball of the
+directory's b-bit prefixes (ball(b, r) buckets, far fewer than the full code's ball) and checking
+the codes of those buckets finds them all, with no table beyond the directory.
 """
 
 from __future__ import annotations
@@ -57,12 +63,31 @@ class SortedKeys:
         return out
 
 
-def hash_table(codes: np.ndarray) -> tuple[np.ndarray, np.uint64]:
-    """numba's open-addressing table: capacity a power of two >= 2 m, load factor <= 1/2."""
-    from dnnh.index.kernels import build_table
-
-    logcap = max(4, int(2 * max(len(codes), 1) - 1).bit_length())
-    return build_table(codes, logcap), np.uint64(64 - logcap)
+def prefix_candidates(starts: np.ndarray, shift: np.uint64, masks: np.ndarray, codes: np.ndarray,
+                      queries: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(query, code, distance) for every distinct code within ``radius``, through the directory's prefix ball."""
+    flips = masks[:, 0]
+    per_block = max(1, PROBE_BLOCK // max(len(flips), 1))
+    qs, cs, ds = [], [], []
+    for start in range(0, len(queries), per_block):
+        block = queries[start:start + per_block]
+        bucket = ((block[:, 0] >> shift)[:, None] ^ flips[None, :]).reshape(-1).astype(np.int64)
+        lo, hi = starts[bucket].astype(np.int64), starts[bucket + 1].astype(np.int64)
+        take = hi - lo
+        rows = np.repeat(np.arange(len(bucket)), take)
+        c = np.repeat(lo, take) + np.arange(int(take.sum())) - np.repeat(np.cumsum(take) - take, take)
+        q = start + rows // len(flips)
+        d = np.zeros(len(c), np.int64)
+        for w in range(codes.shape[1]):
+            d += np.bitwise_count(queries[q, w] ^ codes[c, w])
+        keep = d <= radius
+        qs.append(q[keep])
+        cs.append(c[keep])
+        ds.append(d[keep])
+    if not qs:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty
+    return np.concatenate(qs), np.concatenate(cs), np.concatenate(ds)
 
 
 def probe_candidates(table: SortedKeys, codes: np.ndarray, queries: np.ndarray, radius: int,

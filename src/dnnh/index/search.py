@@ -26,10 +26,10 @@ import numpy as np
 
 from dnnh.index import cost
 from dnnh.index.expand import expand_knn, expand_range
-from dnnh.index.groups import Groups
-from dnnh.index.layout import flip_masks, prefix_bounds
+from dnnh.index.groups import TRIM_FROM, Groups, release_scratch
+from dnnh.index.layout import directory, flip_masks, prefix_bounds
 from dnnh.index.mih import MihTables
-from dnnh.index.probe import SortedKeys, hash_table, probe_candidates
+from dnnh.index.probe import SortedKeys, prefix_candidates, probe_candidates
 from dnnh.index.scan import HAVE_FAISS, FaissScan, _installed, knn_scan_block, query_blocks, range_scan_block
 
 log = logging.getLogger(__name__)
@@ -106,10 +106,18 @@ def _small_blocks(nq: int, threads: int, most: int, per_thread: int = 4) -> list
 
 @dataclass
 class Tables:
-    """Lookup structures derived from the groups, built on first need and dropped on any change."""
+    """Lookup structures derived from the groups, built on first need and dropped on any change.
+
+    With numba every strategy reads the groups' one sorted copy of the codes: lookups and the
+    prefix-ball radius search go through :meth:`directory` (1-2 bytes a distinct code), scans
+    skip blocks by :meth:`prefixes` (a quarter of a byte a code at 64 bits). MIH tables (16 bytes
+    a distinct code per substring) are built only for a forced ``strategy="mih"`` or where they
+    stay small next to the items (:data:`dnnh.index.cost.MIH_SHARE`).
+    """
     groups: Groups
     nbits: int
-    _hash: tuple[np.ndarray, np.uint64] | None = None
+    item_bytes: int | None = None  # what the items take (groups and ids), the yardstick of MIH's tables
+    _directory: tuple[np.ndarray, np.uint64] | None = None
     _sorted: SortedKeys | None = None
     _faiss: FaissScan | None = None
     _planes: np.ndarray | None = None
@@ -120,10 +128,26 @@ class Tables:
     knn_tried: int = 0    # k-NN queries that probed first, and how many probing settled
     knn_settled: int = 0
 
-    def hash(self) -> tuple[np.ndarray, np.uint64]:
-        if self._hash is None:
-            self._hash = hash_table(self.groups.codes)
-        return self._hash
+    def directory(self) -> tuple[np.ndarray, np.uint64]:
+        """Start of each top-bits value in the sorted codes, and the shift that gives those bits."""
+        if self._directory is None:
+            self._directory = directory(self.groups.codes, self.nbits)
+            self._scratch_done()
+        return self._directory
+
+    def _scratch_done(self) -> None:
+        """After building a table of a large index, hand its scratch memory back (see release_scratch)."""
+        if self.groups.ndistinct >= TRIM_FROM:
+            release_scratch()
+
+    def prefix_masks(self, radius: int) -> np.ndarray:
+        """Flip masks (P, 1) of the directory's prefix ball at ``radius`` (distance order)."""
+        key = -1 - radius  # kept beside the full-code masks, under negative keys
+        if key not in self._masks:
+            start, shift = self.directory()
+            b = min(self.nbits, 64) - int(shift)
+            self._masks[key] = flip_masks(b, min(radius, b))
+        return self._masks[key][0]
 
     def sorted(self) -> SortedKeys:
         if self._sorted is None:
@@ -153,6 +177,7 @@ class Tables:
             from dnnh.index.kernels import GROUP, PREFIX_BLOCK
 
             self._prefixes = prefix_bounds(self.groups.codes, PREFIX_BLOCK, GROUP // PREFIX_BLOCK)
+            self._scratch_done()
         return self._prefixes
 
     def scan_share(self, radius: int, sample: int = 32) -> float:
@@ -166,17 +191,41 @@ class Tables:
             g = self.groups
             values, masks = self.prefixes()
             nb = -(-g.ndistinct // cost.PREFIX_BLOCK)
-            slots = np.random.default_rng(0).integers(0, g.ntotal, sample)
-            q = g.codes[np.searchsorted(g.offsets, slots, side="right") - 1]
-            bound = np.zeros((sample, nb), np.int64)
-            for w in range(q.shape[1]):
-                bound += np.bitwise_count((q[:, None, w] ^ values[None, w, :nb]) & masks[None, w, :nb])
-            self._shares[radius] = float((bound <= radius).mean())
+            q = self._sample_codes(sample)
+            read = 0
+            for b0 in range(0, nb, 4096):  # in slices: a (sample, nb) temporary would be 8 bytes a block a query
+                b1 = min(b0 + 4096, nb)
+                bound = np.zeros((sample, b1 - b0), np.int64)
+                for w in range(q.shape[1]):
+                    bound += np.bitwise_count((q[:, None, w] ^ values[None, w, b0:b1]) & masks[None, w, b0:b1])
+                read += int((bound <= radius).sum())
+            self._shares[radius] = read / max(sample * nb, 1)
         return self._shares[radius]
+
+    def _sample_codes(self, sample: int = 32) -> np.ndarray:
+        """The codes of ``sample`` random item slots (a code weighs as much as its bucket)."""
+        g = self.groups
+        slots = np.random.default_rng(0).integers(0, g.ntotal, sample)
+        return g.codes[slots if g.singletons else np.searchsorted(g.offsets, slots, side="right") - 1]
+
+    def prefix_reads(self, radius: int) -> float:
+        """Codes a prefix-ball search at ``radius`` reads a query, for queries drawn like the items."""
+        key = -1 - radius
+        if key not in self._shares:
+            starts, shift = self.directory()
+            bits = self.prefix_masks(radius)[:, 0]
+            if len(bits) > 1 << 16:  # a huge ball: estimate from the uniform bucket size
+                self._shares[key] = float(len(bits)) * self.groups.ndistinct / max(len(starts) - 1, 1)
+            else:
+                q = self._sample_codes()
+                bucket = ((q[:, 0] >> shift)[:, None] ^ bits[None, :]).astype(np.int64)
+                self._shares[key] = float((starts[bucket + 1].astype(np.int64) - starts[bucket]).sum(axis=1).mean())
+        return self._shares[key]
 
     def mih(self, s: int) -> MihTables:
         if s not in self._mih:
             self._mih[s] = MihTables.build(self.groups.codes, self.groups.sizes, self.nbits, s)
+            self._scratch_done()
         return self._mih[s]
 
     def masks(self, radius: int) -> tuple[np.ndarray, np.ndarray]:
@@ -184,13 +233,20 @@ class Tables:
             self._masks[radius] = flip_masks(self.nbits, radius)
         return self._masks[radius]
 
+    def memory_bytes(self) -> dict[str, int]:
+        """Bytes of each table built so far (0 for those not built)."""
+        return {
+            "directory": int(self._directory[0].nbytes) if self._directory is not None else 0,
+            "prefix_bounds": sum(int(a.nbytes) for a in self._prefixes) if self._prefixes is not None else 0,
+            "planes": int(self._planes.nbytes) if self._planes is not None else 0,
+            "mih": sum(t.nbytes() for t in self._mih.values()),
+            "sorted_keys": self._sorted.nbytes() if self._sorted is not None else 0,
+            "faiss": self._faiss.nbytes() if self._faiss is not None else 0,
+            "masks": sum(int(a.nbytes) for m in self._masks.values() for a in m),
+        }
+
     def nbytes(self) -> int:
-        total = sum(int(a.nbytes) for a in (self._hash[0],) if self._hash is not None)
-        total += self._sorted.nbytes() if self._sorted is not None else 0
-        total += self._faiss.nbytes() if self._faiss is not None else 0
-        total += int(self._planes.nbytes) if self._planes is not None else 0
-        total += sum(int(a.nbytes) for a in self._prefixes) if self._prefixes is not None else 0
-        return total + sum(t.nbytes() for t in self._mih.values())
+        return sum(self.memory_bytes().values())
 
 
 def _one_word(codes: np.ndarray) -> np.ndarray:
@@ -207,16 +263,16 @@ def knn(t: Tables, queries: np.ndarray, k: int, engine: str, strategy: str, thre
     if engine == "numba":
         kr = kernels()
         if level >= 0:
-            slots, shift = t.hash()
+            slots, shift = t.directory()
             masks, lims = t.masks(level)
         else:
-            slots, shift = np.full(16, -1, np.int32), np.uint64(60)
+            slots, shift = np.zeros(2, np.int32), np.uint64(0)
             masks, lims = np.zeros((0, nw), np.uint64), np.zeros(1, np.int64)
         out_d = np.empty((len(queries), k), np.int32)
         out_p = np.empty((len(queries), k), np.int64)
         codes1, planes = _one_word(g.codes), t.planes()
         pre_vals, pre_masks = t.prefixes()
-        scanned = run_blocks(lambda a, b: kr.knn_block(g.codes, codes1, planes, pre_vals, pre_masks, g.offsets,
+        scanned = run_blocks(lambda a, b: kr.knn_block(g.codes, codes1, planes, pre_vals, pre_masks, g.bucket_offsets,
                                                        g.members, slots, shift, masks, lims, queries[a:b], k, t.nbits,
                                                        out_d[a:b], out_p[a:b]),
                              _small_blocks(len(queries), threads, 64), threads)
@@ -251,7 +307,8 @@ def range_plan(t: Tables, radius: int, engine: str) -> cost.RangePlan:
     g = t.groups
     return cost.plan_range(g.ndistinct, g.codes.shape[1], t.nbits, radius, engine,
                            lambda s: t.mih(s).estimated_candidates(radius),
-                           (lambda: t.scan_share(radius)) if engine == "numba" else None)
+                           (lambda: t.scan_share(radius)) if engine == "numba" else None, item_bytes=t.item_bytes,
+                           prefix_codes=lambda: t.prefix_reads(radius))
 
 
 def range_search(t: Tables, queries: np.ndarray, radius: int, engine: str, strategy: str, threads: int,
@@ -271,10 +328,16 @@ def range_search(t: Tables, queries: np.ndarray, radius: int, engine: str, strat
     if chosen == "probe" and cost.ball_size(t.nbits, radius) > cost.MAX_PROBES:
         raise ValueError(f"strategy='probe' at radius {radius} means {cost.ball_size(t.nbits, radius):,} probes a "
                          f"query on {t.nbits}-bit codes (limit {cost.MAX_PROBES:,}); use 'mih' or 'scan'")
+    bits = cost.prefix_bits(m, t.nbits)
+    if chosen == "prefix" and cost.ball_size(bits, radius) > cost.MAX_PROBES:
+        raise ValueError(f"strategy='prefix' at radius {radius} means {cost.ball_size(bits, radius):,} buckets a "
+                         f"query ({bits}-bit prefixes, limit {cost.MAX_PROBES:,}); use 'mih' or 'scan'")
     if engine == "numba":
         return _range_numba(t, queries, radius, chosen, s, threads, ids)
     if chosen == "probe":
         q, c, d = probe_candidates(t.sorted(), g.codes, queries, radius, t.nbits)
+    elif chosen == "prefix":
+        q, c, d = prefix_candidates(*t.directory(), t.prefix_masks(radius), g.codes, queries, radius)
     elif chosen == "mih":
         q, c, d = t.mih(s).candidates(g.codes, queries, radius)
     elif engine == "faiss":
@@ -293,25 +356,28 @@ def _range_numba(t: Tables, queries: np.ndarray, radius: int, chosen: str, s: in
     output allocated once at its final size, copy every bucket straight into place."""
     g = t.groups
     nw = g.codes.shape[1]
-    slots, shift = np.full(16, -1, np.int32), np.uint64(60)
+    slots, shift = np.zeros(2, np.int32), np.uint64(0)
     masks, lims = np.zeros((0, nw), np.uint64), np.zeros(1, np.int64)
     z64, zu = np.zeros(1, np.int64), np.zeros(0, np.uint64)
     mih = (z64, z64, z64, zu, z64, zu, z64, np.zeros(1, np.int32), np.zeros(0, np.int32))
     if chosen == "probe":
-        slots, shift = t.hash()
+        slots, shift = t.directory()
         masks, lims = t.masks(radius)
+    elif chosen == "prefix":
+        slots, shift = t.directory()
+        masks = t.prefix_masks(radius)
     elif chosen == "mih":
         tab = t.mih(s)
         radii, sub_masks, sub_lims = tab.sub_masks(radius)
         mih = (tab.starts, tab.widths, radii, sub_masks, sub_lims, tab.ukeys, tab.ukey_lims, tab.uoffsets, tab.ucodes)
-    code = {"scan": 0, "probe": 1, "mih": 2}[chosen]
+    code = {"scan": 0, "probe": 1, "mih": 2, "prefix": 3}[chosen]
     kr = kernels()
     codes1 = _one_word(g.codes)
     planes = t.planes() if chosen == "scan" else np.zeros((1, 0), np.uint64)
     pre_vals, pre_masks = t.prefixes() if chosen == "scan" else (np.zeros((1, 0), np.uint64),) * 2
     blocks = _small_blocks(len(queries), threads, 64 if chosen == "scan" else 1024, per_thread=2)
     found = dict(zip(blocks, run_blocks(
-        lambda a, b: kr.range_candidates(code, g.codes, codes1, planes, pre_vals, pre_masks, g.offsets, radius,
+        lambda a, b: kr.range_candidates(code, g.codes, codes1, planes, pre_vals, pre_masks, g.bucket_offsets, radius,
                                          queries[a:b], slots, shift, masks, lims, *mih), blocks, threads)))
     lims_out = np.zeros(len(queries) + 1, np.int64)
     if not blocks:
@@ -320,6 +386,7 @@ def _range_numba(t: Tables, queries: np.ndarray, radius: int, chosen: str, s: in
     out_d = np.empty(int(lims_out[-1]), np.int32)
     out_i = np.empty(int(lims_out[-1]), np.int64)
     id_map = np.zeros(0, np.int64) if ids is None else ids
-    run_blocks(lambda a, b: kr.range_fill(*found[(a, b)][:3], g.offsets, g.members, id_map, lims_out[a:b], out_d, out_i),
+    run_blocks(lambda a, b: kr.range_fill(*found[(a, b)][:3], g.bucket_offsets, g.members, id_map, lims_out[a:b],
+                                          out_d, out_i),
                blocks, threads)
     return lims_out, out_d, out_i
