@@ -63,7 +63,15 @@ CODE_NORM_LOSSES = ("orthohash",)
 #: The NIN presets (``dnnh.nn.PRESETS``; named here so the command line's choices need no torch).
 NIN_BACKBONES = ("nin-cifar", "nin-imagenet", "nin-small")
 RECIPES = ("modern", "paper")
-AUGMENTS = ("none", "shift", "shift-flip")
+AUGMENTS = ("none", "shift", "shift-flip", "crop-flip")  # crop-flip: the 224 px pipeline's random crop and flip
+#: The backbones users bring ImageNet weights for (``dnnh.nn.BACKBONES``; named here so this module
+#: needs no torch, a test checks the two agree). Their fields: see "Pretrained backbones" below.
+PRETRAINED_BACKBONES = ("resnet18", "resnet34", "resnet50", "vgg16", "vgg16_bn", "alexnet",
+                        "vit_base_patch16_224", "vit_small_patch16_224", "vit_b_16")
+#: Fields only a pretrained backbone reads (left out of ``decisive()`` for the NIN presets).
+PRETRAINED_FIELDS = ("backbone_weights", "backbone_lr", "freeze_backbone", "freeze_bn", "resize")
+#: DeepHash-pytorch and HashNet train the new hash layer 10x faster than the pretrained layers.
+PRETRAINED_LR = 0.1
 PRECISIONS = ("fp32", "bf16")
 #: Fields that change how fast a run goes, not what it computes.
 RUNTIME_FIELDS = ("threads", "num_workers")
@@ -93,6 +101,21 @@ def resolve_precision(precision: str) -> str:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS + ('auto',)}, got {precision!r}")
     return precision
+
+
+def weights_provenance(path: str | Any) -> dict[str, Any]:
+    """``{"path", "name", "size", "sha256"}`` of a weights file, what a run records it started from."""
+    import hashlib
+    from pathlib import Path
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ValueError(f"backbone weights file {path} does not exist")
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"path": str(path.resolve()), "name": path.name, "size": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -170,7 +193,7 @@ class TrainConfig:
     schedule: str = "cosine"
     warmup_epochs: int = 1
     epochs: int = 30
-    augment: str = "shift"  # none | shift | shift-flip
+    augment: str = "auto"  # none | shift | shift-flip | crop-flip; auto: crop-flip for a pretrained backbone, else shift
     max_shift: int = 2
     erase: float = 0.0  # probability of random erasing (Zhong et al. 2017) per training image
     seed: int = 0
@@ -181,9 +204,22 @@ class TrainConfig:
     # made so config.json records what ran; "bf16": the backbone under bf16 autocast (the hash head
     # and the loss stay fp32). bf16 kept MAP within seed noise and trained 1.6x faster (docs/RESULTS.md).
     precision: str = "auto"
+    # Pretrained backbones (PRETRAINED_BACKBONES; issue 23). backbone_weights: a weights file (a path;
+    # stored as weights_provenance's dict, so config.json says which file by name, size and sha256);
+    # None: random initialisation. backbone_lr: the backbone's learning rate as a multiple of the
+    # head's (None: PRETRAINED_LR from a file, 1 from random initialisation). freeze_backbone: train
+    # the head only (the backbone in eval mode, so its batch-norm statistics stay the file's too).
+    # freeze_bn: batch-norm statistics (not their scale and shift) frozen. resize: the side images
+    # are resized to before the crop of input_size (None: 8/7 of it, 256 at 224, DeepHash-pytorch's).
+    backbone_weights: str | dict | None = None
+    backbone_lr: float | None = None
+    freeze_backbone: bool = False
+    freeze_bn: bool = False
+    resize: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", resolve_precision(self.precision))
+        self._resolve_pretrained()
         object.__setattr__(self, "nbits", check_nbits(self.nbits))
         checks = {
             "recipe": (self.recipe, RECIPES), "loss": (self.loss, LOSSES), "triplets": (self.triplets, TRIPLET_MODES),
@@ -210,6 +246,35 @@ class TrainConfig:
         if self.epochs <= 0 or self.batch_size <= 1:
             raise ValueError(f"epochs must be positive and batch_size > 1, got "
                              f"epochs={self.epochs}, batch_size={self.batch_size}")
+
+    @property
+    def pretrained(self) -> bool:
+        """Whether the backbone is one of the pretrained-layout networks (:data:`PRETRAINED_BACKBONES`)."""
+        return self.backbone in PRETRAINED_BACKBONES
+
+    def _resolve_pretrained(self) -> None:
+        """The pretrained fields checked and their defaults resolved, so config.json says what ran."""
+        if self.augment == "auto":
+            object.__setattr__(self, "augment", "crop-flip" if self.pretrained else "shift")
+        if not self.pretrained:
+            given = [k for k in PRETRAINED_FIELDS if getattr(self, k) not in (None, False)]
+            if given or self.augment == "crop-flip":
+                what = ", ".join(given) or "augment='crop-flip'"
+                raise ValueError(f"{what} apply to the pretrained backbones ({', '.join(PRETRAINED_BACKBONES)}), "
+                                 f"not to {self.backbone}")
+            return
+        if isinstance(self.backbone_weights, (str, bytes)) or hasattr(self.backbone_weights, "__fspath__"):
+            object.__setattr__(self, "backbone_weights", weights_provenance(self.backbone_weights))
+        elif self.backbone_weights is not None and not (isinstance(self.backbone_weights, dict)
+                                                        and {"name", "size", "sha256"} <= set(self.backbone_weights)):
+            raise ValueError(f"backbone_weights must be a file's path, got {self.backbone_weights!r}")
+        if self.backbone_lr is None:
+            object.__setattr__(self, "backbone_lr", PRETRAINED_LR if self.backbone_weights else 1.0)
+        if not self.backbone_lr >= 0:
+            raise ValueError(f"backbone_lr must be >= 0 (a multiple of the head's learning rate), got {self.backbone_lr}")
+        if self.resize is not None and self.input_size is not None and self.resize < self.input_size:
+            raise ValueError(f"resize ({self.resize}) must be at least input_size ({self.input_size}): "
+                             "images are resized, then cropped to input_size")
 
     @classmethod
     def from_recipe(cls, recipe: str = "modern", **overrides) -> "TrainConfig":
@@ -278,8 +343,13 @@ class TrainConfig:
             del out["eps_anneal"]
         if self.optimizer != "sgd":
             del out["momentum"]
-        if self.augment == "none":
+        if self.augment not in ("shift", "shift-flip"):
             del out["max_shift"]
+        if not self.pretrained:
+            for k in PRETRAINED_FIELDS:
+                del out[k]
+        elif out["backbone_weights"] is not None:  # the file's identity, not where it lies
+            out["backbone_weights"] = {k: v for k, v in out["backbone_weights"].items() if k != "path"}
         return out
 
     @classmethod

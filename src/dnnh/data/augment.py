@@ -83,3 +83,28 @@ def random_erase(x: torch.Tensor, generator: torch.Generator, p: float, area: tu
     xs = torch.arange(w, device=x.device).view(1, 1, w)
     inside = (ys >= top) & (ys < top + eh) & (xs >= left) & (xs < left + ew) & chosen
     return torch.where(inside.unsqueeze(1), noise, x).contiguous(memory_format=torch.channels_last)
+
+
+def random_crop(x: torch.Tensor, generator: torch.Generator, size: int, flip: bool = True,
+                share: Share | None = None) -> torch.Tensor:
+    """A random ``size`` x ``size`` crop of each image, then (with ``flip``) a horizontal flip half the time.
+
+    The training half of the 224 px pipeline (resize 256, random crop 224, flip: DeepHash-pytorch's
+    ``RandomCrop`` and ``RandomHorizontalFlip``); evaluation takes the centre crop instead
+    (:class:`dnnh.data.pipeline.Preprocessing`). Draws: one (top, left) pair an image, then (with
+    ``flip``) one uniform an image, flipped where it is below 0.5.
+    """
+    rows, total = batch_rows(x, share)
+    n, c, h, w = x.shape
+    if size > min(h, w):
+        raise ValueError(f"a {size}x{size} crop does not fit {h}x{w} images")
+    draw = generator.device
+    tops = torch.randint(0, h - size + 1, (total,), generator=generator, device=draw)[rows].to(x.device)
+    lefts = torch.randint(0, w - size + 1, (total,), generator=generator, device=draw)[rows].to(x.device)
+    cols = torch.arange(size, device=x.device).expand(n, size)
+    if flip:
+        mirrored = (torch.rand(total, generator=generator, device=draw) < 0.5)[rows].to(x.device)
+        cols = torch.where(mirrored.view(n, 1), (size - 1) - cols, cols)
+    ys = (tops.view(n, 1) + torch.arange(size, device=x.device)).view(n, 1, size, 1).expand(n, c, size, w)
+    xs = (lefts.view(n, 1) + cols).view(n, 1, 1, size).expand(n, c, size, size)
+    return x.gather(2, ys).gather(3, xs).contiguous(memory_format=torch.channels_last)

@@ -29,12 +29,36 @@ def sized(dataset: ArrayDataset | FileDataset, input_size: int) -> ArrayDataset 
 
 @dataclass
 class Preprocessing:
-    """Resize to ``input_size`` squared, scale to [0, 1], subtract the per-channel mean, divide by std."""
+    """Resize to ``input_size`` squared, scale to [0, 1], subtract the per-channel mean, divide by std.
+
+    ``resize`` (the 224 px pipeline of DeepHash-pytorch and the pretrained backbones): resize to
+    ``resize`` squared first, then take the centre ``input_size`` crop (256 then 224). Training
+    reads :meth:`uncropped` images instead and crops at random (:func:`dnnh.data.augment.random_crop`).
+    """
 
     input_size: int
     channels: int
     mean: list[float]
     std: list[float]
+    resize: int | None = None
+
+    @classmethod
+    def fixed(cls, input_size: int, channels: int, mean: Sequence[float], std: Sequence[float],
+              resize: int | None = None) -> "Preprocessing":
+        """Given statistics (a pretrained network's ImageNet mean and std) instead of the data's."""
+        if resize is not None and resize < input_size:
+            raise ValueError(f"resize ({resize}) must be at least input_size ({input_size})")
+        return cls(input_size=int(input_size), channels=int(channels), mean=[float(m) for m in mean],
+                   std=[float(s) for s in std], resize=None if resize in (None, input_size) else int(resize))
+
+    @property
+    def load_size(self) -> int:
+        """The side images are resized to before any crop."""
+        return self.resize or self.input_size
+
+    def uncropped(self) -> "Preprocessing":
+        """The same preprocessing without the centre crop: training's images, cropped by the augmentation."""
+        return _Uncropped(**asdict(self)) if self.resize else self
 
     @classmethod
     def fit(cls, dataset: ArrayDataset | FileDataset, indices: np.ndarray, input_size: int,
@@ -51,7 +75,10 @@ class Preprocessing:
                    mean=[float(m) for m in mean], std=[float(s) for s in std])
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if out["resize"] is None:  # runs without a crop keep the dict they had before the field
+            del out["resize"]
+        return out
 
     def __call__(self, images: np.ndarray) -> torch.Tensor:
         """uint8 (n, H, W, C) -> float32 (n, C, input_size, input_size)."""
@@ -62,13 +89,25 @@ class Preprocessing:
         if images.ndim != 4 or images.shape[3] != self.channels:
             raise ValueError(f"expected uint8 images (n, H, W, {self.channels}), got shape {tuple(images.shape)}")
         x = images.permute(0, 3, 1, 2).float().div_(255.0)
-        if x.shape[2:] != (self.input_size, self.input_size):
-            shrinking = min(x.shape[2:]) > self.input_size
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
-                              align_corners=False, antialias=shrinking)
+        side = self.load_size
+        if x.shape[2:] != (side, side):
+            shrinking = min(x.shape[2:]) > side
+            x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=shrinking)
+        if self._crops and side > self.input_size:
+            top = (side - self.input_size) // 2  # torchvision's CenterCrop rounds the offset the same way
+            x = x[:, :, top:top + self.input_size, top:top + self.input_size]
         mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
         return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+
+
+    _crops = True
+
+
+class _Uncropped(Preprocessing):
+    """:meth:`Preprocessing.uncropped`: images at ``resize``, for the training crop to cut from."""
+
+    _crops = False
 
 
 class _Failed:
@@ -108,7 +147,7 @@ class BatchSource:
 
     def __init__(self, dataset: ArrayDataset | FileDataset, prep: Preprocessing, cache_indices: np.ndarray | None = None,
                  num_workers: int = 2, device: torch.device | str | None = None) -> None:
-        self.dataset, self.prep, self.num_workers = sized(dataset, prep.input_size), prep, num_workers
+        self.dataset, self.prep, self.num_workers = sized(dataset, prep.load_size), prep, num_workers
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.cache: torch.Tensor | None = None  # float batches on the CPU, uint8 images on a GPU
         self.position: np.ndarray | None = None

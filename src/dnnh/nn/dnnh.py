@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from dnnh.checks import accept_old_bits_keyword, check_nbits
+from dnnh.nn.backbones import BACKBONES, build_backbone
 from dnnh.nn.encoders import DivideAndEncode, FullyConnectedEncoder
 from dnnh.nn.nin import PRESETS, build_nin
 
@@ -45,9 +46,12 @@ class ModelConfig:
         object.__setattr__(self, "nbits", check_nbits(self.nbits))
         if self.encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
-        if self.backbone not in PRESETS:
-            raise ValueError(f"unknown backbone {self.backbone!r}; choose one of {sorted(PRESETS)}")
+        if self.backbone not in PRESETS and self.backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {self.backbone!r}; choose one of {sorted(PRESETS) + sorted(BACKBONES)}")
         object.__setattr__(self, "in_channels", int(self.in_channels))
+        if self.backbone in BACKBONES and self.in_channels not in (1, 3):
+            raise ValueError(f"{self.backbone} takes 3-channel images (grayscale is repeated into 3), got "
+                             f"in_channels={self.in_channels}")
         object.__setattr__(self, "separate_query_network", bool(self.separate_query_network))
         object.__setattr__(self, "batchnorm", bool(self.batchnorm))
         object.__setattr__(self, "code_norm", bool(self.code_norm))
@@ -68,20 +72,46 @@ ModelConfig.__init__ = accept_old_bits_keyword(ModelConfig.__init__)  # type: ig
 
 
 class HashNetwork(nn.Module):
-    """Backbone + hash head: images -> approximate codes in [0, 1]."""
+    """Backbone + hash head: images -> approximate codes in [0, 1].
+
+    A NIN backbone ends in 50q channels, which divide-and-encode cuts into q slices. A pretrained
+    backbone (:data:`dnnh.nn.BACKBONES`) ends in its own width D (512, 2048, 4096, 768, 384): the
+    fully connected head maps D to q directly; divide-and-encode first maps D to 50q with a linear
+    layer and a ReLU (``projection``), the role NIN's last 1x1 convolution plays, then slices. The
+    ReLU matters: a linear map followed by the slices' dot products would be one linear map, the
+    fully connected head again. ``backbone`` holds the pretrained network alone, so its
+    state_dict is the weights file's keys. Grayscale images (``in_channels=1``) are repeated into
+    the three channels the weights' first layer takes.
+    """
 
     def __init__(self, nbits: int, backbone: str, in_channels: int, encoder: str, eps: float | None,
                  dropout: float | None = None, batchnorm: bool = False, code_norm: bool = False) -> None:
         super().__init__()
         features = FEATURES_PER_BIT * nbits
-        self.backbone = build_nin(backbone, in_channels, features, dropout=dropout, batchnorm=batchnorm)
+        self.projection: nn.Module | None = None
+        self.repeat_gray = backbone in BACKBONES and in_channels == 1
+        if backbone in BACKBONES:
+            self.backbone = build_backbone(backbone)
+            width = self.backbone.out_features
+            if encoder == "divide-and-encode":
+                self.projection = nn.Sequential(nn.Linear(width, features), nn.ReLU(inplace=True))
+            else:
+                features = width
+        else:
+            self.backbone = build_nin(backbone, in_channels, features, dropout=dropout, batchnorm=batchnorm)
         head = DivideAndEncode if encoder == "divide-and-encode" else FullyConnectedEncoder
         self.head = head(features, nbits, eps=eps, code_norm=code_norm)
 
     def _features(self, images: torch.Tensor) -> torch.Tensor:
         """The backbone's output, as fp32 even under bf16 autocast: the hash head (sigmoid, the threshold's
         band around 0.5, the cut at 0.5) is where bf16's 8-bit mantissa would flip bits, and it is cheap."""
-        return self.backbone(images).float()
+        if self.repeat_gray:
+            images = images.expand(-1, 3, -1, -1)
+        features = self.backbone(images).float()
+        if self.projection is not None:
+            with torch.autocast(images.device.type, enabled=False):
+                features = self.projection(features)
+        return features
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         features = self._features(images)
@@ -131,13 +161,18 @@ class DNNH(nn.Module):
 
     @property
     def min_size(self) -> int:
-        return PRESETS[self.backbone_name].min_size
+        spec = BACKBONES.get(self.backbone_name)
+        return spec.min_size if spec is not None else PRESETS[self.backbone_name].min_size
 
     def _check(self, images: torch.Tensor) -> None:
         if images.ndim != 4 or images.shape[1] != self.in_channels:
             raise ValueError(f"expected images of shape (n, {self.in_channels}, H, W), got {tuple(images.shape)}")
         if min(images.shape[2:]) < self.min_size:
             raise ValueError(f"{self.backbone_name} needs images of at least {self.min_size}x{self.min_size}, "
+                             f"got {images.shape[2]}x{images.shape[3]}")
+        spec = BACKBONES.get(self.backbone_name)
+        if spec is not None and (images.shape[2] % spec.multiple_of or images.shape[3] % spec.multiple_of):
+            raise ValueError(f"{self.backbone_name} needs sides that are multiples of {spec.multiple_of}, "
                              f"got {images.shape[2]}x{images.shape[3]}")
 
     def _net(self, role: str) -> HashNetwork:

@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from dnnh.data.dataset import ArrayDataset, FileDataset
+from dnnh.data.augment import random_crop
 from dnnh.data.pipeline import BatchSource, Preprocessing, random_erase, shift_augment
 from dnnh.data.sources import DataSource
 from dnnh.data.splits import Split
@@ -34,10 +35,11 @@ from dnnh.locks import lock_folder
 from dnnh.losses import Objective
 from dnnh.metrics import mean_average_precision
 from dnnh.miners import ClassBalancedBatches, RandomTripletBatches
-from dnnh.nn import DNNH, PRESETS, PiecewiseThreshold
+from dnnh.nn import DNNH, PiecewiseThreshold
 from dnnh.runs import Run
 from dnnh.config import TrainConfig
 from dnnh.training.distributed import Distributed
+from dnnh.training.finetune import load_pretrained, make_preprocessing, parameter_groups, set_train_modes
 from dnnh.training.objectives import make_objective
 
 
@@ -175,6 +177,8 @@ class Setup:
     encoder: Encoder
     parameters: list[torch.nn.Parameter]
     ddp: Distributed
+    eval_source: BatchSource | None = None  # centre-cropped images when training crops at random (else source)
+    backbone_note: str = ""  # where a pretrained backbone started: its weights file, or random initialisation
 
 
 def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split, run_dir: str | Path,
@@ -197,6 +201,8 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
     with lock if ddp.is_main else nullcontext():
         run = open_or_resume(config, dataset, split, run_dir, resume, source, ddp)
         setup, state = start(config, run, dataset, ddp, resume)
+        if log is not None and setup.backbone_note:
+            log(setup.backbone_note)
         started = time.perf_counter()
         for epoch in range(state.next_epoch, config.epochs):
             record = one_epoch(setup, state, epoch, progress)
@@ -226,8 +232,7 @@ def open_or_resume(config: TrainConfig, dataset: ArrayDataset | FileDataset, spl
         run = Run.open(run_dir)
         run.check_continues(config, split)
     elif ddp.is_main:
-        input_size = config.input_size or PRESETS[config.backbone].input_size
-        prep = Preprocessing.fit(dataset, split.train, input_size, seed=config.seed)
+        prep = make_preprocessing(config, dataset, split.train)
         run = Run.create(run_dir, config, dataset, split, prep, source=source)
     ddp.barrier()
     if not resume and not ddp.is_main:
@@ -244,14 +249,18 @@ def start(config: TrainConfig, run: Run, dataset: ArrayDataset | FileDataset, dd
     rng = np.random.default_rng(config.seed)
     aug_gen = torch.Generator().manual_seed(config.seed + 1)
     model = run.new_model().to(memory_format=torch.channels_last)
+    note = load_pretrained(model, config) if not (resume and run.has_checkpoint) else ""
     batcher = build_batches(config, labels[train_idx])
     objective = make_objective(config.loss, config.objective_spec(), labels, train_idx)
-    parameters = [*model.parameters(), *objective.parameters()]
-    optimizer, schedule = build_optimizer(config, parameters, len(batcher))
-    batches = BatchSource(dataset, run.prep, cache_indices=np.union1d(train_idx, val_idx),
+    groups, parameters = parameter_groups(model, objective, config)
+    optimizer, schedule = build_optimizer(config, groups, len(batcher))
+    cached = np.union1d(train_idx, val_idx)
+    crops = config.augment == "crop-flip" and run.prep.resize is not None  # training cuts random crops itself
+    eval_source = BatchSource(dataset, run.prep, cache_indices=cached, num_workers=config.num_workers) if crops else None
+    batches = BatchSource(dataset, run.prep.uncropped() if crops else run.prep, cache_indices=cached,
                           num_workers=config.num_workers)
     setup = Setup(config, run, labels, train_idx, val_idx, batcher, batches, Encoder(model, run.prep), parameters,
-                  ddp)
+                  ddp, eval_source=eval_source, backbone_note=note)
     state = TrainingState(model, objective, optimizer, schedule, rng, aug_gen)
     if resume and run.has_checkpoint:
         state.restore(run)
@@ -262,6 +271,7 @@ def one_epoch(setup: Setup, state: TrainingState, epoch: int, progress: bool) ->
     """Every batch of ``epoch`` (0-based) once: augment, forward, loss, step. Returns the epoch's record."""
     config, ddp, model, objective = setup.config, setup.ddp, state.model, state.objective
     model.train()
+    set_train_modes(model, config)
     if ddp.rank > 0:  # dropout masks: rank 0 continues the checkpointed stream, the others their own
         torch.manual_seed(config.seed + 1_000_003 * ddp.rank + epoch)
     set_threshold_eps(model, threshold_eps(config, epoch))
@@ -273,7 +283,7 @@ def one_epoch(setup: Setup, state: TrainingState, epoch: int, progress: bool) ->
     local = [b[start:stop] for b, (start, stop) in zip(batches, shares)]
     forward = model.logits if objective.input == "logits" else model
     for idx, (start, stop), images in zip(batches, shares, setup.source.batches(local)):
-        images = augment(config, images, state.aug_gen, share=(start, stop, len(idx)))
+        images = augment(config, images, state.aug_gen, share=(start, stop, len(idx)), crop=setup.run.prep.input_size)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.precision == "bf16"):
             outputs = ddp.gather(forward(images))  # the head runs in fp32 inside (see HashNetwork)
             query_outputs = ddp.gather(forward(images, role="query")) if config.separate_query_network else None
@@ -296,9 +306,14 @@ def one_epoch(setup: Setup, state: TrainingState, epoch: int, progress: bool) ->
 
 
 def augment(config: TrainConfig, images: torch.Tensor, generator: torch.Generator,
-            share: tuple[int, int, int]) -> torch.Tensor:
-    """The config's training augmentation of one batch (this rank's ``share`` of the global batch)."""
-    if config.augment != "none":
+            share: tuple[int, int, int], crop: int | None = None) -> torch.Tensor:
+    """The config's training augmentation of one batch (this rank's ``share`` of the global batch).
+
+    ``crop``: the side of crop-flip's random crop (the network's input size).
+    """
+    if config.augment == "crop-flip":
+        images = random_crop(images, generator, crop or min(images.shape[2:]), flip=True, share=share)
+    elif config.augment != "none":
         images = shift_augment(images, generator, config.max_shift, flip=config.augment == "shift-flip", share=share)
     if config.erase > 0:
         images = random_erase(images, generator, config.erase, share=share)
@@ -315,7 +330,8 @@ def validate_and_keep_best(setup: Setup, state: TrainingState, epoch: int, recor
     n_val = len(setup.val_idx)
     validate = n_val > 0 and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs)
     if validate and ddp.is_main:
-        record["val_map"] = validation_map(setup.encoder, setup.source, setup.val_idx, setup.train_idx, setup.labels)
+        record["val_map"] = validation_map(setup.encoder, setup.eval_source or setup.source, setup.val_idx,
+                                           setup.train_idx, setup.labels)
     if (validate and record.get("val_map", -1.0) > state.best_val) or n_val == 0:
         state.best_val, state.best_epoch = record.get("val_map", float("nan")), epoch + 1
         if ddp.is_main:
