@@ -19,23 +19,46 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="train with N processes on this machine (PyTorch's elastic launcher, DDP semantics: N "
                         "shares of each global batch); for several machines run torchrun ... -m dnnh -- train ...")
     p.add_argument("--recipe", choices=RECIPES, default="modern", help="modern (default) or paper")
-    p.add_argument("--bits", type=positive_int, default=48, help="code length (default 48)")
+    p.add_argument("--bits", type=code_length, default=48,
+                   help=f"code length in bits: any integer 1..{MAX_CLI_NBITS}, on purpose (the hash layer has "
+                        "a slice per bit and codes pack into ceil(bits/8) bytes; the paper reports 12-64; "
+                        "default 48)")
     add_shared_training_args(p)
-    p.add_argument("--encoder", choices=("divide-and-encode", "fc"))
+    p.add_argument("--encoder", choices=("divide-and-encode", "fc"),
+                   help="hash layer: divide-and-encode (the paper's: each bit from its own slice of the "
+                        "features; default) or fc (every bit from all features)")
     p.add_argument("--eps", type=float, help="half-width of the threshold's band, narrowed from 0.5 over the run "
                                                   "(modern default: no threshold; paper: 0.1 from the start)")
     p.add_argument("--no-threshold", action="store_true", help="sigmoid only (the paper recipe without its threshold)")
-    p.add_argument("--separate-query-network", action="store_true")
+    p.add_argument("--separate-query-network", action="store_true",
+                   help="train a second network for queries (the paper's asymmetric variant; default: one "
+                        "network for queries and database)")
     p.add_argument("--triplets", choices=TRIPLET_MODES, help="random (paper) or an in-batch mining strategy")
     p.add_argument("--margin", type=float,
                    help="triplet margin, squared-distance units (default bits/12; paper recipe 1)")
     p.add_argument("--smooth-loss", action="store_true", help="softplus instead of the hinge (soft margin)")
-    p.add_argument("--distance", choices=("l2", "dot"))
-    p.add_argument("--lr", type=float)
-    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--distance", choices=("l2", "dot"),
+                   help="distance the triplet loss compares: l2 (squared Euclidean; default) or dot "
+                        "(negative inner product)")
+    p.add_argument("--lr", type=float, help="learning rate (default 0.001 in both recipes)")
+    p.add_argument("--weight-decay", type=float, help="weight decay (default 0.0005 in both recipes)")
     p.add_argument("--topk", type=positive_int, help="also report MAP@K when scoring")
     p.add_argument("--quiet", action="store_true", help="print only the scores of the trained model")
     p.set_defaults(func=run)
+
+
+MAX_CLI_NBITS = 1024
+
+
+def code_length(text: str) -> int:
+    """An argparse type: a code length 1..MAX_CLI_NBITS (a huge one would only exhaust memory)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a code length 1..{MAX_CLI_NBITS}, got {text!r}") from None
+    if not 1 <= value <= MAX_CLI_NBITS:
+        raise argparse.ArgumentTypeError(f"expected a code length 1..{MAX_CLI_NBITS}, got {value}")
+    return value
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -51,6 +74,14 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if args.separate_query_network:
         overrides["separate_query_network"] = True
     return TrainConfig.from_recipe(args.recipe, **overrides)
+
+
+def check_unlocked(run_dir) -> None:
+    """LockedError (one line, naming the holder's PID) when another process writes ``run_dir``."""
+    from dnnh.locks import lock_folder
+
+    if run_dir.is_dir():
+        lock_folder(run_dir, "run directory").acquire().release()
 
 
 def launch(args: argparse.Namespace) -> int:
@@ -77,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
         return launch(args)
     main_rank = os.environ.get("RANK", "0") == "0"
     config = config_from_args(args)
+    if main_rank:  # a run another process writes is refused now, before the data loads (seconds, and
+        check_unlocked(args.run)  # memory the first run then competes for); train() holds the lock
     source = data_source(args)
     dataset = source.load()
     if args.resume and (args.run / SPLIT).exists():  # a resumed run keeps its own split
