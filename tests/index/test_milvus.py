@@ -355,3 +355,21 @@ def test_bad_addresses_are_one_line_each(tmp_path, uri, error, message) -> None:
         (tmp_path / "folder.db").mkdir()
     with pytest.raises(error, match=message):
         MilvusIndex(8, uri=uri, collection="x", timeout=3)
+
+
+def test_index_build_twice_is_refused_and_replace_rebuilds(tmp_path, capsys) -> None:
+    """Before: `dnnh index build --backend milvus` run twice left every item twice."""
+    from dnnh.cli.main import main
+    from dnnh.codes import CodeSet
+
+    bits = random_bits(np.random.default_rng(8), 40, 16)
+    CodeSet.from_bits(bits).save(tmp_path / "c.npz")
+    build = ["index", "build", "--codes", str(tmp_path / "c.npz"), "--backend", "milvus",
+             "--uri", str(tmp_path / "cli.db"), "--collection", "twice"]
+    assert main(build) == 0
+    assert main(build) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already holds 40 items" in err and "--replace" in err
+    assert main([*build, "--replace"]) == 0
+    with MilvusIndex(16, uri=str(tmp_path / "cli.db"), collection="twice") as index:
+        assert index.ntotal == 40

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 from typing import Iterator
 
 from dnnh.cli.encode import add_engine_arg
 from dnnh.codes import CodeSet
+from dnnh.codes.shards import check_shards
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,6 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--out", type=Path, help="index file to write (.dhi), replaced atomically (hamming backend)")
     build.add_argument("--force", action="store_true", help="replace --out even if it is not a dnnh index")
     add_backend_args(build)
+    build.add_argument("--replace", action="store_true",
+                       help="with --backend milvus: empty a collection that already holds items, then build it "
+                            "(without: such a collection is refused, so a rerun never stores an item twice)")
     build.set_defaults(func=_build)
 
     info = actions.add_parser("info", help="describe an index file and verify its checksums",
@@ -63,33 +66,17 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
                                                                "dnnh_codes)")
 
 
-def open_milvus(args: argparse.Namespace, nbits: int):
+def open_milvus(args: argparse.Namespace, nbits: int, build: bool = False):
+    """The collection named by ``--uri``/``--collection``; to ``build`` it, empty (or emptied with
+    ``--replace``): see :meth:`dnnh.index.MilvusIndex.for_build`."""
     from dnnh.index import MilvusIndex
 
     if not args.uri:
         raise ValueError("--backend milvus needs --uri (http://host:19530, or a Milvus Lite file such as codes.db)")
+    if build:
+        return MilvusIndex.for_build(nbits, uri=args.uri, collection=args.collection,
+                                     replace=getattr(args, "replace", False))
     return MilvusIndex(nbits, uri=args.uri, collection=args.collection)
-
-
-SHARD_NAME = re.compile(r"\.part-(\d+)-of-(\d+)\.npz$")
-
-
-def check_parts(paths: list[Path]) -> None:
-    """Refuse a set of shard files (``*.part-I-of-N.npz``) that repeats or lacks a part."""
-    shards = [(SHARD_NAME.search(p.name), p) for p in paths]
-    named = [(int(m[1]), int(m[2]), p) for m, p in shards if m]
-    if not named:
-        return
-    counts = {n for _, n, _ in named}
-    if len(counts) > 1 or len(named) != len(paths):
-        raise ValueError(f"--codes mixes shard sets ({', '.join(sorted(p.name for p in paths))}); give the parts "
-                         "of one `dnnh encode --shard I/N` set")
-    n = counts.pop()
-    have = sorted(i for i, _, _ in named)
-    missing = sorted(set(range(n)) - set(have))
-    if missing or len(have) != len(set(have)):
-        raise ValueError(f"--codes holds parts {have} of {n}: missing {missing}" if missing else
-                         f"--codes names a part twice: {have}")
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -105,7 +92,7 @@ def _parts(args: argparse.Namespace) -> Iterator[CodeSet]:
     for path in args.codes:
         if not path.is_file():
             raise FileNotFoundError(f"codes file not found: {path}")
-    check_parts(args.codes)
+    check_shards(args.codes)  # dnnh.codes.shards names and checks shard files
     for path in args.codes:
         yield CodeSet.load(path)
 
@@ -131,7 +118,7 @@ def _build(args: argparse.Namespace) -> int:
 
     source = ", ".join(map(str, args.codes)) if args.codes else str(args.run)
     if args.backend == "milvus":
-        index = _add_all(_parts(args), lambda nbits: open_milvus(args, nbits))
+        index = _add_all(_parts(args), lambda nbits: open_milvus(args, nbits, build=True))
         print(f"added {index.ntotal:,} codes of {index.nbits} bits from {source} to Milvus collection "
               f"{args.collection} at {args.uri}")
         index.close()
