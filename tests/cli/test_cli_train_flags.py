@@ -39,3 +39,12 @@ def test_a_code_length_outside_its_range_is_refused_at_parse_time(capsys, bits, 
     with pytest.raises(SystemExit) as exit_:
         main(["train", "--run", str(tmp_path / "r"), "--data", "digits", "--bits", bits])
     assert exit_.value.code == 2 and "expected a code length 1..1024" in capsys.readouterr().err
+
+
+def test_dnnh_version(capsys):
+    """Before: `dnnh --version` was an unknown option."""
+    import dnnh
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"dnnh {dnnh.__version__}"

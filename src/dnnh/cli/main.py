@@ -21,6 +21,7 @@ import os
 import sys
 import warnings
 
+import dnnh
 from dnnh.errors import DnnhError
 
 COMMAND_MODULES = ["train", "encode", "eval", "search", "demo", "index", "bench", "export", "serve"]
@@ -38,6 +39,8 @@ class OneLineParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="dnnh", description="Deep supervised hashing (DNNH) and baselines.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"dnnh {dnnh.__version__}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
