@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from dnnh import devices
-from dnnh.devices import DeviceError, resolve_device, resolve_precision
+from dnnh.config import resolve_precision
+from dnnh.devices import DeviceError, resolve_device
 
 
 @pytest.fixture
@@ -61,21 +62,42 @@ def test_cuda_index_past_the_gpus_is_refused(fake_cuda):
 
 
 def test_precision_auto_per_device(fake_cuda, monkeypatch):
-    cuda = torch.device("cuda", 0)
-    assert resolve_precision("auto", cuda) == "bf16"  # Hopper
+    import dnnh.config as config_module
+
+    assert resolve_precision("auto", "cuda:0") == "bf16"  # Hopper
     fake_cuda(8, 0)
-    assert resolve_precision("auto", cuda) == "bf16"  # Ampere: the first with bf16
+    assert resolve_precision("auto", "cuda:0") == "bf16"  # Ampere: the first with bf16
     fake_cuda(7, 5)
-    assert resolve_precision("auto", cuda) == "fp16"  # Turing: fp16 with a GradScaler
-    assert resolve_precision("fp32", cuda) == "fp32"
+    assert resolve_precision("auto", "cuda:1") == "fp16"  # Turing: fp16 with a GradScaler
+    assert resolve_precision("fp32", "cuda:0") == "fp32"
     monkeypatch.setattr(devices, "describe_device", lambda device: "cuda:0 (T4)")
     with pytest.raises(ValueError, match="compute capability 8.0"):
-        resolve_precision("bf16", cuda)
+        devices.check_precision(torch.device("cuda", 0), "bf16")  # checked where the run starts
+    devices.check_precision(torch.device("cuda", 0), "fp16")
     for fast in (True, False):  # the CPU keeps its rule (dnnh.machine.bf16_is_fast)
-        monkeypatch.setattr(devices, "bf16_is_fast", lambda: fast)
+        monkeypatch.setattr(config_module, "bf16_is_fast", lambda: fast)
         assert resolve_precision("auto", "cpu") == ("bf16" if fast else "fp32")
-    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+    with pytest.raises(ValueError, match="needs a CUDA device"):
         resolve_precision("fp16", "cpu")
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        devices.check_precision(torch.device("cpu"), "fp16")
+
+
+def test_the_config_records_a_resolved_device_and_opens_a_gpu_run_without_a_gpu(no_cuda):
+    from dnnh.config import RUNTIME_FIELDS, TrainConfig
+
+    assert TrainConfig().device == "cpu" and TrainConfig(device="auto").device == "cpu"
+    with pytest.raises(DeviceError, match="no usable CUDA GPU"):
+        TrainConfig(device="cuda")
+    saved = {**TrainConfig(precision="fp32").to_dict(), "device": "cuda:1", "precision": "fp16"}
+    opened = TrainConfig.from_dict(saved)  # a GPU run's config.json, read on this CPU machine
+    assert (opened.device, opened.precision) == ("cuda:1", "fp16")
+    assert "device" in RUNTIME_FIELDS and "device" not in opened.decisive()  # not part of what the run is
+    old = TrainConfig().to_dict()
+    del old["device"], old["compile"]
+    assert TrainConfig.from_dict(old).device == "cpu"  # configs before issue 22 trained on the CPU
+    with pytest.raises(DeviceError, match="auto, cpu, cuda or cuda:N"):
+        TrainConfig(device="gpu")
 
 
 def test_scaler_only_for_fp16_on_cuda_and_autocast_off_for_fp32():

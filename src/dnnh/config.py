@@ -38,10 +38,12 @@ recipe stays fp32: it reproduces the paper's arithmetic.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from dnnh.checks import accept_old_bits_keyword, check_nbits
+from dnnh.errors import InputError
 from dnnh.machine import bf16_is_fast
 
 if TYPE_CHECKING:
@@ -72,9 +74,14 @@ PRETRAINED_BACKBONES = ("resnet18", "resnet34", "resnet50", "vgg16", "vgg16_bn",
 PRETRAINED_FIELDS = ("backbone_weights", "backbone_lr", "freeze_backbone", "freeze_bn", "resize")
 #: DeepHash-pytorch and HashNet train the new hash layer 10x faster than the pretrained layers.
 PRETRAINED_LR = 0.1
-PRECISIONS = ("fp32", "bf16")
+#: Training arithmetic: fp32, bf16 autocast, fp16 autocast with loss scaling (CUDA only); see dnnh.devices.
+PRECISIONS = ("fp32", "bf16", "fp16")
+#: What a device is named by (``cuda:N`` too): see :mod:`dnnh.devices`.
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
 #: Fields that change how fast a run goes, not what it computes.
-RUNTIME_FIELDS = ("threads", "num_workers")
+RUNTIME_FIELDS = ("threads", "num_workers", "device", "compile")
+#: Runtime fields a resumed run may change: it continues on another device, compiled or not.
+PLACEMENT_FIELDS = ("device", "compile")
 #: Fields only the triplet objective reads (the later losses train on class-balanced batches).
 TRIPLET_FIELDS = ("margin", "smooth_loss", "distance", "reduction", "triplets")
 #: Fields one later loss reads, with that loss (every other objective ignores them).
@@ -94,12 +101,53 @@ def predates_reform(config: dict) -> tuple[str, str] | None:
     return reform if reform is not None and reform[0] not in config else None
 
 
-def resolve_precision(precision: str) -> str:
-    """``auto`` -> bf16 where it runs on hardware (:func:`bf16_is_fast`), else fp32; others as given."""
-    if precision == "auto":
-        return "bf16" if bf16_is_fast() else "fp32"
-    if precision not in PRECISIONS:
+class DeviceError(InputError):
+    """A device that is misnamed, or asked for and not here, said in one line (the CLI prints it)."""
+
+
+_DEVICE_NAME = re.compile(r"^(auto|cpu|cuda)(?::(\d+))?$")
+
+
+def parse_device(spec: str) -> tuple[str, int | None]:
+    """``"cuda:1"`` -> ``("cuda", 1)``; refuses anything but auto, cpu, cuda, cuda:N."""
+    match = _DEVICE_NAME.match(str(spec).strip().lower())
+    if match is None or (match.group(2) is not None and match.group(1) != "cuda"):
+        raise DeviceError(f"device must be one of {', '.join(DEVICE_CHOICES)} or cuda:N, got {spec!r}")
+    return match.group(1), None if match.group(2) is None else int(match.group(2))
+
+
+def resolve_device_name(device: str) -> str:
+    """The device a config records: ``cpu`` or ``cuda:N`` as given; ``auto`` and ``cuda`` resolved
+    here (which imports torch, and refuses ``cuda`` in one line where there is none).
+
+    ``cuda:N`` is kept unchecked, so a run trained on a GPU opens on a machine without one; the
+    training loop checks it is here before it starts (:func:`dnnh.devices.resolve_device`).
+    """
+    kind, index = parse_device(device)
+    if kind == "cpu" or index is not None:
+        return kind if index is None else f"cuda:{index}"
+    from dnnh.devices import device_name, resolve_device  # torch: only to find out what auto means
+
+    return device_name(resolve_device(kind))
+
+
+def resolve_precision(precision: str, device: str = "cpu") -> str:
+    """``auto`` -> the device's arithmetic: on the CPU bf16 where it runs on hardware
+    (:func:`bf16_is_fast`), else fp32; on CUDA bf16 from compute capability 8.0, else fp16
+    (:func:`dnnh.devices.cuda_precision`). Others are checked against the device's kind."""
+    if precision not in PRECISIONS + ("auto",):
         raise ValueError(f"precision must be one of {PRECISIONS + ('auto',)}, got {precision!r}")
+    if not device.startswith("cuda"):
+        if precision == "auto":
+            return "bf16" if bf16_is_fast() else "fp32"
+        if precision == "fp16":
+            raise ValueError("precision must be one of ('fp32', 'bf16', 'auto') on the CPU, got 'fp16' "
+                             "(fp16 autocast with loss scaling needs a CUDA device)")
+        return precision
+    if precision == "auto":
+        from dnnh.devices import cuda_precision
+
+        return cuda_precision(device)
     return precision
 
 
@@ -204,6 +252,11 @@ class TrainConfig:
     # made so config.json records what ran; "bf16": the backbone under bf16 autocast (the hash head
     # and the loss stay fp32). bf16 kept MAP within seed noise and trained 1.6x faster (docs/RESULTS.md).
     precision: str = "auto"
+    # Where the run trains (auto: CUDA where torch sees a GPU, else the CPU; recorded resolved) and
+    # whether the backbone is torch.compile'd: runtime fields, so a run moves between devices
+    # (dnnh.devices). On CUDA "auto" precision means bf16 from compute capability 8.0, else fp16.
+    device: str = "auto"
+    compile: bool = False
     # Pretrained backbones (PRETRAINED_BACKBONES; issue 23). backbone_weights: a weights file (a path;
     # stored as weights_provenance's dict, so config.json says which file by name, size and sha256);
     # None: random initialisation. backbone_lr: the backbone's learning rate as a multiple of the
@@ -218,7 +271,8 @@ class TrainConfig:
     resize: int | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "precision", resolve_precision(self.precision))
+        object.__setattr__(self, "device", resolve_device_name(self.device))
+        object.__setattr__(self, "precision", resolve_precision(self.precision, self.device))
         self._resolve_pretrained()
         object.__setattr__(self, "nbits", check_nbits(self.nbits))
         checks = {
@@ -363,7 +417,7 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training config keys: {sorted(unknown)}")
         # A config saved before the precision field existed trained in fp32; "auto" would mis-state it.
-        return cls(**{"precision": "fp32", **data})
+        return cls(**{"precision": "fp32", "device": "cpu", **data})
 
     def replace(self, **changes) -> "TrainConfig":
         if "bits" in changes:

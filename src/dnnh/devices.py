@@ -5,7 +5,7 @@ is CUDA where ``torch.cuda.is_available()``, else the CPU. The device is not par
 run is: a run trained on a GPU resumes, evaluates and encodes on a CPU and the other way round
 (checkpoints hold CPU tensors), so everything device-specific is decided here, at run time.
 
-Precision per device (``--precision auto``):
+Precision per device (``--precision auto``, resolved by :func:`dnnh.config.resolve_precision`):
 
 - CUDA with compute capability 8.0 or later (Ampere on): bf16 autocast. bf16 keeps fp32's
   exponent range, so no loss scaling is needed.
@@ -19,41 +19,23 @@ The hash head, threshold and loss stay fp32 on every device (see :class:`dnnh.nn
 
 from __future__ import annotations
 
-import re
 from contextlib import AbstractContextManager
 from typing import Callable
 
 import torch
 
+from dnnh.config import DEVICE_CHOICES, DeviceError, parse_device  # noqa: F401  (named there: no torch)
 from dnnh.machine import bf16_is_fast
 
-#: What ``--device`` accepts, besides ``cuda:N``.
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
-#: Training arithmetic: fp32, bf16 autocast, fp16 autocast with loss scaling (CUDA only).
-PRECISIONS = ("fp32", "bf16", "fp16")
 #: First compute capability with bf16 tensor cores (Ampere, sm_80).
 BF16_CAPABILITY = (8, 0)
 
-_DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda)(?::(\d+))?$")
 _announced: set[str] = set()
-
-
-class DeviceError(ValueError):
-    """A device that was asked for but is not here, said in one line (the CLI prints it and exits 2)."""
 
 
 def cuda_available() -> bool:
     """Whether a CUDA device can be used (a seam for tests, which monkeypatch it)."""
     return torch.cuda.is_available()
-
-
-def parse_device(spec: str) -> tuple[str, int | None]:
-    """``"cuda:1"`` -> ``("cuda", 1)``; refuses anything but auto, cpu, cuda, cuda:N."""
-    match = _DEVICE_PATTERN.match(str(spec).strip().lower())
-    if match is None or (match.group(2) is not None and match.group(1) != "cuda"):
-        raise DeviceError(f"device must be one of {', '.join(DEVICE_CHOICES)} or cuda:N, got {spec!r}")
-    kind, index = match.group(1), match.group(2)
-    return kind, None if index is None else int(index)
 
 
 def resolve_device(spec: str | torch.device | None = "auto",
@@ -126,21 +108,19 @@ def bf16_supported(device: torch.device) -> bool:
     return bf16_is_fast()
 
 
-def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
-    """``auto`` -> the device's arithmetic (see the module docstring); others checked against it."""
-    device = torch.device(device) if isinstance(device, str) else device
-    if precision == "auto":
-        if device.type == "cuda":
-            return "bf16" if bf16_supported(device) else "fp16"
-        return "bf16" if bf16_is_fast() else "fp32"
-    allowed = PRECISIONS if device.type == "cuda" else ("fp32", "bf16")
-    if precision not in allowed:
-        where = "a CUDA device" if device.type == "cuda" else "the CPU (fp16 needs a CUDA device)"
-        raise ValueError(f"precision must be one of {allowed + ('auto',)} on {where}, got {precision!r}")
+def cuda_precision(device: torch.device | str) -> str:
+    """What ``auto`` precision means on a CUDA device: bf16 from compute capability 8.0, else fp16."""
+    device = resolve_device(device)
+    return "bf16" if bf16_supported(device) else "fp16"
+
+
+def check_precision(device: torch.device, precision: str) -> None:
+    """Refuse, in one line, arithmetic the device cannot run (before a run starts, not mid-epoch)."""
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision fp16 (autocast with loss scaling) needs a CUDA device; use fp32 or bf16 here")
     if precision == "bf16" and device.type == "cuda" and not bf16_supported(device):
         raise ValueError(f"precision bf16 needs a GPU of compute capability 8.0 or later; {describe_device(device)} "
                          "is older: use fp16 or auto")
-    return precision
 
 
 def autocast(device: torch.device, precision: str) -> AbstractContextManager:

@@ -40,7 +40,7 @@ from dnnh.data.sources import DataSource
 from dnnh.data.splits import Split
 from dnnh.metrics import RetrievalReport
 from dnnh.nn import DNNH, ModelConfig
-from dnnh.config import TrainConfig, config_differences, predates_reform
+from dnnh.config import PLACEMENT_FIELDS, TrainConfig, config_differences, predates_reform
 
 RUN_FORMAT = "dnnh-run/2"
 #: Formats this version opens; a /1 run (no model config, data source in data.json) is read as /2.
@@ -82,7 +82,16 @@ def load_weights(module: torch.nn.Module, path: Path) -> None:
         raise
     except Exception as exc:  # safetensors raises its own error types for corrupt files
         raise ValueError(f"cannot read weights {path}: {exc}") from exc
+    check_finite(tensors, path)
     _load_state_dict(module, tensors, path)
+
+
+def check_finite(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse weights holding NaN or infinity: such a model scores (MAP about chance) without a word."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"weights {path}: {name} holds NaN or infinite values; the file is damaged (or "
+                             "training diverged): restore it or train the run again")
 
 
 def _load_state_dict(module: torch.nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
@@ -96,6 +105,25 @@ def _load_state_dict(module: torch.nn.Module, tensors: dict[str, torch.Tensor], 
         raise ValueError(f"weights {path} do not fit the model its config describes (was config.json edited?): "
                          f"missing {missing[:3]}, unexpected {unexpected[:3]}, other shapes {mismatched[:3]}")
     module.load_state_dict(tensors)
+
+
+#: What a run's config.json may ask for, checked before anything is allocated: a tampered
+#: ``nbits`` or ``input_size`` would otherwise reach torch's allocator ("can't allocate memory").
+MAX_NBITS = 4096
+INPUT_SIZE_RANGE = (4, 2048)
+
+
+def check_bounds(model_config: ModelConfig, prep: Preprocessing, where: Path) -> None:
+    """Refuse a code length, input size or channel count no run of dnnh writes (one line)."""
+    nbits, size, channels = model_config.nbits, prep.input_size, prep.channels
+    low, high = INPUT_SIZE_RANGE
+    if not 1 <= nbits <= MAX_NBITS:
+        raise ValueError(f"{where}: nbits {nbits} is outside 1..{MAX_NBITS}; was it edited?")
+    if isinstance(size, bool) or not isinstance(size, int) or not low <= size <= high:
+        raise ValueError(f"{where}: input_size {size!r} is outside {low}..{high}; was it edited?")
+    if channels not in (1, 3) or getattr(model_config, "in_channels", channels) != channels:
+        raise ValueError(f"{where}: {channels!r} channels (model: {getattr(model_config, 'in_channels', '?')}); "
+                         "a run has 1 or 3, the same in both; was it edited?")
 
 
 @dataclass
@@ -155,6 +183,10 @@ class Run:
             dataset = dict(saved["dataset"])
         except (KeyError, TypeError) as exc:
             raise ValueError(f"{path / CONFIG} lacks or garbles a field ({exc}); was it edited?") from exc
+        if fmt == RUN_FORMAT and "model" not in saved:
+            raise ValueError(f"{path / CONFIG} lacks 'model', the architecture its weights were trained as "
+                             f"(every {RUN_FORMAT} run records it); was it edited?")
+        check_bounds(model_config, prep, path / CONFIG)
         source = dataset.pop("source", None)
         if source is None and (path / "data.json").exists():  # format /1 kept the source beside the config
             source = read_json(path / "data.json")
@@ -167,9 +199,11 @@ class Run:
         if self.reformed is not None:
             raise ValueError(f"{self.path} was trained with the {self.config.loss} loss {self.reformed[1]}; this dnnh "
                              "computes that loss differently, so the run cannot be continued: train it again")
-        if config != self.config:
+        # Where it runs may change (a GPU run resumes on a CPU): compare the rest.
+        saved, given = ({k: v for k, v in c.to_dict().items() if k not in PLACEMENT_FIELDS} for c in (self.config, config))
+        if given != saved:
             raise ValueError(f"--resume needs the same training config as {self.path / CONFIG}; it differs "
-                             f"({config_differences(self.config.to_dict(), config.to_dict())})")
+                             f"({config_differences(saved, given)})")
         if split != self.split:  # Split compares its four index arrays
             raise ValueError(f"--resume needs the same split as {self.path / SPLIT}; it differs")
 

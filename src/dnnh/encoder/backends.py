@@ -74,23 +74,33 @@ class EncoderBackend(Protocol):
 
 
 class TorchBackend:
-    """The model itself, in eval mode: bit k is 1 when output k > 0.5 (docs/METHOD.md §6)."""
+    """The model itself, in eval mode: bit k is 1 when output k > 0.5 (docs/METHOD.md §6).
+
+    It computes where the model's weights are (:meth:`to` moves them): batches are copied there
+    and codes come back to the host.
+    """
 
     name = "torch"
 
     def __init__(self, model: DNNH) -> None:
         self.model = model
         self.nbits = model.nbits
+        self.device = next(model.parameters()).device
+
+    def to(self, device: torch.device) -> "TorchBackend":
+        self.model.to(device)
+        self.device = torch.device(device)
+        return self
 
     def bits(self, batch: torch.Tensor, role: str) -> np.ndarray:
-        return self.model.encode(batch, role=role).numpy()
+        return self.model.encode(batch.to(self.device, non_blocking=True), role=role).cpu().numpy()
 
     @torch.no_grad()
     def features(self, batch: torch.Tensor) -> np.ndarray:
         was_training = self.model.training
         self.model.eval()
         try:
-            return self.model.net.backbone(batch).float().numpy()
+            return self.model.net.backbone(batch.to(self.device, non_blocking=True)).float().cpu().numpy()
         finally:
             self.model.train(was_training)
 

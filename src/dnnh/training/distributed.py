@@ -14,13 +14,15 @@ The design keeps N processes equivalent to one process with the same global batc
 - rank 0 alone writes the run directory and validates; the others wait for it at a barrier and
   read what it wrote (a shared filesystem across machines).
 
-The processes talk over gloo: the training loop runs on the CPU (it has no device placement
-yet), and gloo also runs across machines. Batch norm: its statistics are per share. PyTorch's
-``SyncBatchNorm`` (statistics over the global batch) needs CUDA tensors, so here each rank
-normalises over its own share — training works, checkpoints and resumes, but with batch norm N
-processes are not bit-for-bit one process. Dropout masks are drawn per share, by each rank's own
-generator, so with dropout too the equivalence is in distribution only; with neither, N processes
-give one process's losses and weights to float rounding (tests/training/test_distributed.py).
+Devices: on the CPU the processes talk over gloo (which also runs across machines); on CUDA each
+process trains on ``cuda:LOCAL_RANK`` and they talk over NCCL (:func:`dnnh.devices.distributed_backend`).
+Batch norm: on CUDA it is PyTorch's ``SyncBatchNorm``, statistics over the global batch, as in one
+process. ``SyncBatchNorm`` needs GPU tensors, so on the CPU each rank normalises over its own
+share — training works, checkpoints and resumes, but with batch norm N CPU processes are not
+bit-for-bit one process. Dropout masks are drawn per share, by each rank's own generator, so with
+dropout too the equivalence is in distribution only; with neither, N processes give one
+process's losses and weights to float rounding (tests/training/test_distributed.py). The
+NCCL path has not been run on GPUs yet (docs/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ import torch
 import torch.distributed as dist
 from torch.distributed.nn.functional import all_gather
 
+from dnnh import devices
+
 
 @dataclass(frozen=True)
 class Distributed:
@@ -39,20 +43,31 @@ class Distributed:
 
     rank: int = 0
     world: int = 1
+    device: torch.device = torch.device("cpu")  # this process's: cuda:LOCAL_RANK on CUDA
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
     @classmethod
-    def from_environment(cls) -> "Distributed":
-        """One process, or the group ``torchrun`` describes in WORLD_SIZE / RANK (joined on first call)."""
+    def from_environment(cls, device: torch.device = torch.device("cpu")) -> "Distributed":
+        """One process on ``device``, or the group ``torchrun`` describes in WORLD_SIZE / RANK /
+        LOCAL_RANK (joined on first call): gloo on the CPU, NCCL with ``cuda:LOCAL_RANK`` on CUDA."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world <= 1:
-            return cls()
+            return cls(device=device)
+        device = devices.local_device(device, int(os.environ.get("LOCAL_RANK", "0")))
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
         if not dist.is_initialized():
-            dist.init_process_group(backend="gloo")
-        return cls(rank=dist.get_rank(), world=dist.get_world_size())
+            dist.init_process_group(backend=devices.distributed_backend(device))
+        return cls(rank=dist.get_rank(), world=dist.get_world_size(), device=device)
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        """``model`` with batch norm synchronised over the ranks where that runs (several CUDA processes)."""
+        if self.world > 1 and self.device.type == "cuda":
+            return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        return model
 
     def share(self, n: int) -> tuple[int, int]:
         """Rows start..stop of a global batch of ``n`` that this rank encodes (equal shares)."""

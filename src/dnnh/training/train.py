@@ -14,6 +14,7 @@ this module only decides what happens in which order.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from contextlib import nullcontext
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from dnnh import devices
 from dnnh.data.dataset import ArrayDataset, FileDataset
 from dnnh.data.augment import random_crop
 from dnnh.data.pipeline import BatchSource, Preprocessing, random_erase, shift_augment
@@ -36,6 +38,7 @@ from dnnh.losses import Objective
 from dnnh.metrics import mean_average_precision
 from dnnh.miners import ClassBalancedBatches, RandomTripletBatches
 from dnnh.nn import DNNH, PiecewiseThreshold
+from dnnh.nn.dnnh import HashNetwork
 from dnnh.runs import Run
 from dnnh.config import TrainConfig
 from dnnh.training.distributed import Distributed
@@ -108,6 +111,21 @@ def validation_map(encoder: Encoder, source: BatchSource, val_idx: np.ndarray, d
     return float(mean_average_precision(q, d, labels[val_idx], labels[db_idx]))
 
 
+def on_cpu(value: Any) -> Any:
+    """``value`` with every tensor inside (dicts, lists, tuples) copied to the CPU; CPU tensors as they are."""
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        return {k: on_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(on_cpu(v) for v in value)
+    return value
+
+
+#: Checkpoint entries only some devices write (see :meth:`TrainingState._device_entries`).
+OPTIONAL_ENTRIES = ("cuda_rng", "grad_scaler")
+
+
 @dataclass
 class TrainingState:
     """Everything a checkpoint holds: what one epoch changes and the next one needs.
@@ -127,6 +145,8 @@ class TrainingState:
     best_val: float = -1.0
     best_epoch: int = -1
     next_epoch: int = 0
+    device: torch.device = torch.device("cpu")
+    scaler: torch.amp.GradScaler | None = None  # loss scaling (fp16 on CUDA); None or disabled elsewhere
 
     def entries(self) -> dict[str, tuple[Callable[[], Any], Callable[[Any], None]]]:
         """{checkpoint key: (read it, set it)}, in the order they are restored."""
@@ -141,26 +161,51 @@ class TrainingState:
             "optimizer": (self.optimizer.state_dict, self.optimizer.load_state_dict),
             "schedule": (self.schedule.state_dict, self.schedule.load_state_dict),
             "numpy_rng": (lambda: self.rng.bit_generator.state, set_numpy_rng),
-            "aug_rng": (self.aug_gen.get_state, self.aug_gen.set_state),
+            "aug_rng": (self.aug_gen.get_state, self._set_aug_state),
             "torch_rng": (torch.get_rng_state, torch.set_rng_state),
             "history": attribute("history"),
             "best_val": attribute("best_val"),
             "best_epoch": attribute("best_epoch"),
             "epoch": ((lambda: self.next_epoch - 1), (lambda value: setattr(self, "next_epoch", value + 1))),
+            **self._device_entries(),
         }
 
+    def _device_entries(self) -> dict[str, tuple[Callable[[], Any], Callable[[Any], None]]]:
+        """The entries only some devices have (:data:`OPTIONAL_ENTRIES`): CUDA's generator (dropout
+        masks there) and fp16's loss scale. A checkpoint without them resumes with them fresh."""
+        entries: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]] = {}
+        if self.device.type == "cuda":
+            entries["cuda_rng"] = (lambda: torch.cuda.get_rng_state(self.device),
+                                   lambda value: torch.cuda.set_rng_state(value, self.device))
+        if self.scaler is not None and self.scaler.is_enabled():
+            entries["grad_scaler"] = (self.scaler.state_dict, self.scaler.load_state_dict)
+        return entries
+
+    def _set_aug_state(self, value: torch.Tensor) -> None:
+        """The augmentation stream where the checkpoint left it; a state of another device's generator
+        (a CPU run resumed on a GPU: Mersenne Twister against Philox) cannot be set, so the stream
+        restarts from a seed drawn from that state: still one stream for the rest of the run,
+        the same on every resume, but not the numbers the other device would have drawn."""
+        try:
+            self.aug_gen.set_state(value)
+        except RuntimeError:
+            seed = int.from_bytes(hashlib.sha256(value.cpu().numpy().tobytes()).digest()[:8], "little")
+            self.aug_gen.manual_seed(seed)
+
     def save(self, run: Run) -> None:
-        """The weights and every entry, in one atomic file (:meth:`Run.save_checkpoint`)."""
-        run.save_checkpoint(self.model, {key: read() for key, (read, _) in self.entries().items()})
+        """The weights and every entry, in one atomic file (:meth:`Run.save_checkpoint`), as CPU tensors:
+        the optimizer's moments of a GPU run too, so the file opens on any machine."""
+        run.save_checkpoint(self.model, {key: on_cpu(read()) for key, (read, _) in self.entries().items()})
 
     def restore(self, run: Run) -> None:
         """The inverse of :meth:`save`: weights into the model, every entry back in place."""
         saved = run.load_checkpoint(self.model)
-        missing = [key for key in self.entries() if key not in saved]
+        missing = [key for key in self.entries() if key not in saved and key not in OPTIONAL_ENTRIES]
         if missing:
             raise ValueError(f"{run.path} holds a checkpoint without {missing}: it is not one this dnnh wrote")
         for key, (_, set_value) in self.entries().items():
-            set_value(saved[key])
+            if key in saved:
+                set_value(saved[key])
 
 
 @dataclass
@@ -177,22 +222,34 @@ class Setup:
     encoder: Encoder
     parameters: list[torch.nn.Parameter]
     ddp: Distributed
+    device: torch.device = torch.device("cpu")  # where the model, batches and loss live
     eval_source: BatchSource | None = None  # centre-cropped images when training crops at random (else source)
     backbone_note: str = ""  # where a pretrained backbone started: its weights file, or random initialisation
 
 
 def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split, run_dir: str | Path,
           resume: bool = False, progress: bool = True, on_epoch_end: Callable[[int, dict], None] | None = None,
-          source: DataSource | None = None, log: Callable[[str], None] | None = None) -> TrainResult:
+          source: DataSource | None = None, log: Callable[[str], None] | None = None,
+          device: str | torch.device | None = None) -> TrainResult:
     """Train ``config`` on ``dataset``'s ``split`` into ``run_dir``.
 
     ``source``: where the data came from (recorded so the run can reload it; default: the
     dataset's name when that reloads it). ``progress``: progress bars. ``log``: where the one
     line per epoch goes (default: beside the bars when ``progress``, else nowhere). The run
     directory is locked for the whole run: a second writer fails at once, naming this one.
+
+    ``device``: where to train (``auto``, ``cpu``, ``cuda``, ``cuda:N``), short for
+    ``config.replace(device=...)``; precision stays as the config resolved it, so for the
+    device's own ``auto`` precision build the config with ``device=`` instead. The model, the
+    batches and the loss live there; checkpoints hold CPU tensors, so the run resumes, evaluates
+    and encodes on any device (:mod:`dnnh.devices`).
     """
     run_dir = Path(run_dir)
-    ddp = Distributed.from_environment()  # one process, or one rank of torchrun's group
+    if device is not None:
+        config = config.replace(device=str(device))
+    place = devices.resolve_device(config.device)  # a GPU that is not here: one line, before any file is written
+    devices.check_precision(place, config.precision)
+    ddp = Distributed.from_environment(place)  # one process, or one rank of torchrun's group (cuda:LOCAL_RANK)
     if log is None and progress:
         log = tqdm.write
     if not ddp.is_main:
@@ -200,7 +257,7 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
     lock = lock_folder(run_dir, "run directory")  # refuses a file's path, on every rank
     with lock if ddp.is_main else nullcontext():
         run = open_or_resume(config, dataset, split, run_dir, resume, source, ddp)
-        setup, state = start(config, run, dataset, ddp, resume)
+        setup, state = start(config, run, dataset, ddp, resume, log)
         if log is not None and setup.backbone_note:
             log(setup.backbone_note)
         started = time.perf_counter()
@@ -241,27 +298,33 @@ def open_or_resume(config: TrainConfig, dataset: ArrayDataset | FileDataset, spl
 
 
 def start(config: TrainConfig, run: Run, dataset: ArrayDataset | FileDataset, ddp: Distributed,
-          resume: bool) -> tuple[Setup, TrainingState]:
+          resume: bool, log: Callable[[str], None] | None = None) -> tuple[Setup, TrainingState]:
     """Seed, build the model, objective and optimizer (in this order: it fixes the random draws),
-    and restore the checkpoint when resuming one."""
+    and restore the checkpoint when resuming one. The model is built on the CPU and moved to the
+    device, so its initial weights are the same on every device."""
     labels, train_idx, val_idx = dataset.labels, run.split.train, run.split.val
+    device = ddp.device
+    devices.speed_switches(device)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    aug_gen = torch.Generator().manual_seed(config.seed + 1)
-    model = run.new_model().to(memory_format=torch.channels_last)
+    aug_gen = devices.generator(device, config.seed + 1)  # on the CPU: the generator of before issue 22
+    model = ddp.prepare(run.new_model()).to(device, memory_format=torch.channels_last)
     note = load_pretrained(model, config) if not (resume and run.has_checkpoint) else ""
     batcher = build_batches(config, labels[train_idx])
-    objective = make_objective(config.loss, config.objective_spec(), labels, train_idx)
+    objective = make_objective(config.loss, config.objective_spec(), labels, train_idx).to(device)
     groups, parameters = parameter_groups(model, objective, config)
     optimizer, schedule = build_optimizer(config, groups, len(batcher))
     cached = np.union1d(train_idx, val_idx)
     crops = config.augment == "crop-flip" and run.prep.resize is not None  # training cuts random crops itself
-    eval_source = BatchSource(dataset, run.prep, cache_indices=cached, num_workers=config.num_workers) if crops else None
+    eval_source = BatchSource(dataset, run.prep, cache_indices=cached, num_workers=config.num_workers, device=device) if crops else None
     batches = BatchSource(dataset, run.prep.uncropped() if crops else run.prep, cache_indices=cached,
-                          num_workers=config.num_workers)
-    setup = Setup(config, run, labels, train_idx, val_idx, batcher, batches, Encoder(model, run.prep), parameters,
+                          num_workers=config.num_workers, device=device)
+    setup = Setup(config, run, labels, train_idx, val_idx, batcher, batches, Encoder(model, run.prep, batch_size=2048 if device.type == "cuda" else 512), parameters,
                   ddp, eval_source=eval_source, backbone_note=note)
-    state = TrainingState(model, objective, optimizer, schedule, rng, aug_gen)
+    state = TrainingState(model, objective, optimizer, schedule, rng, aug_gen, device=device,
+                          scaler=devices.grad_scaler(device, config.precision))
+    if config.compile:
+        compile_backbones(model, run.prep, device, config.precision, log)
     if resume and run.has_checkpoint:
         state.restore(run)
     return setup, state
@@ -284,24 +347,27 @@ def one_epoch(setup: Setup, state: TrainingState, epoch: int, progress: bool) ->
     forward = model.logits if objective.input == "logits" else model
     for idx, (start, stop), images in zip(batches, shares, setup.source.batches(local)):
         images = augment(config, images, state.aug_gen, share=(start, stop, len(idx)), crop=setup.run.prep.input_size)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+        with devices.autocast(setup.device, config.precision):
             outputs = ddp.gather(forward(images))  # the head runs in fp32 inside (see HashNetwork)
             query_outputs = ddp.gather(forward(images, role="query")) if config.separate_query_network else None
-        loss, n_triplets = objective(outputs, torch.from_numpy(setup.labels[idx]), query_outputs,
-                                     torch.from_numpy(idx))
+        loss, n_triplets = objective(outputs, torch.from_numpy(setup.labels[idx]).to(setup.device, non_blocking=True),
+                                     query_outputs, torch.from_numpy(idx).to(setup.device, non_blocking=True))
         state.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        state.scaler.scale(loss).backward()  # a disabled scaler (all but fp16 on CUDA) passes the loss through
         ddp.average_gradients(setup.parameters)
-        state.optimizer.step()
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
         state.schedule.step()
         seen += len(idx)
-        loss_sum += loss.item() * len(idx)
+        loss_sum += loss.detach().double() * len(idx)  # summed on the device: no wait for the GPU each step
         triplet_sum += n_triplets
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+        if progress:
+            bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
     bar.close()
+    devices.synchronize(setup.device)
     seconds = time.perf_counter() - t0
-    return {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "images_per_s": seen / seconds,
+    return {"epoch": epoch + 1, "loss": float(loss_sum) / max(seen, 1), "images_per_s": seen / seconds,
             "triplets_per_s": triplet_sum / seconds, "seconds": seconds, "lr": state.schedule.get_last_lr()[0]}
 
 
@@ -318,6 +384,26 @@ def augment(config: TrainConfig, images: torch.Tensor, generator: torch.Generato
     if config.erase > 0:
         images = random_erase(images, generator, config.erase, share=share)
     return images
+
+
+def compile_backbones(model: DNNH, prep: Preprocessing, device: torch.device, precision: str,
+                      log: Callable[[str], None] | None) -> bool:
+    """``--compile``: torch.compile each backbone in place (weights' names unchanged), tried at once on a
+    two-image batch in eval mode (no batch-norm statistics move, no random numbers are drawn);
+    where it cannot compile, one line and eager training."""
+    backbones = [module.backbone for module in model.modules() if isinstance(module, HashNetwork)]
+    sample = torch.zeros(2, prep.channels, prep.input_size, prep.input_size, device=device)
+
+    def probe() -> None:
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad(), devices.autocast(device, precision):
+                model(sample.contiguous(memory_format=torch.channels_last))
+        finally:
+            model.train(was_training)
+
+    return devices.compile_in_place(backbones, probe, log)
 
 
 def validate_and_keep_best(setup: Setup, state: TrainingState, epoch: int, record: dict) -> bool:

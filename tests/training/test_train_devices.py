@@ -1,0 +1,171 @@
+"""Training on a device (issue 22), tested on the CPU: placement through ``device=``, a GPU run's
+checkpoint resumed here (its storages tagged ``cuda:0``, as torch writes them on a GPU), the
+device kept out of what a run is, and the CUDA path itself marked and skipped without a GPU."""
+
+import io
+import json
+from contextlib import contextmanager
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from dnnh import devices
+from dnnh.config import DeviceError
+from dnnh.encoder import Encoder
+from dnnh.runs import Run
+from dnnh.training import train as train_module
+from dnnh.training.train import OPTIONAL_ENTRIES, on_cpu, train
+
+
+class Interrupt(Exception):
+    pass
+
+
+def _stop_after(epoch_to_stop):
+    def hook(epoch, record):
+        if epoch == epoch_to_stop:
+            raise Interrupt
+    return hook
+
+
+@pytest.fixture
+def spied_objective(monkeypatch):
+    """The devices of every tensor the objective is called with, epoch after epoch."""
+    seen = []
+    real = train_module.make_objective
+
+    def make(*args, **kwargs):
+        objective = real(*args, **kwargs)
+        forward = objective.forward
+
+        def spy(*inputs):
+            seen.append({t.device for t in inputs if isinstance(t, torch.Tensor)})
+            return forward(*inputs)
+        objective.forward = spy
+        return objective
+    monkeypatch.setattr(train_module, "make_objective", make)
+    return seen
+
+
+def test_device_cpu_places_model_batches_and_loss_and_records_it(tmp_path, digits, small_split, tiny_config,
+                                                                  spied_objective):
+    result = train(tiny_config.replace(epochs=1, device="auto"), digits, small_split, tmp_path / "r",
+                   progress=False, device="cpu")
+    assert spied_objective and all(d == {torch.device("cpu")} for d in spied_objective)
+    assert {p.device for p in result.model.parameters()} == {torch.device("cpu")}
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())["config"]
+    assert saved["device"] == "cpu" and saved["compile"] is False  # config.json says where it ran
+
+
+def test_a_missing_gpu_is_one_line_before_any_file_is_written(tmp_path, digits, small_split, tiny_config,
+                                                              monkeypatch):
+    monkeypatch.setattr(devices, "cuda_available", lambda: False)
+    for device in ("cuda", "cuda:0"):
+        with pytest.raises(DeviceError, match="no usable CUDA GPU") as err:
+            train(tiny_config, digits, small_split, tmp_path / "r", progress=False, device=device)
+        assert "\n" not in str(err.value)
+    assert not (tmp_path / "r").exists()
+
+
+@contextmanager
+def storages_tagged(location: str):
+    """torch.save writes every storage as if it lived on ``location`` (what a GPU run's file says)."""
+    entry = (0, lambda obj: location if isinstance(obj, torch.storage.UntypedStorage) else None, lambda *a: None)
+    torch.serialization._package_registry.insert(0, entry)
+    try:
+        yield
+    finally:
+        torch.serialization._package_registry.remove(entry)
+
+
+def test_a_gpu_runs_checkpoint_resumes_on_the_cpu_and_equals_an_uninterrupted_run(tmp_path, digits, small_split,
+                                                                                   tiny_config):
+    config = tiny_config.replace(erase=0.5, augment="shift-flip", device="cpu")
+    full = train(config, digits, small_split, tmp_path / "full", progress=False)
+    with pytest.raises(Interrupt):
+        train(config, digits, small_split, tmp_path / "cut", progress=False, on_epoch_end=_stop_after(2))
+    # Make the interrupted run look trained on a GPU: config.json says cuda:0, every storage of the
+    # checkpoint is tagged cuda:0 (torch.load without map_location refuses it on this machine).
+    state_file = tmp_path / "cut" / "checkpoint" / "state.pt"
+    state = torch.load(state_file, weights_only=True)
+    buf = io.BytesIO()
+    with storages_tagged("cuda:0"):
+        torch.save(state, buf)
+    state_file.write_bytes(buf.getvalue())
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(state_file, weights_only=True)
+    cfg_file = tmp_path / "cut" / "config.json"
+    saved = json.loads(cfg_file.read_text())
+    saved["config"]["device"] = "cuda:0"
+    cfg_file.write_text(json.dumps(saved))
+    assert Run.open(tmp_path / "cut").config.device == "cuda:0"  # opens here without a GPU
+
+    resumed = train(config, digits, small_split, tmp_path / "cut", resume=True, progress=False)
+    a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "cut" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [h["loss"] for h in full.history] == [h["loss"] for h in resumed.history]
+    codes = Encoder.from_run(tmp_path / "cut", device="cpu").encode_items(digits, small_split.query)
+    assert codes.shape == (len(small_split.query), config.nbits)
+
+
+def test_resume_may_change_the_device_but_nothing_that_decides_the_run(tmp_path, digits, small_split, tiny_config):
+    config = tiny_config.replace(epochs=1, device="cpu")
+    train(config, digits, small_split, tmp_path / "r", progress=False)
+    run = Run.open(tmp_path / "r")
+    run.check_continues(config.replace(device="cuda:3", compile=True), small_split)  # placement only
+    with pytest.raises(ValueError, match="seed: saved 0, given 1"):
+        run.check_continues(config.replace(device="cuda:3", seed=1), small_split)
+
+
+def test_checkpoints_hold_cpu_tensors_and_optional_entries_may_be_absent():
+    nested = {"a": [torch.ones(2), (torch.zeros(1), 3)], "b": {"c": torch.arange(3)}, "d": "text"}
+    moved = on_cpu(nested)
+    assert moved["a"][0].device.type == "cpu" and isinstance(moved["a"][1], tuple) and moved["d"] == "text"
+    assert set(OPTIONAL_ENTRIES) == {"cuda_rng", "grad_scaler"}
+
+
+def test_an_augmentation_state_of_another_generator_restarts_the_stream_deterministically():
+    def state_with(aug_state):
+        model = torch.nn.Linear(2, 2)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        st = train_module.TrainingState(model, torch.nn.Module(), opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1),
+                                        None, torch.Generator())
+        st._set_aug_state(aug_state)
+        return torch.rand(4, generator=st.aug_gen)
+    philox = torch.tensor([7, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0], dtype=torch.uint8)  # 16 bytes: CUDA's
+    assert torch.equal(state_with(philox), state_with(philox))
+    assert not torch.equal(state_with(philox), state_with(philox + 1))
+    same = torch.Generator().manual_seed(3)
+    want = torch.Generator().manual_seed(3)
+    assert torch.equal(state_with(same.get_state()), torch.rand(4, generator=want))  # a CPU state is set as is
+
+
+def test_compile_tries_at_once_and_falls_back_in_one_line(tmp_path, digits, small_split, tiny_config, monkeypatch):
+    said = []
+
+    def no_compiler(modules, probe, log):
+        assert modules and all(isinstance(m, torch.nn.Module) for m in modules)  # the backbones
+        log("--compile: cannot compile here (no compiler); training uncompiled")
+        return False
+    monkeypatch.setattr(devices, "compile_in_place", no_compiler)
+    result = train(tiny_config.replace(epochs=1, compile=True), digits, small_split, tmp_path / "r",
+                   progress=False, log=said.append)
+    assert said[0].startswith("--compile: cannot compile here") and result.history
+
+
+@pytest.mark.cuda
+def test_training_on_the_gpu_resumes_on_the_cpu(tmp_path, digits, small_split, tiny_config):
+    config = tiny_config.replace(device="cuda", precision="auto")
+    with pytest.raises(Interrupt):
+        train(config, digits, small_split, tmp_path / "r", progress=False, on_epoch_end=_stop_after(2))
+    state = torch.load(tmp_path / "r" / "checkpoint" / "state.pt", weights_only=True)
+    assert all(t.device.type == "cpu" for t in state["model"].values())
+    assert "cuda_rng" in state
+    resumed = train(config.replace(device="cpu"), digits, small_split, tmp_path / "r", resume=True,
+                    progress=False)
+    assert len(resumed.history) == config.epochs and resumed.best_val_map > 0.2
+    gpu = Encoder.from_run(tmp_path / "r", device="cuda").encode_items(digits, small_split.query)
+    cpu = Encoder.from_run(tmp_path / "r", device="cpu").encode_items(digits, small_split.query)
+    assert (gpu != cpu).mean() < 0.02  # the same weights; only outputs within rounding of 0.5 may differ
