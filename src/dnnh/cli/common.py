@@ -98,16 +98,33 @@ def split_spec(args: argparse.Namespace) -> SplitSpec:
 SHARED_TRAINING_FLAGS = {"backbone": "backbone", "input_size": "input_size", "epochs": "epochs",
                          "batch_size": "batch_size", "augment": "augment", "batchnorm": "batchnorm",
                          "erase": "erase", "dropout": "dropout", "val_every": "val_every", "threads": "threads",
-                         "num_workers": "workers", "precision": "precision"}
+                         "num_workers": "workers", "precision": "precision", "backbone_weights": "backbone_weights",
+                         "backbone_lr": "backbone_lr", "freeze_backbone": "freeze_backbone", "freeze_bn": "freeze_bn",
+                         "resize": "resize"}
 
 
 def add_shared_training_args(p: argparse.ArgumentParser, every: bool = False) -> None:
     """The training flags of ``train`` and ``bench`` (``every``: the bench applies them to every deep method)."""
-    from dnnh.config import AUGMENTS, NIN_BACKBONES, PRECISIONS
+    from dnnh.config import AUGMENTS, NIN_BACKBONES, PRECISIONS, PRETRAINED_BACKBONES
 
     of = " of every deep method" if every else ""
-    p.add_argument("--backbone", choices=sorted(NIN_BACKBONES), help=f"backbone{of} (default nin-small)")
-    p.add_argument("--input-size", type=positive_int, help="side images are resized to (default: the backbone's)")
+    p.add_argument("--backbone", choices=[*sorted(NIN_BACKBONES), *PRETRAINED_BACKBONES], metavar="BACKBONE",
+                   help=f"backbone{of}: {', '.join(sorted(NIN_BACKBONES))} (trained from scratch), or a network "
+                        f"users bring ImageNet weights for: {', '.join(PRETRAINED_BACKBONES)} (default nin-small)")
+    p.add_argument("--input-size", type=positive_int, help="side images are resized to (default: the backbone's; "
+                                                           "a pretrained backbone: the crop's side, 224)")
+    p.add_argument("--backbone-weights", type=Path, metavar="FILE",
+                   help="the pretrained backbone's weights: a torchvision/timm state dict (.pth, .pt) or "
+                        ".safetensors; the run records its name, size and sha256 (default: random initialisation)")
+    p.add_argument("--backbone-lr", type=float, metavar="X",
+                   help="the pretrained backbone's learning rate as a multiple of the hash layer's "
+                        "(default 0.1 from a weights file, 1 from random initialisation)")
+    p.add_argument("--freeze-backbone", action="store_true", default=None,
+                   help="train the hash layer only; the backbone (and its batch-norm statistics) stay the file's")
+    p.add_argument("--freeze-bn", action="store_true", default=None,
+                   help="keep the pretrained backbone's batch-norm statistics (its other weights still train)")
+    p.add_argument("--resize", type=positive_int, help="pretrained backbones: side images are resized to before "
+                                                       "the crop of --input-size (default 8/7 of it: 256 for 224)")
     p.add_argument("--epochs", type=positive_int, help=f"training epochs{of} (default: the recipe's)")
     p.add_argument("--batch-size", type=int_at_least(2), help=f"batch size{of} (default: the recipe's)")
     p.add_argument("--augment", choices=AUGMENTS, help=f"augmentation{of} (default: the recipe's)")
@@ -132,6 +149,8 @@ def training_options(args: argparse.Namespace) -> dict[str, Any]:
 
     options = {field: getattr(args, dest) for field, dest in SHARED_TRAINING_FLAGS.items()
                if getattr(args, dest, None) is not None}
+    if "backbone_weights" in options:
+        options["backbone_weights"] = str(options["backbone_weights"])
     if "precision" in options:
         options["precision"] = resolve_precision(options["precision"])
     return options

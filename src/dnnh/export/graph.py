@@ -4,9 +4,12 @@
 
 * input ``images``: uint8 ``[N, H, W, C]``, N dynamic, H = W = the run's input size and C its
   channels. The graph does **not** resize: give it images already at the run's input size
-  (onnxruntime refuses other shapes with "Got invalid dimensions for input: images").
+  (onnxruntime refuses other shapes with "Got invalid dimensions for input: images"). A run of
+  the 224 px pipeline (``resize`` in its preprocessing, the pretrained backbones) takes images
+  at the resize side (256) instead and cuts the centre crop (224) inside the graph.
 * inside: the run's preprocessing as :class:`~dnnh.data.pipeline.Preprocessing` does it (cast to
-  float, divide by 255, subtract the per-channel mean, divide by the per-channel std), then the
+  float, divide by 255, the centre crop when there is one, subtract the per-channel mean,
+  divide by the per-channel std), then the
   network of the chosen role (``database``, or ``query`` for a separate query network).
 * outputs ``bits``: uint8 ``[N, nbits]``, bit k = output k > 0.5 (docs/METHOD.md §6), and
   ``codes``: uint8 ``[N, ceil(nbits / 8)]``, bit k in byte k // 8 at position k % 8 from the
@@ -14,7 +17,8 @@
   is in the graph: the bits are padded with zeros to a multiple of 8, reshaped to
   ``[N, bytes, 8]``, multiplied by ``[1, 2, 4, ..., 128]`` and summed.
 * metadata props: ``nbits``, ``code_bytes``, ``input_size``, ``channels``, ``input_layout``,
-  ``role``, ``mean``, ``std``, ``dnnh_version``, ``run_config`` (the run's config.json),
+  ``crop`` (the centre crop's side, or the input size), ``role``, ``mean``, ``std``,
+  ``dnnh_version``, ``run_config`` (the run's config.json),
   ``bit_order``.
 
 The graph is traced by :func:`dnnh.encoder.onnx.trace`, the tracer the onnxruntime engines use for
@@ -39,20 +43,25 @@ PROTOBUF_LIMIT = 2**31 - 1
 class _Normalise(nn.Module):
     """uint8 NHWC images -> the float NCHW tensor Preprocessing makes (same ops, same order)."""
 
-    def __init__(self, mean: list[float], std: list[float]) -> None:
+    def __init__(self, mean: list[float], std: list[float], crop: tuple[int, int] | None = None) -> None:
         super().__init__()
+        self.crop = crop  # (top, side) of the centre crop, or None
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = images.permute(0, 3, 1, 2).to(torch.float32) / 255.0
+        if self.crop is not None:
+            top, side = self.crop
+            x = x[:, :, top:top + side, top:top + side]
         return (x - self.mean) / self.std
 
 
 class _ImagesToCodes(nn.Module):
-    def __init__(self, net: nn.Module, mean: list[float], std: list[float], nbits: int) -> None:
+    def __init__(self, net: nn.Module, mean: list[float], std: list[float], nbits: int,
+                 crop: tuple[int, int] | None = None) -> None:
         super().__init__()
-        self.normalise, self.net, self.nbits = _Normalise(mean, std), net, int(nbits)
+        self.normalise, self.net, self.nbits = _Normalise(mean, std, crop), net, int(nbits)
         self.nbytes = code_bytes(nbits)
         self.register_buffer("weights", torch.tensor([1 << i for i in range(8)], dtype=torch.int32))
 
@@ -68,8 +77,10 @@ class _ImagesToCodes(nn.Module):
 
 def image_graph(net: nn.Module, prep, nbits: int, opset: int = DEFAULT_OPSET):
     """uint8 ``images`` [N, S, S, C] -> ``bits`` [N, nbits], ``codes`` [N, ceil(nbits/8)] (ModelProto)."""
-    example = torch.zeros(2, prep.input_size, prep.input_size, prep.channels, dtype=torch.uint8)
-    module = _ImagesToCodes(net, list(prep.mean), list(prep.std), nbits)
+    side = getattr(prep, "load_size", prep.input_size)
+    crop = ((side - prep.input_size) // 2, prep.input_size) if side > prep.input_size else None
+    example = torch.zeros(2, side, side, prep.channels, dtype=torch.uint8)
+    module = _ImagesToCodes(net, list(prep.mean), list(prep.std), nbits, crop)
     return trace(module, example, ["images"], ["bits", "codes"], opset)
 
 
@@ -141,12 +152,15 @@ def export_onnx(run, out: str | Path, *, role: str = "database", opset: int = DE
     _check_target(out, force, run.path)
     model = run.load_model()
     proto = image_graph(network_of(model, role), run.prep, model.nbits, opset)
+    side = run.prep.load_size
     config = json.loads((run.path / CONFIG).read_text())
     props = {
         "nbits": str(model.nbits), "code_bytes": str(code_bytes(model.nbits)),
-        "input_size": str(run.prep.input_size), "channels": str(run.prep.channels),
-        "input_layout": (f"uint8 [N, {run.prep.input_size}, {run.prep.input_size}, {run.prep.channels}] (NHWC); "
-                         "images must already be at the input size: the graph does not resize"),
+        "input_size": str(side), "crop": str(run.prep.input_size), "channels": str(run.prep.channels),
+        "input_layout": (f"uint8 [N, {side}, {side}, {run.prep.channels}] (NHWC); "
+                         "images must already be at the input size: the graph does not resize"
+                         + (f" (it takes the centre {run.prep.input_size}x{run.prep.input_size} crop)"
+                            if side > run.prep.input_size else "")),
         "role": role, "separate_query_network": str(model.query_net is not None).lower(),
         "mean": json.dumps(list(run.prep.mean)), "std": json.dumps(list(run.prep.std)),
         "dnnh_version": dnnh.__version__, "run_config": json.dumps(config, sort_keys=True),
@@ -162,7 +176,7 @@ def export_onnx(run, out: str | Path, *, role: str = "database", opset: int = DE
     data = proto.SerializeToString()
     atomic_write_bytes(out, data)
     return {"path": str(out), "bytes": len(data), "nbits": model.nbits, "code_bytes": code_bytes(model.nbits),
-            "input_size": run.prep.input_size, "channels": run.prep.channels, "role": role, "opset": int(opset)}
+            "input_size": side, "channels": run.prep.channels, "role": role, "opset": int(opset)}
 
 
 def read_metadata(model_or_path) -> dict[str, str]:

@@ -174,7 +174,8 @@ class Service:
         self._token = token.encode() if token else None
         self.nbits = store.nbits
         prep = encoder.prep
-        self.channels, self.input_size = int(prep.channels), int(prep.input_size)
+        # uploads are resized to the side the run's preprocessing starts from (its crop, if any, follows)
+        self.channels, self.input_size = int(prep.channels), int(prep.load_size)
         self._thumbs: OrderedDict[int, bytes] = OrderedDict()
         self._thumbs_lock = threading.Lock()
         self._class_names = list(getattr(dataset, "class_names", None) or [])
