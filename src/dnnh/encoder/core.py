@@ -44,7 +44,8 @@ class Encoder:
 
     ``model`` is a :class:`~dnnh.nn.DNNH` (wrapped in a :class:`TorchBackend`) or a backend.
     ``batch_size`` bounds the images in memory at once; ``num_workers`` decode image files of
-    file-backed datasets in parallel processes.
+    file-backed datasets in parallel processes. Items of in-memory datasets are preprocessed on
+    the backend's device (a GPU's batches go up as uint8 and are normalised there).
     """
 
     def __init__(self, model: DNNH | EncoderBackend, prep: Preprocessing, *, batch_size: int = 512,
@@ -53,21 +54,38 @@ class Encoder:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.backend: EncoderBackend = TorchBackend(model) if isinstance(model, DNNH) else model
         self.prep, self.batch_size, self.num_workers = prep, int(batch_size), int(num_workers)
+        self.device = torch.device(getattr(self.backend, "device", "cpu"))
         #: One line: which engine computes the codes and, when ``auto`` chose it, why.
         self.reason = reason or f"engine: {self.backend.name}"
 
     @classmethod
     def from_run(cls, run: Run | str | Path, engine: str | None = None, data: Any = None,
-                 **kwargs: Any) -> "Encoder":
+                 device: str | torch.device | None = None, **kwargs: Any) -> "Encoder":
         """The encoder of a run's best model (``run``: a :class:`~dnnh.runs.Run` or its folder).
 
         ``engine``: one of :data:`~dnnh.encoder.names.ENGINE_CHOICES`, None for the default
-        (:func:`~dnnh.encoder.backends.open_backend`; ``data`` is handed to it).
+        (:func:`~dnnh.encoder.backends.open_backend`; ``data`` is handed to it). ``device``:
+        where the torch engine computes (``auto``, ``cpu``, ``cuda``, ``cuda:N``; default the
+        CPU), whatever device the run was trained on; on a GPU batches default to 2048 images.
         """
         run = run if isinstance(run, Run) else Run.open(run)
         kwargs.setdefault("num_workers", run.config.num_workers)
         choice = open_backend(engine, run, data)
-        return cls(choice.backend, run.prep, reason=choice.reason, **kwargs)
+        backend, reason = choice.backend, choice.reason
+        if device is not None:
+            from dnnh.devices import describe_device, resolve_device
+
+            place = resolve_device(device)
+            if isinstance(backend, TorchBackend):
+                backend.to(place)
+                if place.type != "cpu":
+                    reason = f"{reason} on {describe_device(place)}"
+            elif place != torch.device(getattr(backend, "device", "cpu")):
+                raise ValueError(f"engine {backend.name} chooses its own device ({getattr(backend, 'device', 'cpu')}); "
+                                 f"--device {device} applies to the torch engine")
+            if place.type == "cuda":
+                kwargs.setdefault("batch_size", 2048)
+        return cls(backend, run.prep, reason=reason, **kwargs)
 
     @property
     def nbits(self) -> int:
@@ -90,7 +108,9 @@ class Encoder:
         return [indices[i:i + self.batch_size] for i in range(0, len(indices), self.batch_size)]
 
     def _source(self, data: Any) -> BatchSource:
-        return data if isinstance(data, BatchSource) else BatchSource(data, self.prep, num_workers=self.num_workers)
+        if isinstance(data, BatchSource):
+            return data
+        return BatchSource(data, self.prep, num_workers=self.num_workers, device=self.device)
 
     def encode_images(self, images: np.ndarray, role: str = "database", progress: bool = False) -> np.ndarray:
         """Codes of uint8 images (n, H, W, C) given directly (search queries, the library API)."""
