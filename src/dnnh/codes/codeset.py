@@ -2,7 +2,8 @@
 
 ``dnnh encode`` writes one; ``dnnh eval``, ``dnnh index build`` and the baselines read it. Keys:
 ``codes`` (uint8, (n, ceil(nbits/8)), FAISS bit order), ``nbits``, ``ids`` (int64 dataset
-indices) and ``labels`` (1-D class ids or 2-D 0/1), written atomically.
+indices) and ``labels`` (1-D class ids or 2-D 0/1), and for a shard its ``provenance``
+(:mod:`dnnh.codes.provenance`), written atomically.
 
 Reading is strict because a codes file decides what ``eval`` scores: ids must be integers (a
 float id would be truncated onto another item), labels must be one per code, and a file that is
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from dnnh.codes.packing import code_bytes, pack_bits, unpack_bits
+from dnnh.codes.provenance import KEY, decode_provenance, encode_provenance
 from dnnh.errors import InputTypeError
 
 
@@ -30,6 +32,8 @@ class CodeSet:
     nbits: int
     ids: np.ndarray
     labels: np.ndarray | None = None
+    #: Where a shard came from (:mod:`dnnh.codes.provenance`); None for whole files.
+    provenance: dict | None = None
 
     def __post_init__(self) -> None:
         self.codes = np.asarray(self.codes)
@@ -73,6 +77,8 @@ class CodeSet:
         arrays = {"codes": self.codes, "nbits": np.int64(self.nbits), "ids": self.ids}
         if self.labels is not None:
             arrays["labels"] = np.asarray(self.labels)
+        if self.provenance is not None:
+            arrays[KEY] = encode_provenance(self.provenance)
         np.savez(buf, **arrays)
         atomic_write_bytes(Path(path), buf.getvalue())
 
@@ -95,7 +101,7 @@ class CodeSet:
                 if missing:
                     raise ValueError(f"{path} is not a dnnh codes file: missing {sorted(missing)}")
                 arrays = {}
-                for key in ("codes", "nbits", "ids", "labels"):
+                for key in ("codes", "nbits", "ids", "labels", KEY):
                     if key in z.files:
                         try:
                             arrays[key] = z[key]
@@ -112,8 +118,10 @@ class CodeSet:
         nbits = arrays["nbits"]
         if nbits.shape != () or nbits.dtype.kind not in "iu":
             raise ValueError(f"{where}: 'nbits' must be one integer, got {nbits.dtype} {nbits.shape}")
+        provenance = decode_provenance(arrays[KEY], where) if KEY in arrays else None
         try:
-            return cls(codes=arrays["codes"], nbits=int(nbits), ids=arrays["ids"], labels=arrays.get("labels"))
+            return cls(codes=arrays["codes"], nbits=int(nbits), ids=arrays["ids"], labels=arrays.get("labels"),
+                       provenance=provenance)
         except TypeError as exc:
             raise InputTypeError(f"{where}: {exc}") from None
         except ValueError as exc:
