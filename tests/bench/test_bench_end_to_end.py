@@ -112,7 +112,7 @@ def test_deep_entries_record_training(bench):
         assert entry["best_val_map"] == max(h["val_map"] for h in history)
         assert history[entry["best_epoch"] - 1]["val_map"] == entry["best_val_map"]
         assert entry["train_seconds"] >= entry["epoch_seconds"] == pytest.approx(sum(h["seconds"] for h in history))
-        assert entry["config"]["bits"] == 12 and entry["config"]["input_size"] == 8
+        assert entry["config"]["nbits"] == 12 and entry["config"]["input_size"] == 8
         assert entry["config"]["backbone"] == "nin-small"
     random_config = json.loads((out / "raw" / "dnnh-random_12.json").read_text())["config"]
     assert random_config["triplets"] == "random" and random_config["optimizer"] == "adamw"

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -141,22 +141,57 @@ def _speed(entries: dict[tuple[str, int], dict], nbits_list: list[int], target: 
     return out
 
 
+@dataclass(frozen=True)
+class BenchOptions:
+    """How one bench invocation runs, besides what and where (see :func:`run_bench` for each field).
+
+    Made once from :func:`run_bench`'s keywords, which it checks and normalises (seeds parsed,
+    ``tune_bits`` or ``tune_only`` implying ``tune``), then handed down whole.
+    """
+
+    split: SplitSpec = SplitSpec()
+    training: Mapping[str, Any] | None = None
+    topk: int | None = None
+    radius: int = 2
+    target_map: float | None = None
+    command: str | None = None
+    progress: bool = True
+    plots: bool = True
+    log: Callable[[str], None] = print
+    seeds: Sequence[int] | str | None = None
+    seeds_at: Sequence[int] | str | None = None
+    tune: bool = False
+    tune_bits: int | None = None
+    tune_only: bool = False
+    grids: Grids | None = None
+    adopt: Sequence[str | Path] = ()
+
+    def __post_init__(self) -> None:
+        seeds = parse_seeds(self.seeds) if self.seeds is not None else None
+        at = parse_bits(self.seeds_at) if self.seeds_at is not None else None
+        if at is not None and seeds is None:
+            raise ValueError("seeds_at names the lengths that get every seed: give the seeds too")
+        tune_bits = parse_bits([self.tune_bits])[0] if self.tune_bits is not None else None
+        normalised = {"seeds": seeds, "seeds_at": at, "tune_bits": tune_bits, "adopt": tuple(self.adopt),
+                      "tune": self.tune or self.tune_only or tune_bits is not None}
+        for name, value in normalised.items():
+            object.__setattr__(self, name, value)
+
+
 def run_bench(data: DataSource | str | Path | Any, out: str | Path, methods: Sequence[str] | str,
-              nbits: Sequence[int] | str = (12, 24, 32, 48), *, split: SplitSpec = SplitSpec(),
-              training: Mapping[str, Any] | None = None, topk: int | None = None, radius: int = 2,
-              target_map: float | None = None, command: str | None = None, progress: bool = True,
-              plots: bool = True, log: Callable[[str], None] = print, seeds: Sequence[int] | str | None = None,
-              seeds_at: Sequence[int] | str | None = None, tune: bool = False, tune_bits: int | None = None,
-              tune_only: bool = False, grids: Grids | None = None,
-              adopt: Sequence[str | Path] = ()) -> BenchResult:
+              nbits: Sequence[int] | str = (12, 24, 32, 48), options: BenchOptions | None = None,
+              **settings: Any) -> BenchResult:
     """Run ``methods`` x ``nbits`` on ``data`` into ``out``.
 
+    ``options``: a :class:`BenchOptions`; ``settings``: its fields by keyword instead (or on top):
+
     ``data``: a :class:`DataSource`, a dataset name or path, or a loaded dataset. ``split``: how
-    to split it (shared by all entries). ``training``: :class:`~dnnh.training.config.TrainConfig`
+    to split it (shared by all entries). ``training``: :class:`~dnnh.config.TrainConfig`
     fields every deep method shares (epochs, backbone, input_size, threads, ...; the seed
     defaults to the split's); unset fields keep each recipe's default. ``target_map`` fixes the
     target of the dnnh / dnnh-random speed comparison. ``command`` is recorded in results.md
-    (the CLI passes its command line).
+    (the CLI passes its command line). ``progress``: progress bars; ``plots``: the figures;
+    ``log``: where the one line per entry goes.
 
     ``seeds``: train each deep entry once per training seed (separate entries; the default seed
     keeps the plain name); ``seeds_at``: the lengths that get every seed (default: all; the
@@ -167,95 +202,108 @@ def run_bench(data: DataSource | str | Path | Any, out: str | Path, methods: Seq
     its choice. ``adopt``: run folders trained outside the bench, brought in as the entries they
     match (:mod:`dnnh.bench.adopt`).
     """
+    opts = replace(options, **settings) if options is not None else BenchOptions(**settings)
     chosen = resolve_methods(methods)
     nbits_list = parse_bits(nbits)
-    seed_list = parse_seeds(seeds) if seeds is not None else None
-    at = parse_bits(seeds_at) if seeds_at is not None else None
-    if at is not None and seed_list is None:
-        raise ValueError("seeds_at names the lengths that get every seed: give the seeds too")
-    if at is not None and set(at) - set(nbits_list):
-        raise ValueError(f"seeds_at {sorted(set(at) - set(nbits_list))} not among the bench's lengths {nbits_list}")
-    if tune_bits is not None:
-        tune, tune_bits = True, parse_bits([tune_bits])[0]
-    tune = tune or tune_only
+    if opts.seeds_at is not None and set(opts.seeds_at) - set(nbits_list):
+        raise ValueError(f"seeds_at {sorted(set(opts.seeds_at) - set(nbits_list))} not among the bench's lengths "
+                         f"{nbits_list}")
     out = Path(out)
     with lock_folder(out, "bench folder"):
-        return _run_bench(data, out, chosen, nbits_list, split, training, topk, radius, target_map, command,
-                          progress, plots, log, seed_list, at, tune, tune_bits, tune_only, grids, list(adopt))
+        return _run_bench(data, out, chosen, nbits_list, opts)
 
 
-def _run_bench(data: Any, out: Path, chosen: list[Method], nbits_list: list[int], split: SplitSpec,
-               training: Mapping[str, Any] | None, topk: int | None, radius: int, target_map: float | None,
-               command: str | None, progress: bool, plots: bool, log: Callable[[str], None],
-               seed_list: list[int] | None, seeds_at: list[int] | None, tune: bool, tune_bits: int | None,
-               tune_only: bool, grids: Grids | None, adopt: list[str | Path]) -> BenchResult:
-    dataset, source = _load_dataset(data)
-    name = getattr(dataset, "name", str(data))
-    split_settings = {"data": source.data if source is not None else name, **split.settings()}
-    the_split = _prepare_split(out, dataset, split_settings, split)
-    common = dict(training or {})
-    common.setdefault("seed", split.seed)
-    ctx = BenchContext(dataset=dataset, source=source, split=the_split, out=out, common=common, seed=split.seed,
-                       topk=topk, radius=radius, progress=progress, log=log, seeds=list(seed_list or []),
-                       split_sha256=hashlib.sha256((out / "split.json").read_bytes()).hexdigest())
+def _run_bench(data: Any, out: Path, chosen: list[Method], nbits_list: list[int], opts: BenchOptions) -> BenchResult:
+    """Set up, tune if asked, plan the entries, then run each one not finished before."""
+    ctx = _context(data, out, opts)
     for m in chosen:  # settings errors (a clash of shared options) before hours of training
         if m.kind == "deep":
             for b in nbits_list:
-                m.train_config(b, common)
-    command = command or f"dnnh.bench.run_bench({name!r}, {str(out)!r}, methods={[m.name for m in chosen]}, " \
-                         f"nbits={nbits_list})"
-    if tune:  # at the length asked for, else the one this folder was tuned at, else the largest
+                m.train_config(b, ctx.common)
+    name = getattr(ctx.dataset, "name", str(data))
+    command = opts.command or f"dnnh.bench.run_bench({name!r}, {str(out)!r}, methods={[m.name for m in chosen]}, " \
+                              f"nbits={nbits_list})"
+    if opts.tune:  # at the length asked for, else the one this folder was tuned at, else the largest
         saved = read_tuning(out)
-        bits = tune_bits or (saved["bits"] if saved is not None else max(nbits_list))
-        run_tuning(ctx, chosen, bits, grids, log)
+        bits = opts.tune_bits or (saved["bits"] if saved is not None else max(nbits_list))
+        run_tuning(ctx, chosen, bits, opts.grids, opts.log)
     chosen, tuning = tuned_methods(ctx, chosen)
     ctx.methods = {m.name: m for m in chosen}
-    seeds = seed_list or [ctx.default_seed]
+    layout = _plan(ctx, chosen, nbits_list, opts, tuning)
+    entries: dict[tuple[str, int, int | None], dict] = {}
+    if opts.tune_only:
+        summary = _write_summary(out, ctx, layout, entries, command, opts.target_map, plots=False)
+        return BenchResult(out=out, entries=[], split=ctx.split, speed=[], summary=summary)
+    _run_entries(ctx, layout, entries, lambda: _write_summary(out, ctx, layout, entries, command, opts.target_map,
+                                                             plots=False))
+    summary = _write_summary(out, ctx, layout, entries, command, opts.target_map, plots=opts.plots)
+    ordered = [entries[k] for k in layout.keys()]
+    return BenchResult(out=out, entries=ordered, split=ctx.split, speed=summary["speed"], summary=summary)
+
+
+def _context(data: Any, out: Path, opts: BenchOptions) -> BenchContext:
+    """The data loaded, the split written (or checked) and what every entry shares."""
+    dataset, source = _load_dataset(data)
+    name = getattr(dataset, "name", str(data))
+    split_settings = {"data": source.data if source is not None else name, **opts.split.settings()}
+    the_split = _prepare_split(out, dataset, split_settings, opts.split)
+    common = dict(opts.training or {})
+    common.setdefault("seed", opts.split.seed)
+    return BenchContext(dataset=dataset, source=source, split=the_split, out=out, common=common,
+                        seed=opts.split.seed, topk=opts.topk, radius=opts.radius, progress=opts.progress,
+                        log=opts.log, seeds=list(opts.seeds or []),
+                        split_sha256=hashlib.sha256((out / "split.json").read_bytes()).hexdigest())
+
+
+def _plan(ctx: BenchContext, chosen: list[Method], nbits_list: list[int], opts: BenchOptions,
+          tuning: dict | None) -> "_Layout":
+    """Every (method, bits, seed) entry in order; adopted runs and the tuning's chosen runs brought in."""
+    seeds = list(opts.seeds or [ctx.default_seed])
+    seeds_at = opts.seeds_at
 
     def seeds_of(m: Method, b: int) -> list[int | None]:
         if m.kind != "deep":
             return [None]
         return seeds if seeds_at is None or b in seeds_at else seeds[:1]
 
-    order = sorted(chosen, key=lambda m: ("shallow", "deep", "features").index(m.kind))
-    todo = [(m, b, s) for b in nbits_list for m in order for s in seeds_of(m, b)]
-    for run in adopt:
-        adopt_run(run, ctx, todo, log)
+    layout = _Layout(chosen, nbits_list, seeds_of, seeds, seeds_at, tuning)
+    todo = layout.todo()
+    for run in opts.adopt:
+        adopt_run(run, ctx, todo, opts.log)
     if tuning is not None:  # the chosen tuning run is the table's entry at the tuning length and seed
         for m, b, s in todo:
             rec = tuning["methods"].get(m.name)
-            fresh = not ctx.run_dir(m, b, s).exists() and not (out / "raw" / f"{ctx.entry_name(m, b, s)}.json").exists()
+            fresh = not ctx.run_dir(m, b, s).exists() and not (ctx.out / "raw" / f"{ctx.entry_name(m, b, s)}.json").exists()
             if m.tuned and rec and b == tuning["bits"] and ctx.common_for(s)["seed"] == tuning["seed"] and fresh:
-                adopt_run(out / rec["choice_run"], ctx, [(m, b, s)], log)
-    layout = _Layout(chosen, nbits_list, seeds_of, seeds, seeds_at, tuning)
-    entries: dict[tuple[str, int, int | None], dict] = {}
-    if tune_only:
-        summary = _write_summary(out, ctx, layout, entries, command, target_map, plots=False)
-        return BenchResult(out=out, entries=[], split=the_split, speed=[], summary=summary)
+                adopt_run(ctx.out / rec["choice_run"], ctx, [(m, b, s)], opts.log)
+    return layout
+
+
+def _run_entries(ctx: BenchContext, layout: "_Layout", entries: dict[tuple[str, int, int | None], dict],
+                 write_summary: Callable[[], dict]) -> None:
+    """Each entry: read back when finished before, else run and saved; the summary rewritten after each."""
+    todo, several = layout.todo(), len(layout.seeds) > 1
     # Every finished entry is checked before anything runs, so a settings clash fails at once.
-    paths = {(m.name, b, s): out / "raw" / f"{ctx.entry_name(m, b, s)}.json" for m, b, s in todo}
+    paths = {(m.name, b, s): ctx.out / "raw" / f"{ctx.entry_name(m, b, s)}.json" for m, b, s in todo}
     finished = {(m.name, b, s): load_finished(paths[m.name, b, s], signature(m, b, ctx, s), ctx)
                 for m, b, s in todo}
-    log(f"{name}: {len(dataset)} items; {the_split.summary()}; {len(todo)} entries into {out}, "
-        f"{sum(e is not None for e in finished.values())} finished before")
+    ctx.log(f"{getattr(ctx.dataset, 'name', '?')}: {len(ctx.dataset)} items; {ctx.split.summary()}; {len(todo)} "
+            f"entries into {ctx.out}, {sum(e is not None for e in finished.values())} finished before")
     for number, (method, b, seed) in enumerate(todo, start=1):
         key = (method.name, b, seed)
-        what = f"{method.name} at {b} bits" + (f", seed {seed}" if len(seeds) > 1 and seed is not None else "")
+        what = f"{method.name} at {b} bits" + (f", seed {seed}" if several and seed is not None else "")
         entry = finished[key]
         if entry is None:
-            log(f"[{number}/{len(todo)}] {what} ...")
+            ctx.log(f"[{number}/{len(todo)}] {what} ...")
             entry = RUNNERS[method.kind](method, b, ctx, seed)
             atomic_write_text(paths[key], json.dumps(entry, indent=2))
             status = "done"
         else:
             status = "finished before, read back"
         entries[key] = entry
-        log(f"[{number}/{len(todo)}] {what}: MAP {entry['report']['map']:.4f}, "
-            f"{entry['train_seconds']:.1f}s ({status})")
-        _write_summary(out, ctx, layout, entries, command, target_map, plots=False)
-    summary = _write_summary(out, ctx, layout, entries, command, target_map, plots=plots)
-    ordered = [entries[m.name, b, s] for m in chosen for b in nbits_list for s in seeds_of(m, b)]
-    return BenchResult(out=out, entries=ordered, split=the_split, speed=summary["speed"], summary=summary)
+        ctx.log(f"[{number}/{len(todo)}] {what}: MAP {entry['report']['map']:.4f}, "
+                f"{entry['train_seconds']:.1f}s ({status})")
+        write_summary()
 
 
 @dataclass
@@ -270,7 +318,13 @@ class _Layout:
     tuning: dict | None
 
     def keys(self) -> list[tuple[str, int, int | None]]:
+        """(method, bits, seed) in the table's order: by method, then length, then seed."""
         return [(m.name, b, s) for m in self.chosen for b in self.nbits for s in self.seeds_of(m, b)]
+
+    def todo(self) -> list[tuple[Method, int, int | None]]:
+        """The entries in the order they run: shallow methods first, then deep, then on deep features."""
+        order = sorted(self.chosen, key=lambda m: ("shallow", "deep", "features").index(m.kind))
+        return [(m, b, s) for b in self.nbits for m in order for s in self.seeds_of(m, b)]
 
 
 def _write_summary(out: Path, ctx: BenchContext, layout: _Layout, entries: dict[tuple[str, int, int | None], dict],
@@ -327,4 +381,4 @@ def shell_command(argv: Sequence[str]) -> str:
     return shlex.join(["dnnh", *argv])
 
 
-__all__ = ["BenchResult", "parse_bits", "parse_seeds", "run_bench", "shell_command"]
+__all__ = ["BenchOptions", "BenchResult", "parse_bits", "parse_seeds", "run_bench", "shell_command"]

@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from dnnh.codes import CodeSet
+    from dnnh.codes.shards import shard_name
     from dnnh.encoder import Encoder
     from dnnh.locks import lock_folder
     from dnnh.runs import CODES, Run
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         idx = np.array_split(run.split.database, n)[i]  # contiguous shares: the parts concatenate to the database
         part = CodeSet.from_bits(encoder.encode_items(dataset, idx, progress=show_bars()), ids=idx,
                                  labels=dataset.labels[idx])
-        name = f"codes_database.part-{i:03d}-of-{n:03d}.npz"
+        name = shard_name(i, n)
         with lock_folder(out, "output folder"):
             part.save(out / name)
         print(f"wrote part {i} of {n}: {len(part)} database codes of {part.nbits} bits to {out / name}")
