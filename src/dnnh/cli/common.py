@@ -100,7 +100,7 @@ SHARED_TRAINING_FLAGS = {"backbone": "backbone", "input_size": "input_size", "ep
                          "erase": "erase", "dropout": "dropout", "val_every": "val_every", "threads": "threads",
                          "num_workers": "workers", "precision": "precision", "backbone_weights": "backbone_weights",
                          "backbone_lr": "backbone_lr", "freeze_backbone": "freeze_backbone", "freeze_bn": "freeze_bn",
-                         "resize": "resize"}
+                         "resize": "resize", "device": "device", "compile": "compile"}
 
 
 def add_shared_training_args(p: argparse.ArgumentParser, every: bool = False) -> None:
@@ -137,10 +137,45 @@ def add_shared_training_args(p: argparse.ArgumentParser, every: bool = False) ->
                    help="validate (and keep the best model) every N epochs (default 1)")
     p.add_argument("--threads", type=positive_int, help="torch threads")
     p.add_argument("--precision", choices=(*PRECISIONS, "auto"),
-                   help=f"arithmetic of the backbone while training{of}: fp32, bf16 autocast, or auto (the "
-                        "modern recipe's default: bf16 on CPUs with AMX or AVX512-BF16, else fp32; the paper "
+                   help=f"arithmetic of the backbone while training{of}: fp32, bf16 autocast, fp16 autocast with "
+                        "loss scaling (CUDA only), or auto (the modern recipe's default: on CUDA bf16 from compute "
+                        "capability 8.0, else fp16; on CPUs bf16 with AMX or AVX512-BF16, else fp32; the paper "
                         "recipe: fp32); config.json records the choice")
     p.add_argument("--workers", type=non_negative_int, help="decoding worker processes for image files (default 2)")
+    add_device_arg(p, f"train{of}")
+    p.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile the backbone (opt-in; where it cannot compile, one line and eager training)")
+
+
+#: What ``--device`` says in every command's help.
+DEVICE_HELP = ("auto (default: CUDA where torch sees a GPU, else the CPU; the choice is printed once), cpu, "
+               "cuda (the current GPU) or cuda:N. A run trained on one device opens, resumes and encodes on any")
+
+
+def add_device_arg(p: argparse.ArgumentParser, what: str = "encode") -> None:
+    """``--device``: where ``what`` runs (see :mod:`dnnh.devices`)."""
+    p.add_argument("--device", metavar="{auto,cpu,cuda,cuda:N}", help=f"where to {what}: {DEVICE_HELP}")
+
+
+def device_of(args: argparse.Namespace):
+    """The torch device ``--device`` names (auto when not given); a GPU that is not here is one line
+    (:class:`dnnh.config.DeviceError`). auto's choice is said once on stderr where it picked a GPU
+    or ``--device auto`` was given (without the flag a CPU machine prints what it always did)."""
+    from dnnh.devices import resolve_device
+
+    spec = getattr(args, "device", None)
+    device = resolve_device(spec or "auto")
+    if spec is not None or device.type != "cpu":
+        resolve_device(spec or "auto", announce=lambda line: print(line, file=sys.stderr))
+    return device
+
+
+def encoder_device(args: argparse.Namespace):
+    """The ``device=`` for :meth:`Encoder.from_run`: ``--device`` (auto when not given) for the torch
+    engine; for the others only when ``--device`` was given (they choose their own device)."""
+    if getattr(args, "engine", None) in (None, "torch") or getattr(args, "device", None) is not None:
+        return device_of(args)
+    return None
 
 
 def training_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -151,8 +186,12 @@ def training_options(args: argparse.Namespace) -> dict[str, Any]:
                if getattr(args, dest, None) is not None}
     if "backbone_weights" in options:
         options["backbone_weights"] = str(options["backbone_weights"])
+    if hasattr(args, "device"):  # train and bench: where they train, auto's choice said once
+        from dnnh.devices import device_name
+
+        options["device"] = device_name(device_of(args))
     if "precision" in options:
-        options["precision"] = resolve_precision(options["precision"])
+        options["precision"] = resolve_precision(options["precision"], options.get("device", "cpu"))
     return options
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dnnh.cli.common import add_data_args, run_data, show_bars
+from dnnh.cli.common import add_data_args, add_device_arg, encoder_device, run_data, show_bars
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="encode share I of N of the database only (0 <= I < N), into "
                         "codes_database.part-I-of-N.npz; `dnnh index build --codes` merges the parts")
     add_engine_arg(p)
+    add_device_arg(p)
     p.set_defaults(func=run)
 
 
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     run = Run.open(args.run)
     out = args.out or args.run
     if args.images:
-        encoder = Encoder.from_run(run, engine=args.engine, data=_data_if_named(args))
+        encoder = Encoder.from_run(run, engine=args.engine, data=_data_if_named(args), device=encoder_device(args))
         say_engine(encoder)
         codes = CodeSet.from_bits(encoder.encode_files(args.images, progress=show_bars()))
         with lock_folder(out, "output folder"):
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {len(codes)} codes of {codes.nbits} bits to {out / 'codes_images.npz'}")
         return 0
     dataset = run_data(run, args)
-    encoder = Encoder.from_run(run, engine=args.engine, data=dataset)
+    encoder = Encoder.from_run(run, engine=args.engine, data=dataset, device=encoder_device(args))
     say_engine(encoder)
     if args.shard is not None:
         i, n = args.shard

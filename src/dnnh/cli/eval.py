@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from dnnh.cli.common import add_data_args, non_negative_int, positive_int, run_data, show_bars
+from dnnh.cli.common import add_data_args, add_device_arg, device_of, non_negative_int, positive_int, run_data, show_bars
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--topk", type=positive_int, help="also report MAP@K")
     p.add_argument("--radius", type=non_negative_int, default=2, help="Hamming radius for precision within radius (default 2)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_device_arg(p, "encode the run's split")
     p.set_defaults(func=run)
 
 
@@ -32,8 +33,12 @@ def run(args: argparse.Namespace) -> int:
         report = score_codes(CodeSet.load(args.query_codes), CodeSet.load(args.db_codes), topk=args.topk,
                              radius=args.radius)
     elif args.run:
+        from dnnh.encoder import Encoder
+
         run = Run.open(args.run)
-        report = evaluate_run(run, run_data(run, args), topk=args.topk, radius=args.radius, progress=show_bars())
+        encoder = Encoder.from_run(run, device=device_of(args))
+        report = evaluate_run(run, run_data(run, args), topk=args.topk, radius=args.radius, progress=show_bars(),
+                              encoder=encoder)
         print(f"wrote {args.run / METRICS} and {args.run / 'pr_curve.png'}")
     else:
         raise ValueError("give --run DIR, or --query-codes and --db-codes")

@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 from typing import Iterator
 
+from dnnh.cli.common import add_device_arg
 from dnnh.cli.encode import add_engine_arg
 from dnnh.codes import CodeSet
 from dnnh.codes.shards import check_shards
@@ -40,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--data", help="with --run: the dataset, if not the one the run was trained on")
     build.add_argument("--root", help="with --run --data: the dataset's folder")
     add_engine_arg(build, prefix="with --run: ")
+    add_device_arg(build, "encode (with --run)")
     build.add_argument("--out", type=Path, help="index file to write (.dhi), replaced atomically (hamming backend)")
     build.add_argument("--force", action="store_true", help="replace --out even if it is not a dnnh index")
     add_backend_args(build)
@@ -149,7 +151,7 @@ def memory_report(index) -> str:
 
 
 def _encode_run_database(args: argparse.Namespace) -> CodeSet:
-    from dnnh.cli.common import run_data, show_bars
+    from dnnh.cli.common import encoder_device, run_data, show_bars
     from dnnh.cli.encode import say_engine
     from dnnh.encoder import Encoder
     from dnnh.runs import Run
@@ -157,7 +159,7 @@ def _encode_run_database(args: argparse.Namespace) -> CodeSet:
     run = Run.open(args.run)
     dataset = run_data(run, args)
     idx = run.split.database
-    encoder = Encoder.from_run(run, engine=args.engine, data=dataset)
+    encoder = Encoder.from_run(run, engine=args.engine, data=dataset, device=encoder_device(args))
     say_engine(encoder)
     bits = encoder.encode_items(dataset, idx, progress=show_bars())
     return CodeSet.from_bits(bits, ids=idx, labels=dataset.labels[idx])

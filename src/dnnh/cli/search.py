@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dnnh.cli.common import positive_int
+from dnnh.cli.common import add_device_arg, encoder_device, positive_int
 from dnnh.cli.encode import add_engine_arg
 from dnnh.cli.index import add_backend_args, open_milvus
 
@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="print ids and distances only (the run's dataset is not loaded for labels and paths)")
     add_backend_args(p)
     add_engine_arg(p)
+    add_device_arg(p)
     p.set_defaults(func=run)
 
 
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from dnnh.index import HammingIndex
     from dnnh.runs import CODES
 
-    encoder = Encoder.from_run(args.run, engine=args.engine)
+    encoder = Encoder.from_run(args.run, engine=args.engine, device=encoder_device(args))
     bits = encoder.encode_files(args.images)
     if args.backend == "milvus":
         index = open_milvus(args, encoder.nbits)

@@ -15,7 +15,7 @@ import socket
 import sys
 from pathlib import Path
 
-from dnnh.cli.common import positive_int
+from dnnh.cli.common import add_device_arg, encoder_device, positive_int
 from dnnh.cli.encode import add_engine_arg
 
 MISSING_EXTRA = ("dnnh serve needs the 'serve' extra (FastAPI, uvicorn, python-multipart): "
@@ -73,6 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-k", type=positive_int, default=DEFAULT_K_MAX,
                    help=f"most results one request may ask for (default {DEFAULT_K_MAX})")
     add_engine_arg(p)
+    add_device_arg(p, "run the model")
     p.add_argument("--threads", type=positive_int, default=1,
                    help="threads one model call may use (default 1: concurrent requests are batched "
                         "and the index and decoding use the other cores)")
@@ -90,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from dnnh.serve.tokens import read_token
 
     token = read_token(args.token_file)
+    device = encoder_device(args)  # a GPU that is not here: one line, before the port is taken
     sock = _listen(args.host, args.port)  # before the model loads: a busy port is said at once
     try:
         import torch
@@ -97,10 +99,15 @@ def run(args: argparse.Namespace) -> int:
         from dnnh.serve.app import create_app
 
         torch.set_num_threads(args.threads)
+        on_gpu = {}  # the CPU keeps the service's own lazily built encoder
+        if device is not None and device.type != "cpu":
+            from dnnh.encoder import Encoder
+
+            on_gpu["encoder"] = Encoder.from_run(args.run, engine=args.engine, device=device, num_workers=0)
         app = create_app(args.run, index=args.index, store=args.store, token=token, engine=args.engine,
                          max_upload_mb=args.max_upload_mb, max_megapixels=args.max_megapixels, k_max=args.max_k,
                          max_decode_mb=args.max_decode_mb, max_concurrent_uploads=args.max_concurrent_uploads,
-                         allowed_hosts=allowed_hosts(args.host, args.allow_host))
+                         allowed_hosts=allowed_hosts(args.host, args.allow_host), **on_gpu)
         service = app.state.service
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
