@@ -1,9 +1,10 @@
 """The package's import graph: layers read bottom-up and no module imports itself back.
 
 Every ``import`` counts, including those inside functions (a lazy import is still a
-dependency). The layers follow the data's flow: similarity (labels and distances) -> networks
-and miners -> data, codes, losses -> index, metrics -> runs, training, encoder, evaluation ->
-bench and the service -> the command line. A module may import its own layer or lower ones.
+dependency). The layers follow the data's flow, bottom-up: errors, checks,
+machine, similarity -> devices, networks and miners -> the config -> data, codes, losses ->
+index, metrics -> runs -> encoder -> training (and export) -> evaluation -> bench and the
+service -> the command line. A module may import its own layer or lower ones.
 """
 
 from __future__ import annotations
@@ -15,11 +16,15 @@ import dnnh
 
 ROOT = Path(dnnh.__file__).parent
 LAYERS = [
-    ["dnnh", "dnnh.atomic", "dnnh.checks", "dnnh.locks", "dnnh.machine", "dnnh.similarity"],
-    ["dnnh.nn", "dnnh.miners"],
+    ["dnnh", "dnnh.atomic", "dnnh.locks", "dnnh.machine", "dnnh.similarity", "dnnh.errors", "dnnh.checks"],
+    ["dnnh.devices", "dnnh.nn", "dnnh.miners"],
+    ["dnnh.config"],
     ["dnnh.data", "dnnh.codes", "dnnh.losses", "dnnh.baselines"],
     ["dnnh.index", "dnnh.metrics"],
-    ["dnnh.config", "dnnh.runs", "dnnh.training", "dnnh.encoder", "dnnh.evaluation", "dnnh.export"],
+    ["dnnh.runs"],
+    ["dnnh.encoder"],
+    ["dnnh.training", "dnnh.export"],
+    ["dnnh.evaluation"],
     ["dnnh.bench", "dnnh.demo", "dnnh.serve"],
     ["dnnh.cli", "dnnh.__main__", "dnnh.testing"],
 ]

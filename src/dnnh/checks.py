@@ -10,9 +10,30 @@ from __future__ import annotations
 
 import functools
 import numbers
+import re
 from typing import Any, Callable, TypeVar
 
+from dnnh.errors import InputError
+
 F = TypeVar("F", bound=Callable[..., None])
+
+#: What a device is named by (``cuda:N`` too): see :mod:`dnnh.devices`.
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+class DeviceError(InputError):
+    """A device that is misnamed, or asked for and not here, said in one line (the CLI prints it)."""
+
+
+_DEVICE_NAME = re.compile(r"^(auto|cpu|cuda)(?::(\d+))?$")
+
+
+def parse_device(spec: str) -> tuple[str, int | None]:
+    """``"cuda:1"`` -> ``("cuda", 1)``; refuses anything but auto, cpu, cuda, cuda:N."""
+    match = _DEVICE_NAME.match(str(spec).strip().lower())
+    if match is None or (match.group(2) is not None and match.group(1) != "cuda"):
+        raise DeviceError(f"device must be one of {', '.join(DEVICE_CHOICES)} or cuda:N, got {spec!r}")
+    return match.group(1), None if match.group(2) is None else int(match.group(2))
 
 
 def check_nbits(nbits: Any, name: str = "nbits") -> int:

@@ -38,12 +38,10 @@ recipe stays fp32: it reproduces the paper's arithmetic.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from dnnh.checks import accept_old_bits_keyword, check_nbits
-from dnnh.errors import InputError
+from dnnh.checks import DEVICE_CHOICES, DeviceError, accept_old_bits_keyword, check_nbits, parse_device  # noqa: F401
 from dnnh.machine import bf16_is_fast
 
 if TYPE_CHECKING:
@@ -76,8 +74,6 @@ PRETRAINED_FIELDS = ("backbone_weights", "backbone_lr", "freeze_backbone", "free
 PRETRAINED_LR = 0.1
 #: Training arithmetic: fp32, bf16 autocast, fp16 autocast with loss scaling (CUDA only); see dnnh.devices.
 PRECISIONS = ("fp32", "bf16", "fp16")
-#: What a device is named by (``cuda:N`` too): see :mod:`dnnh.devices`.
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
 #: Fields that change how fast a run goes, not what it computes.
 RUNTIME_FIELDS = ("threads", "num_workers", "device", "compile")
 #: Runtime fields a resumed run may change: it continues on another device, compiled or not.
@@ -99,21 +95,6 @@ def predates_reform(config: dict) -> tuple[str, str] | None:
     """(field, when) if ``config`` (a saved config dict) was trained under a loss's old formula."""
     reform = REFORMED.get(config.get("loss"))
     return reform if reform is not None and reform[0] not in config else None
-
-
-class DeviceError(InputError):
-    """A device that is misnamed, or asked for and not here, said in one line (the CLI prints it)."""
-
-
-_DEVICE_NAME = re.compile(r"^(auto|cpu|cuda)(?::(\d+))?$")
-
-
-def parse_device(spec: str) -> tuple[str, int | None]:
-    """``"cuda:1"`` -> ``("cuda", 1)``; refuses anything but auto, cpu, cuda, cuda:N."""
-    match = _DEVICE_NAME.match(str(spec).strip().lower())
-    if match is None or (match.group(2) is not None and match.group(1) != "cuda"):
-        raise DeviceError(f"device must be one of {', '.join(DEVICE_CHOICES)} or cuda:N, got {spec!r}")
-    return match.group(1), None if match.group(2) is None else int(match.group(2))
 
 
 def resolve_device_name(device: str) -> str:

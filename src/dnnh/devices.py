@@ -24,7 +24,7 @@ from typing import Callable
 
 import torch
 
-from dnnh.config import DEVICE_CHOICES, DeviceError, parse_device  # noqa: F401  (named there: no torch)
+from dnnh.checks import DEVICE_CHOICES, DeviceError, parse_device  # noqa: F401  (named there: no torch)
 from dnnh.machine import bf16_is_fast
 
 #: First compute capability with bf16 tensor cores (Ampere, sm_80).

@@ -47,5 +47,5 @@ def test_fc_encoder_bits_see_all_features():
 
 
 def test_in_features_must_divide():
-    with pytest.raises(ValueError, match="multiple of bits"):
+    with pytest.raises(ValueError, match="multiple of nbits"):
         DivideAndEncode(101, 2)

@@ -23,14 +23,13 @@ _LAZY = {
     "Encoder": "dnnh.encoder.core",
     "BACKENDS": "dnnh.encoder.backends", "EncoderBackend": "dnnh.encoder.backends",
     "EngineChoice": "dnnh.encoder.backends", "TorchBackend": "dnnh.encoder.backends",
-    "make_backend": "dnnh.encoder.backends", "open_backend": "dnnh.encoder.backends",
+    "make_backend": "dnnh.encoder.auto", "open_backend": "dnnh.encoder.auto",
     "choose_auto": "dnnh.encoder.auto",
 }
 
 if TYPE_CHECKING:
-    from dnnh.encoder.auto import choose_auto
-    from dnnh.encoder.backends import (BACKENDS, EncoderBackend, EngineChoice, TorchBackend, make_backend,
-                                       open_backend)
+    from dnnh.encoder.auto import choose_auto, make_backend, open_backend
+    from dnnh.encoder.backends import BACKENDS, EncoderBackend, EngineChoice, TorchBackend
     from dnnh.encoder.core import Encoder
 
 

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from dnnh.encoder.backends import BACKENDS, EngineChoice, OnnxRuntimeBackend, TorchBackend, run_images
+from dnnh.encoder.backends import BACKENDS, EncoderBackend, EngineChoice, OnnxRuntimeBackend, TorchBackend, run_images
+from dnnh.encoder.names import AUTO, check_engine
 from dnnh.encoder.onnx import ROLES
 
 AUTO_ORDER = ("onnxruntime",)
@@ -64,3 +65,20 @@ def choose_auto(run, data: Any = None, sample: int = AUTO_SAMPLE) -> EngineChoic
                                          f"database images{ties}")
         notes.append(f"{name}: {far} bits differ from torch fp32 on {len(images)} database images")
     return EngineChoice(TorchBackend(model), "auto chose torch" + (f" ({'; '.join(notes)})" if notes else ""))
+
+
+def make_backend(engine: str, run, data: Any = None) -> EncoderBackend:
+    """The backend of ``engine`` (a name of :data:`ENGINES` or ``auto``) for ``run``'s best model.
+
+    ``data``: the dataset to draw images from where the engine needs some (int8 calibration,
+    ``auto``'s check), instead of the one the run was trained on. :func:`open_backend` also says why.
+    """
+    return open_backend(engine, run, data).backend
+
+
+def open_backend(engine: str | None, run, data: Any = None) -> EngineChoice:
+    """The backend of ``engine`` (None: :data:`~dnnh.encoder.names.DEFAULT_ENGINE`) with its reason."""
+    engine = check_engine(engine)
+    if engine == AUTO:
+        return choose_auto(run, data)
+    return EngineChoice(BACKENDS[engine](run, data), f"engine: {engine}")

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from dnnh import machine
-from dnnh.encoder.names import AUTO, ENGINES, check_engine
+from dnnh.encoder.names import ENGINES
 from dnnh.encoder.onnx import DEFAULT_OPSET, ROLES, float_graph, network_of, require_onnx
 from dnnh.nn import DNNH
 
@@ -279,28 +279,9 @@ if tuple(BACKENDS) != ENGINES:  # pragma: no cover - the names module lists them
     raise ImportError(f"dnnh.encoder.names.ENGINES {ENGINES} must name BACKENDS {tuple(BACKENDS)}")
 
 
-def make_backend(engine: str, run, data: Any = None) -> EncoderBackend:
-    """The backend of ``engine`` (a name of :data:`ENGINES` or ``auto``) for ``run``'s best model.
-
-    ``data``: the dataset to draw images from where the engine needs some (int8 calibration,
-    ``auto``'s check), instead of the one the run was trained on. :func:`open_backend` also says why.
-    """
-    return open_backend(engine, run, data).backend
-
-
 @dataclass(frozen=True)
 class EngineChoice:
     """A backend and the one line that says why it computes the codes (``auto``: what it checked)."""
 
     backend: EncoderBackend
     reason: str
-
-
-def open_backend(engine: str | None, run, data: Any = None) -> EngineChoice:
-    """The backend of ``engine`` (None: :data:`~dnnh.encoder.names.DEFAULT_ENGINE`) with its reason."""
-    engine = check_engine(engine)
-    if engine == AUTO:
-        from dnnh.encoder.auto import choose_auto
-
-        return choose_auto(run, data)
-    return EngineChoice(BACKENDS[engine](run, data), f"engine: {engine}")

@@ -33,7 +33,8 @@ from tqdm.auto import tqdm
 from dnnh.codes import CodeSet
 from dnnh.data.pipeline import BatchSource, Preprocessing
 from dnnh.data.splits import Split
-from dnnh.encoder.backends import EncoderBackend, TorchBackend, open_backend
+from dnnh.encoder.auto import open_backend
+from dnnh.encoder.backends import EncoderBackend, TorchBackend
 from dnnh.encoder.names import ROLES
 from dnnh.nn import DNNH
 from dnnh.runs import Run
@@ -64,7 +65,7 @@ class Encoder:
         """The encoder of a run's best model (``run``: a :class:`~dnnh.runs.Run` or its folder).
 
         ``engine``: one of :data:`~dnnh.encoder.names.ENGINE_CHOICES`, None for the default
-        (:func:`~dnnh.encoder.backends.open_backend`; ``data`` is handed to it). ``device``:
+        (:func:`~dnnh.encoder.auto.open_backend`; ``data`` is handed to it). ``device``:
         where the torch engine computes (``auto``, ``cpu``, ``cuda``, ``cuda:N``; default the
         CPU), whatever device the run was trained on; on a GPU batches default to 2048 images.
         """

@@ -139,34 +139,3 @@ def fit_report(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.T
     if shapes:
         problems.append(f"{len(shapes)} wrong shapes: {_first(shapes)}")
     return "; ".join(problems) or None
-
-
-def _looks_like(state: Mapping[str, torch.Tensor], but_not: str) -> str:
-    """", it fits resnet50" when the file fits another backbone (built on the meta device: no memory)."""
-    from dnnh.nn.backbones import BACKBONES
-    for other, spec in BACKBONES.items():
-        if other == but_not:
-            continue
-        with torch.device("meta"):
-            expected = spec.build().state_dict()
-        if fit_report(adapt_state_dict(dict(state), spec.heads, spec.renames), expected) is None:
-            return f"; it fits {other} ({spec.layout} layout)"
-    return ""
-
-
-def load_backbone_weights(module: nn.Module, name: str, path: str | Path) -> WeightsFile:
-    """Load the file at ``path`` into backbone ``module`` (named ``name``), strictly; its provenance."""
-    from dnnh.nn.backbones import backbone_spec
-    spec = backbone_spec(name)
-    raw = read_state_dict(path)
-    state = adapt_state_dict(raw, spec.heads, spec.renames)
-    expected = module.state_dict()
-    problem = fit_report(state, expected)
-    if problem is not None:
-        raise ValueError(f"{Path(path).name} does not fit {name} ({spec.layout} layout): {problem}"
-                         f"{_looks_like(raw, name)}")
-    for key, value in expected.items():  # files from before PyTorch 0.4.1 have no batch counters
-        if key.endswith("num_batches_tracked") and key not in state:
-            state[key] = torch.zeros_like(value)
-    module.load_state_dict(state, strict=True)
-    return WeightsFile.of(path)

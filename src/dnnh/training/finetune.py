@@ -18,7 +18,7 @@ from torch import nn
 from dnnh.config import TrainConfig
 from dnnh.data.pipeline import Preprocessing
 from dnnh.nn import BACKBONES, DNNH, PRESETS
-from dnnh.nn.weights import load_backbone_weights
+from dnnh.nn.backbones import load_backbone_weights
 
 #: DeepHash-pytorch's 256 -> 224: the resize side is 8/7 of the crop.
 RESIZE_RATIO = 8 / 7

@@ -20,7 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import torch
 from torch import nn
+
+from dnnh.nn.weights import WeightsFile, adapt_state_dict, fit_report, read_state_dict
 
 from dnnh.nn.backbones import resnet, vgg, vit
 
@@ -88,9 +91,37 @@ def build_backbone(name: str, weights: str | Path | None = None) -> nn.Module:
     module = spec.build()
     module.weights_file = None
     if weights is not None:
-        from dnnh.nn.weights import load_backbone_weights
         module.weights_file = load_backbone_weights(module, name, weights)
     return module
 
 
-__all__ = ["BACKBONES", "BackboneSpec", "IMAGENET_MEAN", "IMAGENET_STD", "backbone_spec", "build_backbone"]
+def _looks_like(state: Mapping[str, torch.Tensor], but_not: str) -> str:
+    """", it fits resnet50" when the file fits another backbone (built on the meta device: no memory)."""
+    for other, spec in BACKBONES.items():
+        if other == but_not:
+            continue
+        with torch.device("meta"):
+            expected = spec.build().state_dict()
+        if fit_report(adapt_state_dict(dict(state), spec.heads, spec.renames), expected) is None:
+            return f"; it fits {other} ({spec.layout} layout)"
+    return ""
+
+
+def load_backbone_weights(module: nn.Module, name: str, path: str | Path) -> WeightsFile:
+    """Load the file at ``path`` into backbone ``module`` (named ``name``), strictly; its provenance."""
+    spec = backbone_spec(name)
+    raw = read_state_dict(path)
+    state = adapt_state_dict(raw, spec.heads, spec.renames)
+    expected = module.state_dict()
+    problem = fit_report(state, expected)
+    if problem is not None:
+        raise ValueError(f"{Path(path).name} does not fit {name} ({spec.layout} layout): {problem}"
+                         f"{_looks_like(raw, name)}")
+    for key, value in expected.items():  # files from before PyTorch 0.4.1 have no batch counters
+        if key.endswith("num_batches_tracked") and key not in state:
+            state[key] = torch.zeros_like(value)
+    module.load_state_dict(state, strict=True)
+    return WeightsFile.of(path)
+
+
+__all__ = ["BACKBONES", "BackboneSpec", "IMAGENET_MEAN", "IMAGENET_STD", "backbone_spec", "build_backbone", "load_backbone_weights"]
