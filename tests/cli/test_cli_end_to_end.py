@@ -74,7 +74,7 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "config.json not found: is" in err and "a dnnh run directory?" in err
     with pytest.raises(SystemExit) as exit_:  # refused while parsing, before anything is loaded
         main(["train", "--run", str(tmp_path / "r"), "--data", "digits", "--bits", "0", "--quiet"])
-    assert exit_.value.code == 2 and "argument --bits: expected an integer >= 1, got 0" in capsys.readouterr().err
+    assert exit_.value.code == 2 and "argument --bits: expected a code length 1..1024, got 0" in capsys.readouterr().err
 
 
 def test_demo_prints_table(tmp_path, capsys):

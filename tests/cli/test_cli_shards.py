@@ -63,7 +63,10 @@ def test_parts_go_into_a_milvus_collection_and_search_there(sharded, tmp_path, c
     capsys.readouterr()
     assert main(["search", str(image), "--run", str(run), "-k", "5", "--backend", "milvus", "--uri", uri,
                  "--collection", "digits12"]) == 0
-    milvus_lines = [line.split()[-1] for line in capsys.readouterr().out.splitlines() if "distance" in line]
+    def distances(out: str) -> list[str]:  # "  1. id 42  distance 0  label 3": the word after "distance"
+        return [line.split("distance")[1].split()[0] for line in out.splitlines() if "distance" in line]
+
+    milvus_lines = distances(capsys.readouterr().out)
     assert main(["search", str(image), "--run", str(run), "-k", "5"]) == 0
-    local_lines = [line.split()[-1] for line in capsys.readouterr().out.splitlines() if "distance" in line]
+    local_lines = distances(capsys.readouterr().out)
     assert milvus_lines == local_lines and milvus_lines[0] == "0"  # the same distances; the image itself first
