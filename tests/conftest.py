@@ -38,6 +38,22 @@ def tiny_bench() -> Callable[..., dict[str, Any]]:
     return make
 
 
+#: A digits run that trains in seconds (12 bits, 8x8 inputs, 2 epochs), through the command line.
+TINY_RUN_FLAGS = ["--data", "digits", "--queries-per-class", "5", "--train-per-class", "30", "--bits", "12",
+                  "--input-size", "8", "--epochs", "2", "--batch-size", "40", "--threads", "1", "--workers", "0",
+                  "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A freshly trained run, one per test module (each module may change its store or copy its files)."""
+    from dnnh.cli.main import main
+
+    run = tmp_path_factory.mktemp("tiny-run") / "run"
+    assert main(["train", "--run", str(run), *TINY_RUN_FLAGS]) == 0
+    return run
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     """Tests marked ``cuda`` are skipped, saying why, where torch sees no CUDA GPU (benchmarks/gpu_check.py
     runs them on one)."""

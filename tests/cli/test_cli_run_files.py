@@ -11,21 +11,10 @@ from safetensors.torch import load_file, save_file
 
 from dnnh.cli.main import main
 
-TINY = ["--data", "digits", "--queries-per-class", "5", "--train-per-class", "20", "--bits", "12",
-        "--input-size", "8", "--epochs", "1", "--batch-size", "40", "--threads", "1", "--workers", "0", "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    run = tmp_path_factory.mktemp("files") / "run"
-    assert main(["train", "--run", str(run), *TINY]) == 0
-    return run
-
-
 @pytest.fixture()
-def run_copy(trained, tmp_path):
+def run_copy(tiny_run, tmp_path):
     copy = tmp_path / "run"
-    shutil.copytree(trained, copy, ignore=shutil.ignore_patterns(".dnnh.lock"))
+    shutil.copytree(tiny_run, copy, ignore=shutil.ignore_patterns(".dnnh.lock"))
     return copy
 
 

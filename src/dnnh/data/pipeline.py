@@ -58,7 +58,7 @@ class Preprocessing:
 
     def uncropped(self) -> "Preprocessing":
         """The same preprocessing without the centre crop: training's images, cropped by the augmentation."""
-        return _Uncropped(**asdict(self)) if self.resize else self
+        return replace(self, input_size=self.resize, resize=None) if self.resize else self
 
     @classmethod
     def fit(cls, dataset: ArrayDataset | FileDataset, indices: np.ndarray, input_size: int,
@@ -93,22 +93,12 @@ class Preprocessing:
         if x.shape[2:] != (side, side):
             shrinking = min(x.shape[2:]) > side
             x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=shrinking)
-        if self._crops and side > self.input_size:
+        if side > self.input_size:
             top = (side - self.input_size) // 2  # torchvision's CenterCrop rounds the offset the same way
             x = x[:, :, top:top + self.input_size, top:top + self.input_size]
         mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
         return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
-
-
-    _crops = True
-
-
-class _Uncropped(Preprocessing):
-    """:meth:`Preprocessing.uncropped`: images at ``resize``, for the training crop to cut from."""
-
-    _crops = False
-
 
 class _Failed:
     """A worker's error carried back as a value: DataLoader would re-raise it with the worker's whole

@@ -44,18 +44,21 @@ class Encoder:
     """Images -> 0/1 codes through one backend and one preprocessing; see the module docstring.
 
     ``model`` is a :class:`~dnnh.nn.DNNH` (wrapped in a :class:`TorchBackend`) or a backend.
-    ``batch_size`` bounds the images in memory at once; ``num_workers`` decode image files of
+    ``batch_size`` bounds the images in memory at once (default: 512 on the CPU, 2048 on a GPU,
+    where larger batches keep it busy); ``num_workers`` decode image files of
     file-backed datasets in parallel processes. Items of in-memory datasets are preprocessed on
     the backend's device (a GPU's batches go up as uint8 and are normalised there).
     """
 
-    def __init__(self, model: DNNH | EncoderBackend, prep: Preprocessing, *, batch_size: int = 512,
+    def __init__(self, model: DNNH | EncoderBackend, prep: Preprocessing, *, batch_size: int | None = None,
                  num_workers: int = 2, reason: str | None = None) -> None:
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.backend: EncoderBackend = TorchBackend(model) if isinstance(model, DNNH) else model
-        self.prep, self.batch_size, self.num_workers = prep, int(batch_size), int(num_workers)
         self.device = torch.device(getattr(self.backend, "device", "cpu"))
+        if batch_size is None:
+            batch_size = 2048 if self.device.type == "cuda" else 512
+        self.prep, self.batch_size, self.num_workers = prep, int(batch_size), int(num_workers)
         #: One line: which engine computes the codes and, when ``auto`` chose it, why.
         self.reason = reason or f"engine: {self.backend.name}"
 
@@ -67,7 +70,7 @@ class Encoder:
         ``engine``: one of :data:`~dnnh.encoder.names.ENGINE_CHOICES`, None for the default
         (:func:`~dnnh.encoder.auto.open_backend`; ``data`` is handed to it). ``device``:
         where the torch engine computes (``auto``, ``cpu``, ``cuda``, ``cuda:N``; default the
-        CPU), whatever device the run was trained on; on a GPU batches default to 2048 images.
+        CPU), whatever device the run was trained on.
         """
         run = run if isinstance(run, Run) else Run.open(run)
         kwargs.setdefault("num_workers", run.config.num_workers)
@@ -84,8 +87,6 @@ class Encoder:
             elif place != torch.device(getattr(backend, "device", "cpu")):
                 raise ValueError(f"engine {backend.name} chooses its own device ({getattr(backend, 'device', 'cpu')}); "
                                  f"--device {device} applies to the torch engine")
-            if place.type == "cuda":
-                kwargs.setdefault("batch_size", 2048)
         return cls(backend, run.prep, reason=reason, **kwargs)
 
     @property

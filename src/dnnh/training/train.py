@@ -222,9 +222,13 @@ class Setup:
     encoder: Encoder
     parameters: list[torch.nn.Parameter]
     ddp: Distributed
-    device: torch.device = torch.device("cpu")  # where the model, batches and loss live
     eval_source: BatchSource | None = None  # centre-cropped images when training crops at random (else source)
     backbone_note: str = ""  # where a pretrained backbone started: its weights file, or random initialisation
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model, batches and loss live: this process's device (cuda:LOCAL_RANK under torchrun)."""
+        return self.ddp.device
 
 
 def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split, run_dir: str | Path,
@@ -319,7 +323,7 @@ def start(config: TrainConfig, run: Run, dataset: ArrayDataset | FileDataset, dd
     eval_source = BatchSource(dataset, run.prep, cache_indices=cached, num_workers=config.num_workers, device=device) if crops else None
     batches = BatchSource(dataset, run.prep.uncropped() if crops else run.prep, cache_indices=cached,
                           num_workers=config.num_workers, device=device)
-    setup = Setup(config, run, labels, train_idx, val_idx, batcher, batches, Encoder(model, run.prep, batch_size=2048 if device.type == "cuda" else 512), parameters,
+    setup = Setup(config, run, labels, train_idx, val_idx, batcher, batches, Encoder(model, run.prep), parameters,
                   ddp, eval_source=eval_source, backbone_note=note)
     state = TrainingState(model, objective, optimizer, schedule, rng, aug_gen, device=device,
                           scaler=devices.grad_scaler(device, config.precision))
