@@ -70,3 +70,48 @@ def test_parts_go_into_a_milvus_collection_and_search_there(sharded, tmp_path, c
     assert main(["search", str(image), "--run", str(run), "-k", "5"]) == 0
     local_lines = distances(capsys.readouterr().out)
     assert milvus_lines == local_lines and milvus_lines[0] == "0"  # the same distances; the image itself first
+
+
+def test_a_part_of_another_encode_is_refused_by_index_build(sharded, tmp_path, capsys):
+    """Issue 25.10. Before: a part of another encode (same shape, nbits and ids, other codes) merged silently."""
+    import shutil
+
+    import torch
+
+    from dnnh.runs import Run
+
+    root, run = sharded
+    other = tmp_path / "other"
+    shutil.copytree(run, other)  # the same split, so the same ids; other weights, so other codes
+    retrained = Run.open(other)
+    model = retrained.load_model()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+    retrained.save_best(model, epoch=1)
+    assert main(["encode", "--run", str(other), "--shard", "1/3", "--out", str(tmp_path / "parts"),
+                 "--engine", "torch"]) == 0
+    parts = sorted((root / "parts").glob("codes_database.part-*-of-003.npz"))
+    odd = tmp_path / "parts" / parts[1].name
+    assert CodeSet.load(odd).ids.tolist() == CodeSet.load(parts[1]).ids.tolist()  # colliding ids
+    assert not np.array_equal(CodeSet.load(odd).codes, CodeSet.load(parts[1]).codes)  # other codes
+    capsys.readouterr()
+    out = tmp_path / "mixed.dhi"
+    assert main(["index", "build", "--codes", str(parts[0]), str(odd), str(parts[2]), "--out", str(out)]) != 0
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and str(odd) in err and "part of another encode" in err
+    assert not out.exists()
+
+
+def test_parts_written_before_provenance_still_build(sharded, tmp_path):
+    """Parts without a provenance record (written by an earlier dnnh) build as before."""
+    root, _ = sharded
+    old = []
+    for path in sorted((root / "parts").glob("codes_database.part-*-of-003.npz")):
+        part = CodeSet.load(path)
+        assert part.provenance is not None and part.provenance["of"] == 3
+        part.provenance = None
+        part.save(tmp_path / path.name)
+        old.append(tmp_path / path.name)
+    assert main(["index", "build", "--codes", *map(str, old), "--out", str(tmp_path / "old.dhi")]) == 0
+    assert HammingIndex.load(tmp_path / "old.dhi").ntotal == sum(len(CodeSet.load(p)) for p in old)

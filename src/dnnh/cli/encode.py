@@ -53,10 +53,11 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from dnnh.codes import CodeSet
+    from dnnh.codes.provenance import file_digest, shard_provenance
     from dnnh.codes.shards import shard_name
     from dnnh.encoder import Encoder
     from dnnh.locks import lock_folder
-    from dnnh.runs import CODES, Run
+    from dnnh.runs import BEST_WEIGHTS, CODES, Run
 
     run = Run.open(args.run)
     out = args.out or args.run
@@ -76,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
         idx = np.array_split(run.split.database, n)[i]  # contiguous shares: the parts concatenate to the database
         part = CodeSet.from_bits(encoder.encode_items(dataset, idx, progress=show_bars()), ids=idx,
                                  labels=dataset.labels[idx])
+        # What the part came from, so that `dnnh index build` refuses a part of another encode.
+        part.provenance = shard_provenance(run.path.resolve().name, file_digest(run.path / BEST_WEIGHTS), "database",
+                                           run.split.database, i, n)
         name = shard_name(i, n)
         with lock_folder(out, "output folder"):
             part.save(out / name)

@@ -22,7 +22,8 @@ from typing import Iterator
 from dnnh.cli.common import add_device_arg
 from dnnh.cli.encode import add_engine_arg
 from dnnh.codes import CodeSet
-from dnnh.codes.shards import check_shards
+from dnnh.codes.provenance import check_set
+from dnnh.codes.shards import check_shards, parse_shard_name
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -95,6 +96,9 @@ def _parts(args: argparse.Namespace) -> Iterator[CodeSet]:
         if not path.is_file():
             raise FileNotFoundError(f"codes file not found: {path}")
     check_shards(args.codes)  # dnnh.codes.shards names and checks shard files
+    named = [(path, parse_shard_name(path.name)) for path in args.codes]
+    if all(parts is not None for _, parts in named):
+        check_set(named)  # and their provenance: parts of one encode (parts written before it carry none: accepted)
     for path in args.codes:
         yield CodeSet.load(path)
 

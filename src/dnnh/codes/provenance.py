@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -66,10 +68,18 @@ def decode_provenance(value: np.ndarray, where: str) -> dict[str, Any]:
 
 def read_provenance(path: Path) -> dict[str, Any] | None:
     """The provenance record of a codes file (None when it has none), without reading its codes."""
-    with np.load(path, allow_pickle=False) as z:
-        if KEY not in z.files:
-            return None
-        return decode_provenance(z[KEY], f"codes file {path}")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not a .npz archive")
+        with loaded as z:
+            if KEY not in z.files:
+                return None
+            value = z[KEY]
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error) as exc:  # not the .npz dnnh writes
+        raise ValueError(f"cannot read codes file {path}: {exc}; expected a part `dnnh encode --shard` "
+                         "writes") from None
+    return decode_provenance(value, f"codes file {path}")
 
 
 def check_set(parts: Sequence[tuple[Path, tuple[int, int]]]) -> None:
