@@ -1,7 +1,9 @@
 """Fixtures every test folder shares: the digits set and the tiny settings that make a bench take seconds.
 
 Nothing here downloads: digits ships with scikit-learn. The slow, obviously right references
-that tests (and benchmarks) check the library against are in :mod:`dnnh.testing`.
+that tests (and benchmarks) check the library against are in :mod:`dnnh.testing`; the test-only
+builders are in ``tests/support/`` (importable as ``support``: pyproject.toml puts ``tests`` on
+pytest's ``pythonpath``).
 """
 
 from __future__ import annotations

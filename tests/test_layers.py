@@ -4,7 +4,8 @@ Every ``import`` counts, including those inside functions (a lazy import is stil
 dependency). The layers follow the data's flow, bottom-up: errors, checks,
 machine, similarity -> devices, networks and miners -> the config -> data, codes, losses ->
 index, metrics -> runs -> encoder -> training (and export) -> evaluation -> bench and the
-service -> the command line. A module may import its own layer or lower ones.
+service -> the command line -> the slow references of ``dnnh.testing``, which the library never
+imports. A module may import its own layer or lower ones.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ LAYERS = [
     ["dnnh.training", "dnnh.export"],
     ["dnnh.evaluation"],
     ["dnnh.bench", "dnnh.demo", "dnnh.serve"],
-    ["dnnh.cli", "dnnh.__main__", "dnnh.testing"],
+    ["dnnh.cli", "dnnh.__main__"],
+    ["dnnh.testing"],
 ]
 
 
@@ -91,6 +93,13 @@ def test_no_import_cycle():
     for node in sorted(graph):
         if node not in state:
             visit(node)
+
+
+def test_references_share_no_code_with_what_they_check():
+    """dnnh.testing recomputes answers from their definitions: it imports no other dnnh module."""
+    wrong = [f"{a} imports {b}" for a, targets in imports().items() if a.startswith("dnnh.testing")
+             for b in targets if not b.startswith("dnnh.testing")]
+    assert not wrong, wrong
 
 
 #: Pairs that may not import each other even within the layer rules: losses get their miner handed in

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dnnh.testing.problems import multilabel_clusters, separable_clusters
+from support.problems import multilabel_clusters, separable_clusters
 from dnnh.testing.reference import brute_force_map
 from dnnh.baselines import CCAITQ, KSH, LSH, SDH
 

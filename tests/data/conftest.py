@@ -1,7 +1,7 @@
 """Data tests: nothing touches the network.
 
 The one function that downloads is replaced by one that fails; the download tests replace it
-again with a local copy. The builders of fixture files are in dnnh.testing.builders.
+again with a local copy. The builders of fixture files are in tests/support/builders.py.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import dnnh.data.download as download_mod
 from dnnh.data import ChecksumError, DownloadError, load_dataset
 from dnnh.data.cifar import CifarFormatError
 from dnnh.data.download import md5_file
-from dnnh.testing.builders import CIFAR_NAMES, cifar_row, write_cifar
+from support.builders import CIFAR_NAMES, cifar_row, write_cifar
 
 
 @pytest.mark.parametrize("tar", [True, False])

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from dnnh.data import CorruptImageError, FileDataset, ManifestError, load_dataset
-from dnnh.testing.builders import save_image
+from support.builders import save_image
 
 RNG = np.random.default_rng(0)
 GRAY = RNG.integers(0, 256, (5, 6), dtype=np.uint8)

@@ -7,7 +7,7 @@ import gzip
 import numpy as np
 import pytest
 from dnnh.data import IdxFormatError, load_dataset, read_idx
-from dnnh.testing.builders import idx_bytes, write_idx_set
+from support.builders import idx_bytes, write_idx_set
 
 
 @pytest.mark.parametrize("gz", [True, False])

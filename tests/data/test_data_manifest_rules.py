@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 from dnnh.data import ManifestError, load_dataset, make_split
-from dnnh.testing import builders
-from dnnh.testing.builders import load_with_warnings, save_image
+from support import builders
+from support.builders import load_with_warnings, save_image
 
 PIX = {name: np.full((4, 4), v, np.uint8) for name, v in (("a", 10), ("b", 20), ("c", 30), ("d", 40))}
 

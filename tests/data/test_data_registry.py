@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import dnnh.data as data
 from dnnh.data import ArrayDataset, FileDataset, load_dataset
-from dnnh.testing.builders import save_image, write_cifar, write_idx_set, write_svhn_mat
+from support.builders import save_image, write_cifar, write_idx_set, write_svhn_mat
 
 
 def test_exports():

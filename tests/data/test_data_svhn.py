@@ -11,7 +11,7 @@ import dnnh.data.svhn as svhn_mod
 from dnnh.data import ChecksumError, DownloadError, load_dataset
 from dnnh.data.download import md5_file
 from dnnh.data.svhn import SvhnFormatError
-from dnnh.testing.builders import write_svhn_mat
+from support.builders import write_svhn_mat
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import warnings
 import numpy as np
 import pytest
 from dnnh.data import load_dataset
-from dnnh.testing import builders
-from dnnh.testing.builders import load_with_warnings, save_image
+from support import builders
+from support.builders import load_with_warnings, save_image
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="symbolic links")
 
 

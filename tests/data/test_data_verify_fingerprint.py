@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from dnnh.data import ArrayDataset, DataWarning, fingerprint_difference, load_dataset, make_split
 from dnnh.data.fingerprint import PER_FILE_LIMIT
-from dnnh.testing.builders import save_image
+from support.builders import save_image
 
 
 def _tree(root, per_class=3, classes=("a", "b")):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from dnnh.data import CorruptImageError, load_dataset
 from dnnh.data.pipeline import BatchSource, Preprocessing
-from dnnh.testing.builders import save_image
+from support.builders import save_image
 
 
 def test_truncated_png_in_a_worker_is_one_line(tmp_path):

@@ -13,7 +13,7 @@ import pytest
 from dnnh.index import HammingIndex, IndexFormatError
 from dnnh.index.fileformat import HEADER, MAGIC
 from dnnh.codes import pack_bits
-from dnnh.testing.problems import clustered_bits, random_bits
+from support.problems import clustered_bits, random_bits
 from dnnh.testing.reference import assert_same_range, knn
 
 

@@ -10,7 +10,7 @@ import pytest
 from dnnh.codes import pack_bits
 from dnnh.index import HammingIndex
 from dnnh.index.fileformat import F_NO_OFFSETS, HEADER, describe
-from dnnh.testing.problems import clustered_bits, random_bits
+from support.problems import clustered_bits, random_bits
 from dnnh.testing.reference import assert_same_range, knn
 
 

@@ -8,7 +8,7 @@ import pytest
 from dnnh.index import HammingIndex
 from dnnh.index.search import ENGINES as _ALL_ENGINES
 from dnnh.codes import pack_bits
-from dnnh.testing.problems import clustered_bits, random_bits
+from support.problems import clustered_bits, random_bits
 from dnnh.testing.reference import assert_same_range, knn
 
 ENGINES = [e for e in _ALL_ENGINES if e != "auto"]

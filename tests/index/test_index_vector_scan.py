@@ -23,7 +23,7 @@ from dnnh.codes import pack_bits
 from dnnh.index import HammingIndex
 from dnnh.index.groups import group
 from dnnh.index.layout import prefix_bounds, to_words
-from dnnh.testing.problems import clustered_bits, random_bits
+from support.problems import clustered_bits, random_bits
 from dnnh.testing.reference import assert_same_range, knn
 
 
@@ -101,7 +101,7 @@ _PORTABLE = textwrap.dedent("""
     import numpy as np
     from dnnh.codes import pack_bits
     from dnnh.index import HammingIndex
-    from dnnh.testing.problems import clustered_bits, random_bits
+    from support.problems import clustered_bits, random_bits
 
     rng = np.random.default_rng(5)
     for nbits, make in ((64, random_bits), (48, clustered_bits), (128, clustered_bits)):

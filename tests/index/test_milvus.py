@@ -25,7 +25,7 @@ with warnings.catch_warnings():  # milvus-lite 2.5 imports pkg_resources, which 
 
 from dnnh.codes import pack_bits  # noqa: E402
 from dnnh.index import HammingIndex, MilvusIndex  # noqa: E402
-from dnnh.testing.problems import clustered_bits, random_bits  # noqa: E402
+from support.problems import clustered_bits, random_bits  # noqa: E402
 from dnnh.testing.reference import hamming_matrix as distances  # noqa: E402
 
 NBITS = [12, 32, 64]

@@ -15,8 +15,8 @@ from PIL import Image
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install -e '.[serve]'")
 pytest.importorskip("httpx", reason="the serve extra is not installed: pip install -e '.[serve]'")
 
-from dnnh.testing.builders import png_bytes, png_header_only
-from dnnh.testing.serving import TOKEN, make_client
+from support.builders import png_bytes, png_header_only
+from support.serving import TOKEN, make_client
 
 from dnnh.codes import CodeSet, hamming_distances, pack_bits
 from dnnh.data.digits import load_digits

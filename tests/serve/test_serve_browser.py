@@ -21,7 +21,7 @@ import pytest
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install -e '.[serve]'")
 pytest.importorskip("httpx", reason="the serve extra is not installed: pip install -e '.[serve]'")
 
-from dnnh.testing.builders import png_bytes
+from support.builders import png_bytes
 
 CHROMIUM = os.environ.get("DNNH_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -20,8 +20,8 @@ import pytest
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install -e '.[serve]'")
 pytest.importorskip("httpx", reason="the serve extra is not installed: pip install -e '.[serve]'")
 
-from dnnh.testing.builders import png_bytes
-from dnnh.testing.serving import TOKEN
+from support.builders import png_bytes
+from support.serving import TOKEN
 
 from dnnh.cli.main import main
 
