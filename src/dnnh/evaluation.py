@@ -8,6 +8,10 @@ ball scoring 0, the radius inclusive) are those of :mod:`dnnh.metrics` (docs/MET
 Under protocol ``unseen`` (:func:`dnnh.data.splits.unseen_split`) a run's figure ranks the queries
 against the database items of the held-out classes (unseen@unseen); the same queries against the
 whole database (unseen@all) are the second figure, ``metrics_all_classes.json`` in the run.
+
+The codes a run was scored with stay in it with their origin (:mod:`dnnh.codes.origin`);
+:func:`reusable_codes` hands them back when the weights, data, preprocessing and engine are the
+ones they came from, so ``dnnh eval`` and ``dnnh encode`` after ``dnnh train`` encode nothing.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from typing import Any
 import numpy as np
 
 from dnnh.codes import CodeSet
+from dnnh.codes.origin import codes_origin, same_origin
+from dnnh.codes.provenance import file_digest
 from dnnh.data.splits import Split
 from dnnh.encoder import Encoder
 from dnnh.locks import lock_folder
 from dnnh.metrics import RetrievalReport, retrieval_report
-from dnnh.runs import Run, read_json, write_json
+from dnnh.runs import BEST_WEIGHTS, CODES, Run, read_json, write_json
 
 #: The unseen@all figure of a run split under protocol unseen (beside metrics.json).
 METRICS_ALL_CLASSES = "metrics_all_classes.json"
@@ -58,17 +64,51 @@ def score_split(query: CodeSet, database: CodeSet, split: Split, topk: int | Non
             score_codes(query, database, topk=topk, radius=radius))
 
 
+def run_codes_origin(run: Run, dataset: Any, engine: str) -> dict[str, str]:
+    """The origin record of codes ``engine`` computes now from ``run``'s weights and ``dataset``."""
+    return codes_origin(file_digest(run.path / BEST_WEIGHTS), dataset.fingerprint(), run.prep.to_dict(), engine)
+
+
+def reusable_codes(run: Run, dataset: Any, engine: str = "torch") -> tuple[CodeSet, CodeSet] | None:
+    """The run's stored (query, database) codes when they are what ``engine`` would compute now, else None.
+
+    None when a file is missing or unreadable, carries no origin (written before it existed),
+    or its origin differs (the weights file, the data's fingerprint, the preprocessing or the
+    engine), or its ids are not the split's: encoding again is then the only right answer.
+    """
+    paths = [run.path / CODES[role] for role in ("query", "database")]
+    if not all(p.is_file() for p in paths) or not (run.path / BEST_WEIGHTS).is_file():
+        return None
+    try:
+        query, database = (CodeSet.load(p) for p in paths)
+    except (ValueError, TypeError, OSError):
+        return None  # damaged: encoding again rewrites them
+    now = run_codes_origin(run, dataset, engine)
+    for codes, ids in ((query, run.split.query), (database, run.split.database)):
+        if (not same_origin(codes.origin, now, engine) or codes.labels is None or codes.nbits != run.model_config.nbits
+                or not np.array_equal(codes.ids, ids)):
+            return None
+    return query, database
+
+
 def evaluate_run(run: Run, dataset: Any | None = None, topk: int | None = None, radius: int = 2,
-                 write: bool = True, progress: bool = False, encoder: Encoder | None = None) -> RetrievalReport:
+                 write: bool = True, progress: bool = False, encoder: Encoder | None = None,
+                 codes: tuple[CodeSet, CodeSet] | None = None) -> RetrievalReport:
     """Score ``run``'s best model on its own split (``dataset``: default, the run's own data).
 
-    With ``write`` the codes, metrics.json and the PR / precision@k figures go into the run (and,
-    under protocol unseen, the unseen@all figure into :data:`METRICS_ALL_CLASSES`). The report
-    returned is the split's figure (:func:`score_split`).
+    ``codes``: the (query, database) codes to score, from :func:`reusable_codes`; without them
+    ``encoder`` (default: the run's torch fp32 encoder) encodes the split now, and the codes
+    carry their origin. With ``write`` the codes, metrics.json and the PR / precision@k figures
+    go into the run (and, under protocol unseen, the unseen@all figure into
+    :data:`METRICS_ALL_CLASSES`). The report returned is the split's figure (:func:`score_split`).
     """
     dataset = dataset if dataset is not None else run.load_dataset()
-    encoder = encoder or Encoder.from_run(run)
-    query, database = encoder.encode_split(dataset, run.split, progress=progress)
+    if codes is not None:
+        query, database = codes
+    else:
+        encoder = encoder or Encoder.from_run(run)
+        query, database = encoder.encode_split(dataset, run.split, progress=progress)
+        query.origin = database.origin = run_codes_origin(run, dataset, encoder.backend.name)
     report, all_classes = score_split(query, database, run.split, topk=topk, radius=radius)
     if write:
         with lock_folder(run.path, "run directory"):

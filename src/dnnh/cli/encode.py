@@ -17,6 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shard", type=shard, metavar="I/N",
                    help="encode share I of N of the database only (0 <= I < N), into "
                         "codes_database.part-I-of-N.npz; `dnnh index build --codes` merges the parts")
+    p.add_argument("--reencode", action="store_true",
+                   help="encode the split again even where the run keeps its codes from the same weights, data and "
+                        "engine (by default those are reused, and it says so)")
     add_engine_arg(p)
     add_device_arg(p)
     p.set_defaults(func=run)
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from dnnh.codes.shards import shard_name
     from dnnh.encoder import Encoder
     from dnnh.locks import lock_folder
-    from dnnh.runs import BEST_WEIGHTS, CODES, Run
+    from dnnh.runs import BEST_WEIGHTS, Run
 
     run = Run.open(args.run)
     out = args.out or args.run
@@ -70,6 +73,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {len(codes)} codes of {codes.nbits} bits to {out / 'codes_images.npz'}")
         return 0
     dataset = run_data(run, args)
+    if args.shard is None and not args.reencode:
+        from dnnh.evaluation import reusable_codes
+
+        kept = reusable_codes(run, dataset, engine=args.engine)
+        if kept is not None:
+            print(f"codes reused from {args.run} (model and data unchanged; --reencode to encode again)")
+            _write_split_codes(out, *kept, same_folder=out.resolve() == run.path.resolve())
+            return 0
     encoder = Encoder.from_run(run, engine=args.engine, data=dataset, device=encoder_device(args))
     say_engine(encoder)
     if args.shard is not None:
@@ -85,12 +96,25 @@ def run(args: argparse.Namespace) -> int:
             part.save(out / name)
         print(f"wrote part {i} of {n}: {len(part)} database codes of {part.nbits} bits to {out / name}")
         return 0
+    from dnnh.evaluation import run_codes_origin
+
     query, database = encoder.encode_split(dataset, run.split, progress=show_bars())
-    with lock_folder(out, "output folder"):
-        query.save(out / CODES["query"])
-        database.save(out / CODES["database"])
-    print(f"wrote {len(query)} query and {len(database)} database codes of {query.nbits} bits to {out}")
+    query.origin = database.origin = run_codes_origin(run, dataset, encoder.backend.name)
+    _write_split_codes(out, query, database)
     return 0
+
+
+def _write_split_codes(out: Path, query, database, same_folder: bool = False) -> None:
+    """codes_query.npz and codes_database.npz into ``out`` (nothing to write when they are already there)."""
+    from dnnh.locks import lock_folder
+    from dnnh.runs import CODES
+
+    if not same_folder:
+        with lock_folder(out, "output folder"):
+            query.save(out / CODES["query"])
+            database.save(out / CODES["database"])
+    print(f"{'kept' if same_folder else 'wrote'} {len(query)} query and {len(database)} database codes of "
+          f"{query.nbits} bits {'in' if same_folder else 'to'} {out}")
 
 
 def _data_if_named(args: argparse.Namespace):

@@ -18,13 +18,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--topk", type=positive_int, help="also report MAP@K")
     p.add_argument("--radius", type=non_negative_int, default=2, help="Hamming radius for precision within radius (default 2)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--reencode", action="store_true",
+                   help="encode the split again even where the run keeps its codes from the same weights and data "
+                        "(by default those are reused, and it says so)")
     add_device_arg(p, "encode the run's split")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from dnnh.codes import CodeSet
-    from dnnh.evaluation import evaluate_run, format_report, score_codes
+    from dnnh.evaluation import evaluate_run, format_report, reusable_codes, score_codes
     from dnnh.runs import METRICS, Run
 
     if args.query_codes or args.db_codes:
@@ -36,9 +39,13 @@ def run(args: argparse.Namespace) -> int:
         from dnnh.encoder import Encoder
 
         run = Run.open(args.run)
-        encoder = Encoder.from_run(run, device=device_of(args))
-        report = evaluate_run(run, run_data(run, args), topk=args.topk, radius=args.radius, progress=show_bars(),
-                              encoder=encoder)
+        dataset = run_data(run, args)
+        codes = None if args.reencode else reusable_codes(run, dataset)
+        if codes is not None:
+            print(f"codes reused from {args.run} (model and data unchanged; --reencode to encode again)")
+        encoder = None if codes is not None else Encoder.from_run(run, device=device_of(args))
+        report = evaluate_run(run, dataset, topk=args.topk, radius=args.radius, progress=show_bars(),
+                              encoder=encoder, codes=codes)
         print(f"wrote {args.run / METRICS} and {args.run / 'pr_curve.png'}")
     else:
         raise ValueError("give --run DIR, or --query-codes and --db-codes")

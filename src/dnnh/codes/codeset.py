@@ -2,8 +2,9 @@
 
 ``dnnh encode`` writes one; ``dnnh eval``, ``dnnh index build`` and the baselines read it. Keys:
 ``codes`` (uint8, (n, ceil(nbits/8)), FAISS bit order), ``nbits``, ``ids`` (int64 dataset
-indices) and ``labels`` (1-D class ids or 2-D 0/1), and for a shard its ``provenance``
-(:mod:`dnnh.codes.provenance`), written atomically.
+indices) and ``labels`` (1-D class ids or 2-D 0/1), for a shard its ``provenance``
+(:mod:`dnnh.codes.provenance`) and for a run's scored codes their ``origin``
+(:mod:`dnnh.codes.origin`: weights, data, preprocessing, engine), written atomically.
 
 Reading is strict because a codes file decides what ``eval`` scores: ids must be integers (a
 float id would be truncated onto another item), labels must be one per code, and a file that is
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from dnnh.codes.packing import code_bytes, pack_bits, unpack_bits
+from dnnh.codes.origin import KEY as ORIGIN, decode_origin, encode_origin
 from dnnh.codes.provenance import KEY, decode_provenance, encode_provenance
 from dnnh.errors import InputTypeError
 
@@ -34,6 +36,8 @@ class CodeSet:
     labels: np.ndarray | None = None
     #: Where a shard came from (:mod:`dnnh.codes.provenance`); None for whole files.
     provenance: dict | None = None
+    #: What a run's codes were computed from (:mod:`dnnh.codes.origin`), so scoring can reuse them.
+    origin: dict | None = None
 
     def __post_init__(self) -> None:
         self.codes = np.asarray(self.codes)
@@ -79,6 +83,8 @@ class CodeSet:
             arrays["labels"] = np.asarray(self.labels)
         if self.provenance is not None:
             arrays[KEY] = encode_provenance(self.provenance)
+        if self.origin is not None:
+            arrays[ORIGIN] = encode_origin(self.origin)
         np.savez(buf, **arrays)
         atomic_write_bytes(Path(path), buf.getvalue())
 
@@ -101,7 +107,7 @@ class CodeSet:
                 if missing:
                     raise ValueError(f"{path} is not a dnnh codes file: missing {sorted(missing)}")
                 arrays = {}
-                for key in ("codes", "nbits", "ids", "labels", KEY):
+                for key in ("codes", "nbits", "ids", "labels", KEY, ORIGIN):
                     if key in z.files:
                         try:
                             arrays[key] = z[key]
@@ -119,9 +125,10 @@ class CodeSet:
         if nbits.shape != () or nbits.dtype.kind not in "iu":
             raise ValueError(f"{where}: 'nbits' must be one integer, got {nbits.dtype} {nbits.shape}")
         provenance = decode_provenance(arrays[KEY], where) if KEY in arrays else None
+        origin = decode_origin(arrays[ORIGIN], where) if ORIGIN in arrays else None
         try:
             return cls(codes=arrays["codes"], nbits=int(nbits), ids=arrays["ids"], labels=arrays.get("labels"),
-                       provenance=provenance)
+                       provenance=provenance, origin=origin)
         except TypeError as exc:
             raise InputTypeError(f"{where}: {exc}") from None
         except ValueError as exc:
