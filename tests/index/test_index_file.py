@@ -31,10 +31,10 @@ def saved(tmp_path: Path) -> tuple[Path, np.ndarray, np.ndarray]:
 
 
 @pytest.mark.parametrize("mmap", [False, True])
-@pytest.mark.parametrize("engine", ["numpy", "numba"])
-def test_round_trip_searches_the_same(saved, mmap: bool, engine: str, range_reference) -> None:
+@pytest.mark.parametrize("kernel", ["numpy", "numba"])
+def test_round_trip_searches_the_same(saved, mmap: bool, kernel: str, range_reference) -> None:
     path, bits, ids = saved
-    index = HammingIndex.load(path, mmap=mmap, engine=engine)
+    index = HammingIndex.load(path, mmap=mmap, kernel=kernel)
     assert index.ntotal == 450 and index.nbits == 36
     q = clustered_bits(np.random.default_rng(11), 6, 36, centres=8)
     d, i = index.search(pack_bits(q), 40)

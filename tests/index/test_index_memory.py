@@ -14,11 +14,11 @@ from support.problems import clustered_bits, random_bits
 from dnnh.testing.reference import assert_same_range, knn
 
 
-def _random_index(n: int, engine: str = "numba") -> tuple[HammingIndex, np.ndarray, np.ndarray]:
+def _random_index(n: int, kernel: str = "numba") -> tuple[HammingIndex, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(3)
     bits = random_bits(rng, n, 64)
     ids = rng.permutation(n * 3)[:n]  # ids unrelated to insertion order, below 2**31: stored as int32
-    index = HammingIndex(64, engine=engine, num_threads=2)
+    index = HammingIndex(64, kernel=kernel, num_threads=2)
     index.add(pack_bits(bits), ids=ids)
     return index, bits, ids
 

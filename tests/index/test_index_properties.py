@@ -1,4 +1,4 @@
-"""Property-based: any codes, any mix of adds and removes, any k and radius, any engine and
+"""Property-based: any codes, any mix of adds and removes, any k and radius, any kernel and
 strategy, before and after a save/load, the index answers exactly what the brute force answers."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dnnh.index import HammingIndex
-from dnnh.index.search import ENGINES as _ALL_ENGINES
+from dnnh.index.search import KERNELS as _ALL_KERNELS
 from dnnh.codes import pack_bits
 from dnnh.testing.reference import assert_same_range, knn
 
-ENGINES = [e for e in _ALL_ENGINES if e != "auto"]
+KERNELS = [e for e in _ALL_KERNELS if e != "auto"]
 
 SETTINGS = settings(max_examples=int(os.environ.get("DNNH_HYPOTHESIS_EXAMPLES", 40)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -40,12 +40,12 @@ def code_sets(draw):
 
 @given(data=code_sets(), ops=st.lists(st.tuples(st.sampled_from(["add", "add_ids", "remove"]), st.integers(0, 40)),
                                       min_size=1, max_size=5),
-       k=st.integers(1, 80), radius=st.integers(0, 6), engine=st.sampled_from(ENGINES),
+       k=st.integers(1, 80), radius=st.integers(0, 6), kernel=st.sampled_from(KERNELS),
        strategy=st.sampled_from(["auto", "scan", "probe", "mih", "prefix"]), reload=st.sampled_from([None, "read", "mmap"]))
 @SETTINGS
-def test_matches_brute_force(data, ops, k, radius, engine, strategy, reload, range_reference) -> None:
+def test_matches_brute_force(data, ops, k, radius, kernel, strategy, reload, range_reference) -> None:
     nbits, sample = data
-    index = HammingIndex(nbits, engine=engine, num_threads=2)
+    index = HammingIndex(nbits, kernel=kernel, num_threads=2)
     bits = np.zeros((0, nbits), np.uint8)
     ids = np.zeros(0, np.int64)
     next_id = 0
@@ -63,7 +63,7 @@ def test_matches_brute_force(data, ops, k, radius, engine, strategy, reload, ran
     if reload:
         with tempfile.TemporaryDirectory() as tmp:
             index.save(Path(tmp) / "ix.dhi")
-            index = HammingIndex.load(Path(tmp) / "ix.dhi", mmap=reload == "mmap", engine=engine)
+            index = HammingIndex.load(Path(tmp) / "ix.dhi", mmap=reload == "mmap", kernel=kernel)
     assert index.ntotal == len(bits)
     q = np.concatenate([sample(3), bits[:2]])
     d, i = index.search(pack_bits(q), k, strategy="auto" if strategy == "auto" else "scan")
@@ -78,13 +78,13 @@ def test_matches_brute_force(data, ops, k, radius, engine, strategy, reload, ran
 
 @given(data=code_sets(), k=st.integers(1, 30))
 @SETTINGS
-def test_engines_agree_with_each_other(data, k) -> None:
+def test_kernels_agree_with_each_other(data, k) -> None:
     nbits, sample = data
     codes = pack_bits(sample(120))
     q = pack_bits(sample(6))
     answers = []
-    for engine in ENGINES:
-        index = HammingIndex(nbits, engine=engine)
+    for kernel in KERNELS:
+        index = HammingIndex(nbits, kernel=kernel)
         index.add(codes)
         answers.append((index.search(q, k), index.range_search(q, 2)))
     for (d, i), (lims, rd, ri) in answers[1:]:
@@ -95,16 +95,16 @@ def test_engines_agree_with_each_other(data, k) -> None:
 
 @given(nbits=st.sampled_from([7, 32, 48, 64, 65, 128, 150]), seed=st.integers(0, 2**32 - 1),
        n=st.integers(500, 3_000), pool=st.integers(1, 2_000), flip=st.sampled_from([0.0, 0.01, 0.2, 0.5]),
-       k=st.integers(1, 400), radius=st.integers(0, 20), engine=st.sampled_from(["numba", "numpy"]))
+       k=st.integers(1, 400), radius=st.integers(0, 20), kernel=st.sampled_from(["numba", "numpy"]))
 @settings(max_examples=int(os.environ.get("DNNH_HYPOTHESIS_EXAMPLES", 60)), deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
-def test_large_sets_match_brute_force(nbits, seed, n, pool, flip, k, radius, engine, range_reference) -> None:
+def test_large_sets_match_brute_force(nbits, seed, n, pool, flip, k, radius, kernel, range_reference) -> None:
     """Sets of thousands of codes, so numba's vector scan runs whole chunks, prefix groups and tails."""
     rng = np.random.default_rng(seed)
     base = rng.integers(0, 2, (pool, nbits), dtype=np.uint8)
     bits = (base[rng.integers(0, pool, n)] ^ (rng.random((n, nbits)) < flip)).astype(np.uint8)
     ids = rng.permutation(n) * 3
-    index = HammingIndex(nbits, engine=engine, num_threads=2)
+    index = HammingIndex(nbits, kernel=kernel, num_threads=2)
     index.add(pack_bits(bits), ids=ids)
     q = np.concatenate([bits[rng.integers(0, n, 3)], rng.integers(0, 2, (2, nbits), dtype=np.uint8)])
     wd, wi = knn(bits, ids, q, k)

@@ -6,18 +6,18 @@ import numpy as np
 import pytest
 
 from dnnh.index import HammingIndex
-from dnnh.index.search import ENGINES as _ALL_ENGINES
+from dnnh.index.search import KERNELS as _ALL_KERNELS
 from dnnh.codes import pack_bits
 from support.problems import clustered_bits, random_bits
 from dnnh.testing.reference import assert_same_range, knn
 
-ENGINES = [e for e in _ALL_ENGINES if e != "auto"]
+KERNELS = [e for e in _ALL_KERNELS if e != "auto"]
 
 NBITS = [12, 24, 32, 48, 64, 128]
 
 
-def _index(bits: np.ndarray, engine: str, ids: np.ndarray | None = None) -> HammingIndex:
-    index = HammingIndex(bits.shape[1], engine=engine, num_threads=2)
+def _index(bits: np.ndarray, kernel: str, ids: np.ndarray | None = None) -> HammingIndex:
+    index = HammingIndex(bits.shape[1], kernel=kernel, num_threads=2)
     index.add(pack_bits(bits), ids=ids)
     return index
 
@@ -30,16 +30,16 @@ def _check_knn(index: HammingIndex, db: np.ndarray, ids: np.ndarray, q: np.ndarr
     np.testing.assert_array_equal(i, wi)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("nbits", NBITS)
 @pytest.mark.parametrize("data", ["random", "clustered"])
-def test_knn_and_range_match_brute_force(engine: str, nbits: int, data: str, range_reference) -> None:
+def test_knn_and_range_match_brute_force(kernel: str, nbits: int, data: str, range_reference) -> None:
     rng = np.random.default_rng(nbits)
     make = random_bits if data == "random" else clustered_bits
     db = make(rng, 300, nbits)
     q = np.concatenate([make(rng, 12, nbits), db[:4]])  # some queries sit exactly on stored codes
     ids = rng.permutation(10_000)[:300]
-    index = _index(db, engine, ids)
+    index = _index(db, kernel, ids)
     for k in (1, 10, 120):
         for strategy in ("auto", "scan"):
             _check_knn(index, db, ids, q, k, strategy=strategy)
@@ -50,12 +50,12 @@ def test_knn_and_range_match_brute_force(engine: str, nbits: int, data: str, ran
             assert_same_range(index.range_search(pack_bits(q), radius, strategy=strategy), range_reference(db, ids, q, radius))
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_heavy_duplicates_ties_follow_insertion_order(engine: str, range_reference) -> None:
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_heavy_duplicates_ties_follow_insertion_order(kernel: str, range_reference) -> None:
     rng = np.random.default_rng(1)
     db = clustered_bits(rng, 2_000, 48, centres=3, flip=0.005)
     ids = np.arange(2_000)[::-1].copy()  # ids unrelated to insertion order: ties must follow positions
-    index = _index(db, engine, ids)
+    index = _index(db, kernel, ids)
     assert index.ndistinct < 200
     q = np.concatenate([db[:5], clustered_bits(rng, 5, 48, centres=3, flip=0.02)])
     for k in (1, 50, 700, 2_500):
@@ -64,19 +64,19 @@ def test_heavy_duplicates_ties_follow_insertion_order(engine: str, range_referen
         assert_same_range(index.range_search(pack_bits(q), radius), range_reference(db, ids, q, radius))
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_k_larger_than_ntotal_pads_with_minus_one(engine: str) -> None:
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_k_larger_than_ntotal_pads_with_minus_one(kernel: str) -> None:
     rng = np.random.default_rng(2)
     db = random_bits(rng, 7, 24)
-    index = _index(db, engine)
+    index = _index(db, kernel)
     d, i = index.search(pack_bits(db[:2]), 10)
     assert (i[:, 7:] == -1).all() and (d[:, 7:] == -1).all()
     _check_knn(index, db, np.arange(7), db[:2], 10)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_empty_index_and_no_queries(engine: str) -> None:
-    index = HammingIndex(32, engine=engine)
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_empty_index_and_no_queries(kernel: str) -> None:
+    index = HammingIndex(32, kernel=kernel)
     q = pack_bits(random_bits(np.random.default_rng(3), 3, 32))
     d, i = index.search(q, 4)
     assert d.shape == (3, 4) and (d == -1).all() and (i == -1).all()
@@ -89,11 +89,11 @@ def test_empty_index_and_no_queries(engine: str) -> None:
     assert lims.tolist() == [0]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_remove_then_search_and_add_again(engine: str, range_reference) -> None:
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_remove_then_search_and_add_again(kernel: str, range_reference) -> None:
     rng = np.random.default_rng(4)
     db = clustered_bits(rng, 400, 40, centres=5)
-    index = _index(db, engine)
+    index = _index(db, kernel)
     gone = rng.choice(400, 150, replace=False)
     assert index.remove(gone) == 150
     assert index.remove(gone) == 0
@@ -127,15 +127,15 @@ def test_default_ids_are_insertion_order_across_adds() -> None:
     assert index.ids[-2:].tolist() == [2**40, 2**40 + 1]
 
 
-@pytest.mark.parametrize("engine", ["numpy", "numba"])
-def test_int64_positions_path(engine: str, monkeypatch: pytest.MonkeyPatch, range_reference) -> None:
+@pytest.mark.parametrize("kernel", ["numpy", "numba"])
+def test_int64_positions_path(kernel: str, monkeypatch: pytest.MonkeyPatch, range_reference) -> None:
     """Indexes past 2**31 items store positions as int64; force that layout on a small one."""
     import dnnh.index.groups as groups
 
     monkeypatch.setattr(groups, "INT32_LIMIT", 10)
     rng = np.random.default_rng(6)
     db = clustered_bits(rng, 60, 20, centres=4)
-    index = _index(db, engine)
+    index = _index(db, kernel)
     assert index.memory_usage()["members"] == 60 * 8
     q = db[:6]
     _check_knn(index, db, np.arange(60), q, 25)
@@ -158,13 +158,13 @@ def test_strategy_choice_follows_cost() -> None:
     assert many.plan_range(40).strategy == "scan"
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_many_codes_tied_at_the_kth_distance(engine: str) -> None:
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_many_codes_tied_at_the_kth_distance(kernel: str) -> None:
     """Every 16-bit code once: 697 codes lie within distance 3 and the 200th item is at 3, so the
     candidates kept at the threshold outgrow a scan's buffer and the query is redone alone."""
     rng = np.random.default_rng(8)
     every = ((np.arange(2**16)[:, None] >> np.arange(16)) & 1).astype(np.uint8)[rng.permutation(2**16)]
-    index = _index(every, engine)
+    index = _index(every, kernel)
     q = random_bits(rng, 3, 16)
     _check_knn(index, every, np.arange(2**16), q, 200, strategy="scan")
     _check_knn(index, every, np.arange(2**16), q, 3_000)

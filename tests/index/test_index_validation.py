@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dnnh.codes import pack_bits
-from dnnh.index import HammingIndex, available_engines
+from dnnh.index import HammingIndex, available_kernels
 
 
 @pytest.fixture()
@@ -77,14 +77,14 @@ def test_bad_ids(index: HammingIndex) -> None:
     assert index.ntotal == 12
 
 
-def test_bad_strategy_engine_and_nbits(index: HammingIndex) -> None:
+def test_bad_strategy_kernel_and_nbits(index: HammingIndex) -> None:
     q = pack_bits(np.zeros((1, 12), np.uint8))
     with pytest.raises(ValueError, match="strategy must be one of"):
         index.range_search(q, 1, strategy="lsh")
     with pytest.raises(ValueError, match="for search"):
         index.search(q, 1, strategy="mih")
-    with pytest.raises(ValueError, match="engine must be one of"):
-        HammingIndex(12, engine="gpu")
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        HammingIndex(12, kernel="gpu")
     for nbits in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match="nbits must be a positive integer"):
             HammingIndex(nbits)
@@ -105,21 +105,21 @@ import sys
 sys.modules['numba'] = None
 sys.modules['faiss'] = None
 import numpy as np
-from dnnh.index import HammingIndex, available_engines
-assert available_engines() == ['numpy'], available_engines()
+from dnnh.index import HammingIndex, available_kernels
+assert available_kernels() == ['numpy'], available_kernels()
 ix = HammingIndex(24)
-assert ix.engine == 'numpy'
+assert ix.kernel == 'numpy'
 rng = np.random.default_rng(0)
 codes = rng.integers(0, 256, (200, 3), dtype=np.uint8)
 ix.add(codes)
 d, i = ix.search(codes[:3], 5)
 assert (i[:, 0] == [0, 1, 2]).all() and (d[:, 0] == 0).all()
 try:
-    HammingIndex(24, engine='numba')
+    HammingIndex(24, kernel='numba')
 except ImportError as exc:
     assert "pip install numba" in str(exc)
 else:
-    raise AssertionError('numba engine should be refused')
+    raise AssertionError('numba kernel should be refused')
 print('ok')
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -127,5 +127,21 @@ print('ok')
     assert out.stdout.strip() == "ok"
 
 
-def test_available_engines_here() -> None:
-    assert available_engines()[-1] == "numpy"
+def test_available_kernels_here() -> None:
+    assert available_kernels()[-1] == "numpy"
+
+
+def test_engine_is_still_accepted_as_the_kernels_old_name() -> None:
+    """Code written before the rename (engine=, .engine, available_engines) keeps working."""
+    from dnnh.index import available_engines
+    from dnnh.index.live import LiveIndex
+
+    assert available_engines() == available_kernels()
+    index = HammingIndex(12, engine="numpy")
+    assert index.kernel == index.engine == "numpy"
+    assert HammingIndex(12, kernel="numpy", engine="numpy").kernel == "numpy"
+    with pytest.raises(ValueError, match="give kernel= only"):
+        HammingIndex(12, kernel="numba", engine="numpy")
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        HammingIndex(12, engine="gpu")
+    assert LiveIndex(12, engine="numpy").new_index().kernel == "numpy"

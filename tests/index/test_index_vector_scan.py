@@ -44,7 +44,7 @@ def test_vector_scan_matches_brute_force(nbits: int, kind: str, range_reference)
     db = _data(kind, rng, n, nbits)
     q = np.concatenate([_data(kind, rng, 6, nbits), db[[0, 5, n - 1]], db[:1] ^ 1])
     ids = (2**40 + rng.permutation(n)) if nbits == 100 else rng.permutation(n)  # int64 and int32 ids
-    index = HammingIndex(nbits, engine="numba", num_threads=2)
+    index = HammingIndex(nbits, kernel="numba", num_threads=2)
     index.add(pack_bits(db), ids=ids)
     packed = pack_bits(q)
     for k in (1, 37, 300):
@@ -65,7 +65,7 @@ def test_knn_rows_that_overflow_are_rescanned_alone() -> None:
     db = np.tile(every, (2, 1))
     rng = np.random.default_rng(3)
     q = random_bits(rng, 4, 14)
-    index = HammingIndex(14, engine="numba")
+    index = HammingIndex(14, kernel="numba")
     index.add(pack_bits(db))
     for k in (700, 5_000):
         d, i = index.search(pack_bits(q), k, strategy="scan")
@@ -108,7 +108,7 @@ _PORTABLE = textwrap.dedent("""
         db = make(rng, 1_500, nbits)
         q = np.concatenate([make(rng, 5, nbits), db[:2]])
         dist = (q[:, None, :] != db[None, :, :]).sum(axis=2)
-        index = HammingIndex(nbits, engine="numba", num_threads=1)
+        index = HammingIndex(nbits, kernel="numba", num_threads=1)
         index.add(pack_bits(db))
         d, i = index.search(pack_bits(q), 40, strategy="scan")
         order = np.argsort(dist, axis=1, kind="stable")[:, :40]
@@ -135,8 +135,10 @@ def test_portable_codegen_without_avx512(tmp_path: Path) -> None:
                "baseline": ("x86-64", "")}
     procs = {}
     for name, (cpu, features) in targets.items():
+        tests = str(Path(__file__).resolve().parents[1])  # support.problems, as pytest's pythonpath has it
         env = {**os.environ, "NUMBA_CPU_NAME": cpu, "NUMBA_CPU_FEATURES": features,
-               "NUMBA_CACHE_DIR": str(tmp_path / name)}
+               "NUMBA_CACHE_DIR": str(tmp_path / name),
+               "PYTHONPATH": os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")]))}
         procs[name] = subprocess.Popen([sys.executable, "-c", _PORTABLE], env=env, stdout=subprocess.PIPE,
                                        stderr=subprocess.STDOUT, text=True)
     for name, proc in procs.items():
@@ -149,7 +151,7 @@ def test_prefix_block_agrees_and_the_plan_counts_skipped_blocks() -> None:
 
     assert cost.PREFIX_BLOCK == kernels.PREFIX_BLOCK  # cost.py keeps its own copy to stay numba-free
     rng = np.random.default_rng(11)
-    index = HammingIndex(48, engine="numba")
+    index = HammingIndex(48, kernel="numba")
     index.add(pack_bits(clustered_bits(rng, 20_000, 48, centres=40, flip=0.01)))
     assert index.ndistinct > 1_000
     tables = index._prepared()

@@ -63,7 +63,7 @@ class Mirror:
 
     def __init__(self, milvus: MilvusIndex) -> None:
         self.milvus = milvus
-        self.ref = HammingIndex(milvus.nbits, engine="numpy", num_threads=1)
+        self.ref = HammingIndex(milvus.nbits, kernel="numpy", num_threads=1)
         self.bits = np.zeros((0, milvus.nbits), np.uint8)
         self.ids = np.zeros(0, np.int64)
 

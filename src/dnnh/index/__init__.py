@@ -1,15 +1,16 @@
 """Exact Hamming-distance search over packed binary codes (:class:`HammingIndex`).
 
 numba (a core dependency) or FAISS (extra ``faiss``) speed up the scans; numpy alone
-gives the same answers. :func:`available_engines` says which engines this installation can use.
+gives the same answers. :func:`available_kernels` says which scan kernels this installation can use
+(``available_engines``, its old name, still imports).
 :class:`MilvusIndex` (extra ``milvus``) answers the same calls from a Milvus Lite file or a Milvus server.
 """
 
 from dnnh.index.fileformat import IndexFormatError
 from dnnh.index.index import HammingIndex
-from dnnh.index.search import available_engines
+from dnnh.index.search import available_engines, available_kernels
 
-__all__ = ["HammingIndex", "IndexFormatError", "MilvusIndex", "available_engines"]
+__all__ = ["HammingIndex", "IndexFormatError", "MilvusIndex", "available_kernels"]
 
 
 def __getattr__(name: str) -> object:

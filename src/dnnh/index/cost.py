@@ -40,7 +40,7 @@ KNN_PRIOR = 0.25        # assumed share of queries settled by probing, before an
 KNN_PRIOR_WEIGHT = 8.0  # worth that many queries of evidence
 MAX_PROBES = 50_000_000  # a forced probe beyond this many codes per query is refused
 
-# unit costs per engine: scan per code word, probe per full-code lookup, mih per substring lookup,
+# unit costs per kernel: scan per code word, probe per full-code lookup, mih per substring lookup,
 # verify per candidate word (random access, dedup, distance), prefix per bucket of the prefix ball
 # and read per code word read there (contiguous runs of the sorted codes)
 # (benchmarks/index_costs.py measures them. numba's scan tests 32 codes a branch with vector
@@ -73,9 +73,9 @@ def knn_success(tried: int, settled: int) -> float:
     return (settled + KNN_PRIOR * KNN_PRIOR_WEIGHT) / (tried + KNN_PRIOR_WEIGHT)
 
 
-def knn_probe_levels(m: int, nwords: int, nbits: int, engine: str, success: float = KNN_PRIOR) -> int:
+def knn_probe_levels(m: int, nwords: int, nbits: int, kernel: str, success: float = KNN_PRIOR) -> int:
     """Highest ball radius k-NN probes before scanning (-1: scan straight away)."""
-    unit = UNIT_COSTS[engine]
+    unit = UNIT_COSTS[kernel]
     budget = success * m * nwords * unit["scan"]
     level, spent = -1, 0.0
     while level < nbits:
@@ -101,7 +101,7 @@ def _order_cost(candidates: float, unit: dict[str, float]) -> float:
     return candidates * math.log2(max(candidates, 2.0)) * unit["order"]
 
 
-def plan_range(m: int, nwords: int, nbits: int, radius: int, engine: str,
+def plan_range(m: int, nwords: int, nbits: int, radius: int, kernel: str,
                mih_candidates: Callable[[int], float] | None = None,
                scan_share: Callable[[], float] | None = None, item_bytes: int | None = None,
                prefix_codes: Callable[[], float] | None = None) -> RangePlan:
@@ -115,7 +115,7 @@ def plan_range(m: int, nwords: int, nbits: int, radius: int, engine: str,
     offsets, positions, ids): on learned codes (m far below n) they do, on random codes (m = n)
     they would triple the index, and the prefix ball, which needs no table, answers instead.
     """
-    unit = UNIT_COSTS[engine]
+    unit = UNIT_COSTS[kernel]
     costs = {"scan": m * nwords * unit["scan"]}
     if scan_share is not None:
         costs["scan"] = costs["scan"] * scan_share() + m / PREFIX_BLOCK * nwords * unit["scan"]

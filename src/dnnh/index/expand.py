@@ -1,4 +1,4 @@
-"""From candidate codes to ranked items, vectorised in numpy (the engine without numba).
+"""From candidate codes to ranked items, vectorised in numpy (the kernel without numba).
 
 A strategy (scan, probe, multi-index hashing, FAISS) reports candidate triples (query, code,
 distance). For k-NN the candidates of a query must include every distinct code at distance <= the
@@ -58,7 +58,7 @@ def expand_knn(groups: Groups, q: np.ndarray, c: np.ndarray, d: np.ndarray, nq: 
 def expand_range(groups: Groups, q: np.ndarray, c: np.ndarray, d: np.ndarray, nq: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every item of the candidate codes: (lims, distances int32, positions int64).
 
-    Ordered by (query, distance, code, position) as the numba engine gives them: only the
+    Ordered by (query, distance, code, position) as the numba kernel gives them: only the
     candidate codes are sorted; each bucket is already in position order.
     """
     order = np.lexsort((c, d, q))

@@ -49,17 +49,21 @@ def check_default_ids(start: int, n: int) -> None:
 class HammingIndex:
     """Exact k-NN and radius search over ``nbits``-bit codes packed by :func:`dnnh.codes.pack_bits`.
 
-    ``engine`` picks the scan engine ("auto": numba if installed, else FAISS, else numpy; all give
-    identical answers). ``num_threads`` bounds the threads a batch of queries uses (default: the
-    CPUs this process may run on, or ``DNNH_NUM_THREADS``).
+    ``kernel`` picks the scan kernel ("auto": numba if installed, else FAISS, else numpy; all give
+    identical answers); ``engine=`` is its old name, still accepted, and :attr:`engine` still reads
+    it (the encoder's backends are "engines"; the index's scan kernels are not). ``num_threads``
+    bounds the threads a batch of queries uses (default: the CPUs this process may run on, or
+    ``DNNH_NUM_THREADS``).
 
     Not safe to modify (add, remove, reset) while another thread searches the same index.
     """
 
-    def __init__(self, nbits: int, *, engine: str = "auto", num_threads: int | None = None) -> None:
+    def __init__(self, nbits: int, *, kernel: str = "auto", num_threads: int | None = None,
+                 engine: str | None = None) -> None:
         self.nbits = check_nbits(nbits)
-        self.engine = search.resolve_engine(engine)
-        self._engine_auto = engine == "auto"
+        kernel = search.kernel_argument(kernel, engine)
+        self.kernel = search.resolve_kernel(kernel)
+        self._kernel_auto = kernel == "auto"
         self.num_threads = search.default_threads() if num_threads is None else _as_int(num_threads, "num_threads", 1)
         self.reset()
 
@@ -159,7 +163,7 @@ class HammingIndex:
         g = self._commit()
         if g.ntotal == 0 or len(q) == 0:
             return np.full((len(q), k), -1, np.int32), np.full((len(q), k), -1, np.int64)
-        dist, pos = search.knn(self._prepared(), q, k, self._engine_now(), strategy, self.num_threads)
+        dist, pos = search.knn(self._prepared(), q, k, self._kernel_now(), strategy, self.num_threads)
         ids = self._to_ids(pos)
         del pos
         self._after_batch(len(q))
@@ -174,7 +178,7 @@ class HammingIndex:
         then by code, then insertion order: within one distance the items sharing a code are
         adjacent and in insertion order, and codes come in ascending order (a code's 64-bit words
         compared in turn, the first word, bits 0-63, first; a code of up to 64 bits is its packed
-        bytes read as one little-endian unsigned integer). Every engine and strategy gives this
+        bytes read as one little-endian unsigned integer). Every kernel and strategy gives this
         order; it is what a scan of the distinct codes meets, so results are written straight into
         place and no item is ever sorted (sort by ``(distance, id)`` yourself if you need that).
         ``strategy``: "auto" (cheapest by estimated cost), "scan", "probe" (look up every code in
@@ -187,7 +191,7 @@ class HammingIndex:
         g = self._commit()
         if g.ntotal == 0 or len(q) == 0:
             return np.zeros(len(q) + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64)
-        out = search.range_search(self._prepared(), q, min(radius, self.nbits), self._engine_now(), strategy,
+        out = search.range_search(self._prepared(), q, min(radius, self.nbits), self._kernel_now(), strategy,
                                   self.num_threads, self._ids)
         self._after_batch(len(q))
         return out
@@ -197,7 +201,7 @@ class HammingIndex:
         radius = _as_int(radius, "radius", 0)
         if self._commit().ntotal == 0:
             return RangePlan("scan")
-        return search.range_plan(self._prepared(), min(radius, self.nbits), self._engine_now())
+        return search.range_plan(self._prepared(), min(radius, self.nbits), self._kernel_now())
 
     def prepare(self) -> "HammingIndex":
         """Group pending items and build the lookup tables a k-NN search needs, now; returns self.
@@ -208,10 +212,10 @@ class HammingIndex:
         """
         if self._commit().ntotal:
             t = self._prepared()
-            if self._engine_now() == "numba":
+            if self._kernel_now() == "numba":
                 search.kernels()
                 t.directory(), t.planes(), t.prefixes()
-            elif self.engine == "faiss":
+            elif self.kernel == "faiss":
                 t.faiss()
             else:
                 t.sorted()
@@ -250,8 +254,8 @@ class HammingIndex:
         every code has one item), ``members`` (positions, int32 below 2**31 items), ``ids`` (0 where
         ids are the positions, int32 where they fit), then the lazy tables: ``directory`` (lookups
         and prefix-ball radius search), ``prefix_bounds`` (the scan's block bounds), ``planes``
-        (multi-word codes transposed for the vector scan), ``mih``, ``sorted_keys`` (numpy engine),
-        ``faiss`` (FAISS engine's copy) and ``masks``; ``total`` sums them.
+        (multi-word codes transposed for the vector scan), ``mih``, ``sorted_keys`` (numpy kernel),
+        ``faiss`` (FAISS kernel's copy) and ``masks``; ``total`` sums them.
         """
         g = self._commit()
         parts = {"codes": int(g.codes.nbytes), "offsets": int(g.bucket_offsets.nbytes),
@@ -272,8 +276,13 @@ class HammingIndex:
         """Packed codes of all items in insertion order (what ``add`` received)."""
         return to_bytes(self._commit().item_codes(), self.nbits)
 
+    @property
+    def engine(self) -> str:
+        """The old name of :attr:`kernel`, for code written before the rename."""
+        return self.kernel
+
     def __repr__(self) -> str:
-        return f"HammingIndex(nbits={self.nbits}, ntotal={self.ntotal}, engine={self.engine!r})"
+        return f"HammingIndex(nbits={self.nbits}, ntotal={self.ntotal}, kernel={self.kernel!r})"
 
     # ------------------------------------------------------------------ internals
 
@@ -302,16 +311,16 @@ class HammingIndex:
         if nq >= TRIM_QUERIES and self._groups.ndistinct >= TRIM_FROM:
             release_scratch()
 
-    def _engine_now(self) -> str:
-        """The engine to run; an "auto" index whose numba fails to import moves to the next engine."""
-        if self.engine == "numba":
+    def _kernel_now(self) -> str:
+        """The kernel to run; an "auto" index whose numba fails to import moves to the next kernel."""
+        if self.kernel == "numba":
             try:
                 search.kernels()
             except ImportError:
-                if not self._engine_auto:
+                if not self._kernel_auto:
                     raise
-                self.engine = search.available_engines()[0]
-        return self.engine
+                self.kernel = search.available_kernels()[0]
+        return self.kernel
 
     def _prepared(self) -> search.Tables:
         if self._tables is None:

@@ -28,6 +28,7 @@ from typing import Callable
 import numpy as np
 
 from dnnh.index.index import HammingIndex
+from dnnh.index.search import kernel_argument
 from dnnh.locks import RWLock
 
 _INT64_MAX = int(np.iinfo(np.int64).max)
@@ -49,10 +50,12 @@ def sorted_by_id(codes: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.nda
 class LiveIndex:
     """Packed ``nbits``-bit codes by integer id: search, add, remove and compact from any thread."""
 
-    def __init__(self, nbits: int, *, engine: str = "auto", num_threads: int | None = None) -> None:
+    def __init__(self, nbits: int, *, kernel: str = "auto", num_threads: int | None = None,
+                 engine: str | None = None) -> None:
+        """``kernel`` as :class:`HammingIndex` takes it (``engine=``, its old name, too)."""
         self.nbits = int(nbits)
         self.nbytes = (self.nbits + 7) // 8
-        self._index_kwargs = {"engine": engine, "num_threads": num_threads}
+        self._index_kwargs = {"kernel": kernel_argument(kernel, engine), "num_threads": num_threads}
         self._rw = RWLock()
         self._writer = threading.Lock()
         self._install(self.new_index(), np.zeros(0, np.int64), np.zeros((0, self.nbytes), np.uint8))

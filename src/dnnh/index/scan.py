@@ -116,7 +116,7 @@ class FaissScan:
         try:
             import faiss
         except ImportError as exc:
-            raise ImportError(f"the FAISS engine needs faiss-cpu (pip install 'dnnh[faiss]'): {exc}") from exc
+            raise ImportError(f"the FAISS kernel needs faiss-cpu (pip install 'dnnh[faiss]'): {exc}") from exc
         self.groups = groups
         self.index = faiss.IndexBinaryFlat(groups.codes.shape[1] * 64)
         self.index.add(np.ascontiguousarray(groups.codes).view(np.uint8))

@@ -1,4 +1,4 @@
-"""Running k-NN and radius searches over grouped codes on one of three engines.
+"""Running k-NN and radius searches over grouped codes on one of three kernels.
 
 - ``numba`` (a core dependency): compiled kernels for scan, probe and MIH, one query block a thread.
   Scans test 8 codes a vector popcount (VPOPCNTQ with AVX-512 VPOPCNTDQ; LLVM lowers the same
@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from dnnh.errors import InputError
 from dnnh.index import cost
 from dnnh.index.expand import expand_knn, expand_range
 from dnnh.index.groups import TRIM_FROM, Groups, release_scratch
@@ -36,7 +37,8 @@ log = logging.getLogger(__name__)
 
 
 HAVE_NUMBA = _installed("numba")  # imported on first use: numba's import takes half a second
-ENGINES = ("auto", "numba", "faiss", "numpy")
+KERNELS = ("auto", "numba", "faiss", "numpy")
+ENGINES = KERNELS  # the old name (the encoder's backends are its "engines"; the index's are kernels)
 _kernels: Any = None
 
 
@@ -49,27 +51,41 @@ def kernels() -> Any:
         except Exception as exc:  # installed but broken (e.g. built for another numpy): say so once
             HAVE_NUMBA = False
             log.warning("numba did not import (%s); the Hamming index falls back to %s",
-                        exc, available_engines()[0])
-            raise ImportError(f"the numba engine is unavailable: {exc}") from exc
+                        exc, available_kernels()[0])
+            raise ImportError(f"the numba kernel is unavailable: {exc}") from exc
         _kernels = mod
     return _kernels
 
 
-def available_engines() -> list[str]:
-    """Engines usable here, fastest first."""
+def available_kernels() -> list[str]:
+    """Kernels usable here, fastest first."""
     return [e for e, ok in (("numba", HAVE_NUMBA), ("faiss", HAVE_FAISS), ("numpy", True)) if ok]
 
 
-def resolve_engine(engine: str) -> str:
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-    if engine == "auto":
-        return available_engines()[0]
-    if engine == "numba" and not HAVE_NUMBA:
-        raise ImportError("engine='numba' needs numba, a dependency of dnnh that did not import (pip install numba)")
-    if engine == "faiss" and not HAVE_FAISS:
-        raise ImportError("engine='faiss' needs faiss-cpu (pip install 'dnnh[faiss]')")
+#: The old name of :func:`available_kernels`, kept for code written before the rename.
+available_engines = available_kernels
+
+
+def kernel_argument(kernel: str, engine: str | None) -> str:
+    """``kernel=``, or ``engine=``, its old spelling, where a caller still passes that (not both)."""
+    if engine is None:
+        return kernel
+    if kernel != "auto" and kernel != engine:
+        raise InputError(f"give kernel= only (engine= is its old name), got kernel={kernel!r} and engine={engine!r}")
     return engine
+
+
+def resolve_kernel(kernel: str) -> str:
+    """The kernel ``kernel`` names ("auto": the fastest installed); raises if it is not installed."""
+    if kernel not in KERNELS:
+        raise InputError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    if kernel == "auto":
+        return available_kernels()[0]
+    if kernel == "numba" and not HAVE_NUMBA:
+        raise ImportError("kernel='numba' needs numba, a dependency of dnnh that did not import (pip install numba)")
+    if kernel == "faiss" and not HAVE_FAISS:
+        raise ImportError("kernel='faiss' needs faiss-cpu (pip install 'dnnh[faiss]')")
+    return kernel
 
 
 def default_threads() -> int:
@@ -254,13 +270,13 @@ def _one_word(codes: np.ndarray) -> np.ndarray:
     return codes.reshape(-1) if codes.shape[1] == 1 else np.zeros(0, np.uint64)
 
 
-def knn(t: Tables, queries: np.ndarray, k: int, engine: str, strategy: str, threads: int) -> tuple[np.ndarray, np.ndarray]:
+def knn(t: Tables, queries: np.ndarray, k: int, kernel: str, strategy: str, threads: int) -> tuple[np.ndarray, np.ndarray]:
     """(distances (nq, k) int32, positions (nq, k) int64), -1 padded."""
     g = t.groups
     m, nw = g.codes.shape
     success = cost.knn_success(t.knn_tried, t.knn_settled)
-    level = cost.knn_probe_levels(m, nw, t.nbits, engine, success) if strategy == "auto" else -1
-    if engine == "numba":
+    level = cost.knn_probe_levels(m, nw, t.nbits, kernel, success) if strategy == "auto" else -1
+    if kernel == "numba":
         kr = kernels()
         if level >= 0:
             slots, shift = t.directory()
@@ -292,7 +308,7 @@ def knn(t: Tables, queries: np.ndarray, k: int, engine: str, strategy: str, thre
         todo = np.flatnonzero(~enough)
     if len(todo):
         sub = queries[todo]
-        if engine == "faiss":
+        if kernel == "faiss":
             q, c, d = t.faiss().knn(sub, k)
             parts.append((todo[q], c, d))
         else:
@@ -303,26 +319,26 @@ def knn(t: Tables, queries: np.ndarray, k: int, engine: str, strategy: str, thre
     return expand_knn(g, q, c, d, nq, k)
 
 
-def range_plan(t: Tables, radius: int, engine: str) -> cost.RangePlan:
+def range_plan(t: Tables, radius: int, kernel: str) -> cost.RangePlan:
     g = t.groups
-    return cost.plan_range(g.ndistinct, g.codes.shape[1], t.nbits, radius, engine,
+    return cost.plan_range(g.ndistinct, g.codes.shape[1], t.nbits, radius, kernel,
                            lambda s: t.mih(s).estimated_candidates(radius),
-                           (lambda: t.scan_share(radius)) if engine == "numba" else None, item_bytes=t.item_bytes,
+                           (lambda: t.scan_share(radius)) if kernel == "numba" else None, item_bytes=t.item_bytes,
                            prefix_codes=lambda: t.prefix_reads(radius))
 
 
-def range_search(t: Tables, queries: np.ndarray, radius: int, engine: str, strategy: str, threads: int,
+def range_search(t: Tables, queries: np.ndarray, radius: int, kernel: str, strategy: str, threads: int,
                  ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(lims (nq + 1), distances int32, ids int64) of every item within ``radius``, inclusive.
 
     ``ids[position]`` is an item's id (None: ids are the positions). Each query's results come by
     distance, then distinct code (the groups' sorted order), then position: every strategy and
-    engine gives this same order, and none sorts items, only codes.
+    kernel gives this same order, and none sorts items, only codes.
     """
     g = t.groups
     m, nw = g.codes.shape
     nq = len(queries)
-    plan = range_plan(t, radius, engine) if strategy == "auto" else cost.plan_range(m, nw, t.nbits, radius, engine)
+    plan = range_plan(t, radius, kernel) if strategy == "auto" else cost.plan_range(m, nw, t.nbits, radius, kernel)
     chosen = plan.strategy if strategy == "auto" else strategy
     s = plan.s or cost.default_mih_s(t.nbits, radius, m)
     if chosen == "probe" and cost.ball_size(t.nbits, radius) > cost.MAX_PROBES:
@@ -332,7 +348,7 @@ def range_search(t: Tables, queries: np.ndarray, radius: int, engine: str, strat
     if chosen == "prefix" and cost.ball_size(bits, radius) > cost.MAX_PROBES:
         raise ValueError(f"strategy='prefix' at radius {radius} means {cost.ball_size(bits, radius):,} buckets a "
                          f"query ({bits}-bit prefixes, limit {cost.MAX_PROBES:,}); use 'mih' or 'scan'")
-    if engine == "numba":
+    if kernel == "numba":
         return _range_numba(t, queries, radius, chosen, s, threads, ids)
     if chosen == "probe":
         q, c, d = probe_candidates(t.sorted(), g.codes, queries, radius, t.nbits)
@@ -340,7 +356,7 @@ def range_search(t: Tables, queries: np.ndarray, radius: int, engine: str, strat
         q, c, d = prefix_candidates(*t.directory(), t.prefix_masks(radius), g.codes, queries, radius)
     elif chosen == "mih":
         q, c, d = t.mih(s).candidates(g.codes, queries, radius)
-    elif engine == "faiss":
+    elif kernel == "faiss":
         q, c, d = t.faiss().range(queries, radius)
     else:
         found = run_blocks(lambda a, b: range_scan_block(g, queries[a:b], radius, a),
