@@ -38,6 +38,8 @@ DECODE_ERRORS: tuple[type[BaseException], ...] = (
 
 
 _HIGH_DEPTH_MODES = ("I", "F")
+#: What a missing or misplaced image file should have been (said in its one-line error).
+EXPECTED = "an image file Pillow reads: PNG, JPEG, BMP, TIFF, WebP, ..."
 
 
 def _scale_16bit(arr: np.ndarray, offset: int, chunk: int = 1 << 20) -> np.ndarray:
@@ -100,8 +102,12 @@ def read_image(path: str | Path, channels: int = 3, size: tuple[int, int] | None
             if size is not None and (img.height, img.width) != tuple(size):
                 img = img.resize((size[1], size[0]), Image.BILINEAR)
             arr = np.array(img, dtype=np.uint8)  # a writable copy: torch.from_numpy warns on read-only arrays
-    except FileNotFoundError:
-        raise
+    except FileNotFoundError:  # one line naming the file and what should be there, not "[Errno 2] ..."
+        raise FileNotFoundError(f"image file {path} does not exist (expected {EXPECTED})") from None
+    except IsADirectoryError:
+        raise CorruptImageError(f"{path} is a folder, not an image file (expected {EXPECTED})") from None
+    except PermissionError:
+        raise CorruptImageError(f"cannot read image {path}: permission denied") from None
     except DECODE_ERRORS as exc:
         raise CorruptImageError(f"cannot decode image {path}: {_reason(exc)}") from exc
     return arr[..., None] if arr.ndim == 2 else arr

@@ -39,40 +39,56 @@ def _save(fig: Figure, path: str | Path) -> Path:
     return path
 
 
-def plot_pr_curves(reports: Mapping[str, RetrievalReport], path: str | Path, *, title: str | None = None) -> Path:
+def _label(name: str, rep: RetrievalReport, *extra: str) -> str:
+    """``name (48 bits, ...)``; the bits are left out where the name already says them ("DNNH 48 bits")."""
+    parts = ([] if f"{rep.nbits} bits" in name else [f"{rep.nbits} bits"]) + list(extra)
+    return f"{name} ({', '.join(parts)})" if parts else name
+
+
+def pr_curves_figure(reports: Mapping[str, RetrievalReport], *, title: str | None = None) -> Figure:
     """Precision against recall of the Hamming ball, one curve a method, one point a radius 0..q.
 
     The point at the report's radius is circled, since that is the operating point of a hash-table
-    lookup; the legend carries each method's MAP so the two views can be read together.
+    lookup (the report's "precision within radius r"); a legend entry says so, whatever the title.
+    The legend carries each method's MAP so the two views can be read together.
     """
     _check(reports)
     fig = Figure(figsize=(6, 4.5), dpi=120)
     ax = fig.add_subplot()
     _distinct_colors(ax, len(reports))
+    radii = set()
     for name, rep in reports.items():
-        label = f"{name} ({rep.nbits} bits, MAP {rep.map:.3f})"
-        (line,) = ax.plot(rep.pr_recall, rep.pr_precision, marker=".", label=label)
+        (line,) = ax.plot(rep.pr_recall, rep.pr_precision, marker=".", label=_label(name, rep, f"MAP {rep.map:.3f}"))
         r = min(rep.radius, rep.nbits)
+        radii.add(r)
         ax.plot([rep.pr_recall[r]], [rep.pr_precision[r]], marker="o", mfc="none", ms=10, color=line.get_color())
+    circled = (f"radius {radii.pop()}" if len(radii) == 1 else "each method's report radius")
+    ax.plot([], [], ls="none", marker="o", mfc="none", ms=10, color="0.35",
+            label=f"circled: {circled} (precision within the radius, a hash-table lookup)")
     ax.set_xlabel("recall (Hamming ball)")
     ax.set_ylabel("precision (Hamming ball)")
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
-    ax.set_title(title or "Precision-recall over Hamming radius (circle: report radius)")
+    ax.set_title(title or "Precision-recall over Hamming radius")
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
-def plot_precision_at_k(reports: Mapping[str, RetrievalReport], path: str | Path, *, title: str | None = None) -> Path:
+def plot_pr_curves(reports: Mapping[str, RetrievalReport], path: str | Path, *, title: str | None = None) -> Path:
+    """:func:`pr_curves_figure` saved as a PNG."""
+    return _save(pr_curves_figure(reports, title=title), path)
+
+
+def precision_at_k_figure(reports: Mapping[str, RetrievalReport], *, title: str | None = None) -> Figure:
     """Precision at the top k ranked items against k (log scale), one curve a method."""
     _check(reports)
     fig = Figure(figsize=(6, 4.5), dpi=120)
     ax = fig.add_subplot()
     _distinct_colors(ax, len(reports))
     for name, rep in reports.items():
-        ax.plot(rep.precision_at, rep.precision_at_k, marker="o", label=f"{name} ({rep.nbits} bits)")
+        ax.plot(rep.precision_at, rep.precision_at_k, marker="o", label=_label(name, rep))
     ax.set_xscale("log")
     ax.set_xlabel("k (top k by Hamming ranking)")
     ax.set_ylabel("precision@k")
@@ -81,7 +97,12 @@ def plot_precision_at_k(reports: Mapping[str, RetrievalReport], path: str | Path
     ax.legend(fontsize="small")
     ax.set_title(title or "Precision at top k")
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
+
+
+def plot_precision_at_k(reports: Mapping[str, RetrievalReport], path: str | Path, *, title: str | None = None) -> Path:
+    """:func:`precision_at_k_figure` saved as a PNG."""
+    return _save(precision_at_k_figure(reports, title=title), path)
 
 
 def map_vs_bits_figure(series: Mapping[str, Mapping[int, float]], *, title: str | None = None,
