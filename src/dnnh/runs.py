@@ -185,7 +185,9 @@ class Run:
             raise ValueError(f"{path / CONFIG} lacks or garbles a field ({exc}); was it edited?") from exc
         if fmt == RUN_FORMAT and "model" not in saved:
             raise ValueError(f"{path / CONFIG} lacks 'model', the architecture its weights were trained as "
-                             f"(every {RUN_FORMAT} run records it); was it edited?")
+                             f"(every {RUN_FORMAT} run records it), so it is refused rather than guessed from the "
+                             "training config; restore that config.json (a backup or copy of the run), or train the "
+                             "run again (dnnh train --run NEW_DIR ...)")
         check_bounds(model_config, prep, path / CONFIG)
         source = dataset.pop("source", None)
         if source is None and (path / "data.json").exists():  # format /1 kept the source beside the config

@@ -57,4 +57,5 @@ def test_a_run_config_without_its_model_is_refused(run_copy, capsys):
     saved = json.loads(path.read_text())
     del saved["model"]
     path.write_text(json.dumps(saved))
-    assert "lacks 'model'" in one_line_error(capsys, ["eval", "--run", str(run_copy)])
+    err = one_line_error(capsys, ["eval", "--run", str(run_copy)])
+    assert "lacks 'model'" in err and "restore that config.json" in err and "train the run again" in err
