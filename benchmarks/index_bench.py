@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         print("| case 4: memory | bytes/code dnnh (base) | dnnh with lookup tables built | FAISS IndexBinaryFlat | FAISS + IndexBinaryIDMap ids |")
         print("|---|---|---|---|---|")
         held = [("random 64-bit", mem1)] if 1 in cases else []
-        for label, (ix, fx, nbits) in held + [("learned-like 48-bit", mem2)]:
+        for label, (ix, fx, _nbits) in held + [("learned-like 48-bit", mem2)]:
             mem = ix.memory_usage()
             base = mem["total"] - mem["tables"]
             print(f"| {label} ({ix.ntotal:,} codes, ids 0..n-1) | {base / ix.ntotal:.2f} | "

@@ -130,7 +130,7 @@ def run_set(label: str, codes: np.ndarray, ids: np.ndarray | None, q: np.ndarray
     path = folder / f"{label.split()[0]}.dhi"
     t_save, _ = once(lambda: ix.save(path))
     size = path.stat().st_size
-    del ix
+    ix = None  # frees it (not del: the timed lambdas above name it)
     release_scratch()
     base_open = rss()
     t_open, mx = once(lambda: HammingIndex.load(path, mmap=True, verify=False, num_threads=args.threads).prepare())
@@ -144,7 +144,7 @@ def run_set(label: str, codes: np.ndarray, ids: np.ndarray | None, q: np.ndarray
     print(f"saved in {t_save:.1f} s ({size / n:.1f} bytes a code on disk); opened memory-mapped in {t_open:.2f} s: "
           f"k-NN {t_knn:.2f} s, radius 2 {t_range * 1e3:.1f} ms, resident +{grown_open / n:.1f} bytes a code; "
           f"answers {'identical to the built index' if same_open else 'DIFFER FROM THE BUILT INDEX'}", flush=True)
-    del mx
+    mx = None  # frees it (not del: the timed lambdas above name it)
 
     release_scratch()
     base_f = rss()
@@ -161,7 +161,7 @@ def run_set(label: str, codes: np.ndarray, ids: np.ndarray | None, q: np.ndarray
     print(f"FAISS IndexBinaryFlat: built in {fbuild:.1f} s, resident +{f_grown / n:.1f} bytes a code (no ids), "
           f"k-NN {tf_knn:.2f} s ({tf_knn / t_knn:.1f}x dnnh's mapped), range {tf_range:.2f} s "
           f"({tf_range / t_range:.0f}x); k-NN {knn_check}; radius {range_check}", flush=True)
-    del fx
+    fx = None  # frees it (not del: the timed lambdas above name it)
     rows.append((label, n, build, grown / n, size / n, t_open, grown_open / n, t_knn, t_range, plan.strategy,
                  fbuild, f_grown / n, tf_knn, tf_range, f"{knn_check}; {range_check}"))
     if args.n <= 10**7 and label.startswith("random"):

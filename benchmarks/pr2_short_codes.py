@@ -2,8 +2,13 @@
 the share of relaxed outputs within 0.1 of 0.5, the mean Hamming distance of a database code to its
 class's majority code, the smallest Hamming distance between two classes' majority codes, and
 the share of same-class / other-class database items within radius 2 of a query."""
-import json, sys, time
-import numpy as np, torch
+import json
+import sys
+import time
+
+import numpy as np
+import torch
+
 torch.set_num_threads(int(sys.argv[3]) if len(sys.argv) > 3 else 1)
 from dnnh.data.registry import load_dataset, make_split
 from dnnh.config import TrainConfig
@@ -43,7 +48,9 @@ for name, over in variants.items():
         ham = (qb[i:i + 50, None, :] != db[None, :, :]).sum(-1)
         ball = ham <= 2
         same = (ql[i:i + 50, None] == dl[None, :])
-        ins.append((ball & same).sum(1)); oth.append((ball & ~same).sum(1)); nsame.append(same.sum(1))
+        ins.append((ball & same).sum(1))
+        oth.append((ball & ~same).sum(1))
+        nsame.append(same.sum(1))
     in_same = float(np.concatenate(ins).mean() / np.concatenate(nsame).mean())
     other_in = float(np.concatenate(oth).mean())
     const = int((db.min(0) == db.max(0)).sum())

@@ -75,7 +75,7 @@ def test_precision_auto_per_device(fake_cuda, monkeypatch):
         devices.check_precision(torch.device("cuda", 0), "bf16")  # checked where the run starts
     devices.check_precision(torch.device("cuda", 0), "fp16")
     for fast in (True, False):  # the CPU keeps its rule (dnnh.machine.bf16_is_fast)
-        monkeypatch.setattr(config_module, "bf16_is_fast", lambda: fast)
+        monkeypatch.setattr(config_module, "bf16_is_fast", lambda fast=fast: fast)
         assert resolve_precision("auto", "cpu") == ("bf16" if fast else "fp32")
     with pytest.raises(ValueError, match="needs a CUDA device"):
         resolve_precision("fp16", "cpu")

@@ -51,10 +51,10 @@ def commands(text: str) -> list[str]:
             line = re.sub(r"\s+#.*$", "", line).strip()
             assign = re.match(r'^([A-Z]+)="?([^"]*)"?$', line)
             if assign:
-                variables[assign.group(1)] = re.sub(r"\$([A-Z]+)", lambda m: variables.get(m.group(1), ""),
+                variables[assign.group(1)] = re.sub(r"\$([A-Z]+)", lambda m, known=variables: known.get(m.group(1), ""),
                                                     assign.group(2))
                 continue
-            line = re.sub(r"\$([A-Z]+)", lambda m: variables.get(m.group(1), m.group(0)), line)
+            line = re.sub(r"\$([A-Z]+)", lambda m, known=variables: known.get(m.group(1), m.group(0)), line)
             found.extend(part.strip() for part in line.split("&&") if part.strip())
     return found
 

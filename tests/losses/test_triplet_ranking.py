@@ -33,13 +33,13 @@ def test_smooth_loss_is_softplus_of_the_same_gap():
     TripletRankingLoss(margin=0.0, smooth=True)(x[:1], x[1:2], x[2:]).backward()
     assert x.grad.abs().sum() > 0
     # every triplet is active, so "active" and "mean" agree
-    a = torch.cat([A, A]); p = torch.cat([P, N]); n = torch.cat([N, P])
+    a, p, n = torch.cat([A, A]), torch.cat([P, N]), torch.cat([N, P])
     assert TripletRankingLoss(1.0, reduction="active", smooth=True)(a, p, n).item() == \
         pytest.approx(TripletRankingLoss(1.0, smooth=True)(a, p, n).item())
 
 
 def test_mean_over_triplets_and_active_reduction():
-    a = torch.cat([A, A]); p = torch.cat([P, N]); n = torch.cat([N, P])
+    a, p, n = torch.cat([A, A]), torch.cat([P, N]), torch.cat([N, P])
     # per-triplet losses with m=1: [0, 2]
     assert TripletRankingLoss(1.0)(a, p, n).item() == pytest.approx(1.0)
     assert TripletRankingLoss(1.0, reduction="active")(a, p, n).item() == pytest.approx(2.0)

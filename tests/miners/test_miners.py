@@ -11,7 +11,8 @@ from dnnh.similarity import DotProduct, SquaredL2
 def brute_force_triplets(dist, labels, strategy, margin):
     """All (a, p, n) by plain loops, filtered as each strategy defines."""
     n = len(labels)
-    rel = lambda i, j: (labels[i] == labels[j]) if labels.ndim == 1 else bool((labels[i] * labels[j]).sum() > 0)
+    def rel(i, j):
+        return (labels[i] == labels[j]) if labels.ndim == 1 else bool((labels[i] * labels[j]).sum() > 0)
     out = []
     for a, p, q in itertools.product(range(n), repeat=3):
         if a == p or not rel(a, p) or rel(a, q):

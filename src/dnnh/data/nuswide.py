@@ -134,7 +134,8 @@ def load_nuswide(root: str | Path, concepts: int | Sequence[str] | None = 21, dr
     columns = {c: read_label_file(files[c], len(entries), list_path) for c in names}
     if chosen is None:
         # Most frequent first (ties by name), then back to alphabetical order for the columns.
-        ranked = sorted(columns, key=lambda c: (-int(columns[c].sum()), c))
+        counts = {c: int(column.sum()) for c, column in columns.items()}
+        ranked = sorted(counts, key=lambda c: (-counts[c], c))
         chosen = sorted(ranked[:int(concepts)])  # type: ignore[arg-type]
     labels = np.stack([columns[c] for c in chosen], axis=1)
     del columns

@@ -10,6 +10,7 @@ onnx and onnxruntime are an optional extra (``pip install 'dnnh[onnx]'``); witho
 exporter and the onnxruntime engines raise a one-line :class:`ImportError`.
 """
 
-from dnnh.export.graph import ONNX_MISSING, DEFAULT_OPSET, export_onnx, read_metadata, require_onnx
+from dnnh.encoder.onnx import ONNX_MISSING
+from dnnh.export.graph import DEFAULT_OPSET, export_onnx, read_metadata, require_onnx
 
 __all__ = ["DEFAULT_OPSET", "ONNX_MISSING", "export_onnx", "read_metadata", "require_onnx"]

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from dnnh.codes.packing import code_bytes
-from dnnh.encoder.onnx import DEFAULT_OPSET, ONNX_MISSING, ROLES, network_of, require_onnx, trace
+from dnnh.encoder.onnx import DEFAULT_OPSET, ROLES, network_of, require_onnx, trace
 
 PROTOBUF_LIMIT = 2**31 - 1
 

@@ -10,7 +10,7 @@ from dnnh.index.fileformat import IndexFormatError
 from dnnh.index.index import HammingIndex
 from dnnh.index.search import available_engines, available_kernels
 
-__all__ = ["HammingIndex", "IndexFormatError", "MilvusIndex", "available_kernels"]
+__all__ = ["HammingIndex", "IndexFormatError", "MilvusIndex", "available_engines", "available_kernels"]
 
 
 def __getattr__(name: str) -> object:

@@ -155,7 +155,7 @@ def cnnh_target_codes(similarity: np.ndarray, bits: int, seed: int = 0, max_swee
     sweep = _sweep_function(n * q)
     objective = [_objective(S, Ht)]
     sweeps = 0
-    for sweeps in range(1, max_sweeps + 1):
+    for sweeps in range(1, max_sweeps + 1):  # noqa: B007 (read after the loop: the sweeps run)
         sweep(Ht, S, G, rng.permutation(n * q).astype(np.int64))
         objective.append(_objective(S, Ht))
         if objective[-2] - objective[-1] < tol * max(objective[-2], 1e-12):
