@@ -102,3 +102,13 @@ def test_a_damaged_codes_file_is_encoded_again(tiny_run, tmp_path, name):
     (run_dir / name).write_bytes(b"not a zip")
     run = Run.open(run_dir)
     assert reusable_codes(run, run.load_dataset()) is None
+
+
+def test_index_build_from_a_run_reuses_its_database_codes(tiny_run, tmp_path, monkeypatch, capsys):
+    from dnnh.index import HammingIndex
+
+    no_encoding(monkeypatch)
+    capsys.readouterr()
+    assert main(["index", "build", "--run", str(tiny_run), "--out", str(tmp_path / "db.dhi")]) == 0
+    assert "codes reused from" in capsys.readouterr().out
+    assert HammingIndex.load(tmp_path / "db.dhi").ntotal == len(CodeSet.load(tiny_run / "codes_database.npz"))

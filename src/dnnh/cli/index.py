@@ -42,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--data", help="with --run: the dataset, if not the one the run was trained on")
     build.add_argument("--root", help="with --run --data: the dataset's folder")
     add_engine_arg(build, prefix="with --run: ")
+    build.add_argument("--reencode", action="store_true",
+                       help="with --run: encode the database again even where the run keeps its codes from the same "
+                            "weights, data and engine (by default those are reused, and it says so)")
     add_device_arg(build, "encode (with --run)")
     build.add_argument("--out", type=Path, help="index file to write (.dhi), replaced atomically (hamming backend)")
     build.add_argument("--force", action="store_true", help="replace --out even if it is not a dnnh index")
@@ -158,10 +161,15 @@ def _encode_run_database(args: argparse.Namespace) -> CodeSet:
     from dnnh.cli.common import encoder_device, run_data, show_bars
     from dnnh.cli.encode import say_engine
     from dnnh.encoder import Encoder
+    from dnnh.evaluation import reusable_codes
     from dnnh.runs import Run
 
     run = Run.open(args.run)
     dataset = run_data(run, args)
+    kept = None if args.reencode else reusable_codes(run, dataset, engine=args.engine)
+    if kept is not None:
+        print(f"codes reused from {args.run} (model and data unchanged; --reencode to encode again)")
+        return kept[1]
     idx = run.split.database
     encoder = Encoder.from_run(run, engine=args.engine, data=dataset, device=encoder_device(args))
     say_engine(encoder)
