@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Mapping
 
 import torch
-from torch import nn
 
 PREFIXES = ("module.", "encoder_q.", "backbone.")
 WRAPPERS = ("state_dict", "model", "model_state_dict")
