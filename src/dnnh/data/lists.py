@@ -7,8 +7,9 @@ vector). A folder holding the three is a :class:`ListDataset`: one item per dist
 training image that the database lists too is one item, as in the published splits), the split
 exactly the files' (queries = test.txt, database = database.txt, training = train.txt), and the
 metric each dataset is reported with: mAP@1000 for ImageNet-100, mAP@5000 for NUS-WIDE and
-MS-COCO, mAP over the whole database for CIFAR-10, recognised from the folder's name (a
-``topk`` option overrides it).
+MS-COCO, mAP over the whole database for CIFAR-10 (and MIRFlickr, VOC2012), recognised from the
+folder's name as DeepHash-pytorch's ``config_dataset`` does (a ``topk`` option overrides it);
+:func:`reported_topk` is that K for the commands that score a run (a ``--topk`` flag first).
 
 Paths resolve against ``image_root`` (default: the folder); rows that leave it are refused unless
 ``allow_outside_paths`` (the manifest rule, :mod:`dnnh.data.folders`). Rows with exactly one
@@ -28,9 +29,12 @@ from dnnh.data.dataset import FileDataset
 from dnnh.data.folders import ManifestError, load_manifest
 
 LIST_FILES = {"train": "train.txt", "query": "test.txt", "database": "database.txt"}
-#: (folder-name fragment, K of the reported mAP@K or None for all, the dataset's name in papers)
+#: (folder-name fragment, K of the reported mAP@K or None for all, the dataset's name in papers):
+#: DeepHash-pytorch's ``config_dataset`` (utils/tools.py) sets ``topK`` by its dataset name the same
+#: way: imagenet 1000; nuswide_21, nuswide_21_m, nuswide_81_m and coco 5000; cifar*, mirflickr and
+#: voc2012 -1 (the whole database).
 METRICS = (("imagenet", 1000, "ImageNet-100"), ("nus", 5000, "NUS-WIDE"), ("coco", 5000, "MS-COCO"),
-           ("cifar", None, "CIFAR-10"))
+           ("cifar", None, "CIFAR-10"), ("mirflickr", None, "MIRFlickr-25K"), ("voc", None, "VOC2012"))
 
 
 def is_list_folder(path: Path) -> bool:
@@ -45,6 +49,21 @@ def dataset_metric(name: str) -> tuple[int | None, str]:
             at = f"mAP@{topk}" if topk else "mAP over the whole database (mAP@all)"
             return topk, f"{at}, as {paper_name} is reported"
     return None, "mAP over the whole database (folder name not a known dataset; pass --topk to set K)"
+
+
+def reported_topk(dataset: object, asked: int | None = None) -> tuple[int | None, str]:
+    """(K, why): the K of the mAP@K to report for ``dataset`` (None: the whole database).
+
+    ``asked`` (a ``--topk`` flag) wins; otherwise a list folder's published metric
+    (:attr:`ListDataset.topk`, from its name); any other dataset: the whole database. The
+    commands that score a run call this so that a run on DeepHash-pytorch's lists reports the
+    figure the field compares, without the user remembering which K goes with which dataset.
+    """
+    if asked is not None:
+        return int(asked), f"mAP@{int(asked)} (as asked)"
+    if isinstance(dataset, ListDataset):
+        return dataset.topk, dataset.metric
+    return None, "mAP over the whole database"
 
 
 @dataclass
