@@ -102,6 +102,21 @@ def test_references_share_no_code_with_what_they_check():
     assert not wrong, wrong
 
 
+#: Test tools: the installed package never imports them (test-only helpers live in tests/support/).
+TEST_ONLY = ("pytest", "hypothesis", "fastapi.testclient", "support")
+
+
+def test_the_package_imports_no_test_tool():
+    wrong = []
+    for path in ROOT.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
+            wrong += [f"{module_name(path)} imports {n}" for n in names
+                      if any(n == t or n.startswith(t + ".") for t in TEST_ONLY)]
+    assert not wrong, wrong
+
+
 #: Pairs that may not import each other even within the layer rules: losses get their miner handed in
 #: (pytorch-metric-learning's design); training does not reach into the scikit-learn baselines.
 FORBIDDEN = [("dnnh.losses", "dnnh.miners"), ("dnnh.training", "dnnh.baselines")]
