@@ -2,15 +2,19 @@
 
 A backend is the only part of :class:`dnnh.encoder.Encoder` that computes
 (:class:`EncoderBackend`): ``name``, ``nbits``, ``bits(batch, role)`` -> uint8 (n, nbits) and
-``features(batch)``, on preprocessed float32 batches (n, C, H, W); every one but fp32 torch also
-has ``outputs(batch, role)``, the float outputs in [0, 1].
+``features(batch)``, on preprocessed float32 batches (n, C, H, W); every one also has
+``outputs(batch, role)``, the float outputs in [0, 1].
 
-* ``torch`` (:class:`TorchBackend`): the model itself in eval mode, fp32, the default
-  (:data:`dnnh.encoder.names.DEFAULT_ENGINE`).
-* ``torch-bf16``: the torch model under ``torch.autocast`` in bfloat16, on CUDA when there is
-  one, else on a CPU with AMX or AVX512-BF16 (``amx_bf16`` / ``avx512_bf16`` in /proc/cpuinfo);
-  refused elsewhere, where bf16 is emulated and slower than fp32. Codes may differ from fp32's
-  on bits whose output is near 0.5.
+* ``torch`` (:class:`TorchBackend`): the model's eval-mode function in fp32, the default
+  (:data:`dnnh.encoder.names.DEFAULT_ENGINE`), computed on its inference copy
+  (:func:`dnnh.nn.fuse.fuse_for_inference`: batch norm folded into the convolutions, dropout
+  gone, channels-last) under ``torch.inference_mode`` in batches of :data:`CPU_FORWARD_BATCH`
+  on the CPU; its codes equal the eval-mode model's but for ties at 0.5.
+* ``torch-bf16``: the same inference copy with the backbone's weights cast to bfloat16 once
+  (the hash head stays fp32, as under training's autocast), on CUDA when there is one, else on
+  a CPU with AMX or AVX512-BF16 (``amx_bf16`` / ``avx512_bf16`` in /proc/cpuinfo); refused
+  elsewhere, where bf16 is emulated and slower than fp32. Codes may differ from fp32's on bits
+  whose output is near 0.5.
 * ``onnxruntime``: the run's network exported to ONNX in memory when the encoder is built (a
   second graph for a separate query network) and run by onnxruntime's CPU provider in fp32 with
   ``torch.get_num_threads()`` threads. Same arithmetic as torch up to summation order: bits differ
@@ -44,6 +48,7 @@ from dnnh import machine
 from dnnh.encoder.names import ENGINES
 from dnnh.encoder.onnx import DEFAULT_OPSET, ROLES, float_graph, network_of, require_onnx
 from dnnh.nn import DNNH
+from dnnh.nn.fuse import fuse_for_inference
 
 CALIBRATION_IMAGES = 256
 INT8_OPS = ("Conv", "Relu", "MaxPool", "AveragePool")
@@ -73,8 +78,76 @@ class EncoderBackend(Protocol):
     def features(self, batch: torch.Tensor) -> np.ndarray: ...
 
 
-class TorchBackend:
-    """The model itself, in eval mode: bit k is 1 when output k > 0.5 (docs/METHOD.md §6).
+#: Images a CPU forward computes at once: the fused nin-small encoded fastest at 64 of 64/256/1024
+#: (2 threads, AMD EPYC; 1.4x 256's, 1.4x 1,024's), where a batch's activations still fit the L3
+#: cache (32 channels x 32 x 32 fp32 = 128 KB an image). The Encoder's batches (512 on the CPU,
+#: what bounds memory and preprocessing) are cut into these; on a GPU a batch runs whole.
+CPU_FORWARD_BATCH = 64
+
+
+def _state_key(model: torch.nn.Module) -> tuple:
+    """Changes whenever a weight or buffer of ``model`` does (in place, by an optimizer step, or moved)."""
+    key = []
+    for tensor in (*model.parameters(), *model.buffers()):
+        try:
+            version = tensor._version
+        except RuntimeError:  # an inference tensor keeps no version: its storage is all we can see
+            version = -1
+        key.append((tensor.data_ptr(), version))
+    return tuple(key)
+
+
+class _FusedTorch:
+    """What both torch engines share: they compute on the model's inference copy
+    (:func:`dnnh.nn.fuse.fuse_for_inference`: batch norm folded, no dropout, channels-last, the
+    backbone's weights cast once to :attr:`dtype`) under ``torch.inference_mode``, on channels-last
+    input, in forward batches of :data:`CPU_FORWARD_BATCH` on the CPU. The copy is made on first use
+    and again whenever the model's weights or buffers change (the training loop validates through
+    the same encoder while it trains): the trained model itself is never changed or put in eval
+    mode by encoding."""
+
+    dtype: torch.dtype | None = None
+    model: DNNH
+    device: torch.device | str
+
+    def _setup(self, model: DNNH) -> None:
+        self.model, self.nbits = model, model.nbits
+        self._copy: DNNH | None = None
+        self._key: tuple | None = None
+
+    def inference_model(self) -> DNNH:
+        """The fused inference copy of the model as it is now (remade when its weights changed)."""
+        key = _state_key(self.model)
+        if self._copy is None or key != self._key:
+            self._copy = fuse_for_inference(self.model, dtype=self.dtype).to(self.device)
+            self._key = key
+        return self._copy
+
+    def _forward(self, batch: torch.Tensor, compute: Callable[[DNNH, torch.Tensor], torch.Tensor]) -> np.ndarray:
+        model = self.inference_model()
+        step = CPU_FORWARD_BATCH if torch.device(self.device).type == "cpu" else max(len(batch), 1)
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(batch), step):
+                x = batch[i:i + step].to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                out.append(compute(model, x).cpu())
+        return (torch.cat(out) if len(out) != 1 else out[0]).numpy()
+
+    def outputs(self, batch: torch.Tensor, role: str) -> np.ndarray:
+        """The float outputs in [0, 1] (fp32 from the head, whatever the backbone's precision)."""
+        return self._forward(batch, lambda model, x: model(x, role=role).float())
+
+    def bits(self, batch: torch.Tensor, role: str) -> np.ndarray:
+        """Bit k is 1 when output k > 0.5 (docs/METHOD.md §6), as uint8 (n, nbits)."""
+        return self._forward(batch, lambda model, x: (model(x, role=role) > 0.5).to(torch.uint8))
+
+    def features(self, batch: torch.Tensor) -> np.ndarray:
+        return self._forward(batch, lambda model, x: model.net.backbone(x).float())
+
+
+class TorchBackend(_FusedTorch):
+    """The model in fp32 on its inference copy (see :class:`_FusedTorch`): the eval-mode model's
+    codes, up to ties at 0.5 that summation order decides.
 
     It computes where the model's weights are (:meth:`to` moves them): batches are copied there
     and codes come back to the host.
@@ -83,50 +156,25 @@ class TorchBackend:
     name = "torch"
 
     def __init__(self, model: DNNH) -> None:
-        self.model = model
-        self.nbits = model.nbits
+        self._setup(model)
         self.device = next(model.parameters()).device
 
     def to(self, device: torch.device) -> "TorchBackend":
         self.model.to(device)
         self.device = torch.device(device)
+        self._copy = None
         return self
 
-    def bits(self, batch: torch.Tensor, role: str) -> np.ndarray:
-        return self.model.encode(batch.to(self.device, non_blocking=True), role=role).cpu().numpy()
 
-    @torch.no_grad()
-    def features(self, batch: torch.Tensor) -> np.ndarray:
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            return self.model.net.backbone(batch.to(self.device, non_blocking=True)).float().cpu().numpy()
-        finally:
-            self.model.train(was_training)
-
-
-class TorchBf16Backend:
-    """The torch model under bfloat16 autocast (see the module docstring)."""
+class TorchBf16Backend(_FusedTorch):
+    """The backbone in bfloat16 (weights cast once, see :class:`_FusedTorch` and the module docstring)."""
 
     name = "torch-bf16"
+    dtype = torch.bfloat16
 
     def __init__(self, model, device: str | None = None) -> None:
+        self._setup(model)
         self.device = device or bf16_device()
-        self.model = model.to(self.device).eval()
-        self.nbits = model.nbits
-
-    @torch.no_grad()
-    def outputs(self, batch: torch.Tensor, role: str) -> np.ndarray:
-        with torch.autocast(self.device, dtype=torch.bfloat16):
-            return self.model(batch.to(self.device), role=role).float().cpu().numpy()
-
-    def bits(self, batch: torch.Tensor, role: str) -> np.ndarray:
-        return (self.outputs(batch, role) > 0.5).astype(np.uint8)
-
-    @torch.no_grad()
-    def features(self, batch: torch.Tensor) -> np.ndarray:
-        with torch.autocast(self.device, dtype=torch.bfloat16):
-            return self.model.net.backbone(batch.to(self.device)).float().cpu().numpy()
 
 
 class OnnxRuntimeBackend:
