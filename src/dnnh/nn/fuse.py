@@ -198,7 +198,7 @@ def _traced_pairs(model: nn.Module, example: torch.Tensor | None) -> dict[str, s
         reads.inside = None
 
     handles = []
-    for module, name in names.items():
+    for module in names:
         if isinstance(module, _PRODUCERS):
             handles.append(module.register_forward_hook(after_producer))
         elif isinstance(module, _NORMS):
