@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dnnh.errors import DataError, DnnhError, InputError
 from dnnh.nn import build_backbone
 from dnnh.nn.weights import WeightsFile
 
@@ -64,7 +65,7 @@ def test_torchvision_vit_old_mlp_spelling_is_renamed(tmp_path):
 def test_partial_wrong_and_foreign_files_are_refused(resnet18_state, tmp_path):
     partial = {k: v for k, v in resnet18_state.items() if not k.startswith("layer4.")}
     torch.save(partial, tmp_path / "partial.pth")
-    with pytest.raises(ValueError, match=r"partial.pth does not fit resnet18 .*missing \d+ keys: layer4.0.conv1.weight"
+    with pytest.raises(DataError, match=r"partial.pth does not fit resnet18 .*missing \d+ keys: layer4.0.conv1.weight"
                        ) as e:
         build_backbone("resnet18", weights=tmp_path / "partial.pth")
     _one_line(e)
@@ -77,7 +78,7 @@ def test_partial_wrong_and_foreign_files_are_refused(resnet18_state, tmp_path):
     with pytest.raises(ValueError, match=r"wrong shapes: conv1.weight \(64, 1, 7, 7\) \(expected \(64, 3, 7, 7\)\)"):
         build_backbone("resnet18", weights=tmp_path / "gray.pth")
     torch.save(build_backbone("resnet34").state_dict(), tmp_path / "resnet34.pth")
-    with pytest.raises(ValueError, match=r"does not fit resnet18 .*; it fits resnet34 \(torchvision layout\)") as e:
+    with pytest.raises(DataError, match=r"does not fit resnet18 .*; it fits resnet34 \(torchvision layout\)") as e:
         build_backbone("resnet18", weights=tmp_path / "resnet34.pth")
     _one_line(e)
 
@@ -97,8 +98,8 @@ def test_unreadable_files_are_refused_in_one_line(tmp_path):
     (tmp_path / "broken.safetensors").write_bytes(b"\x00" * 16)
     torch.save(torch.zeros(3), tmp_path / "tensor.pth")
     for name, pattern in cases.items():
-        with pytest.raises(ValueError, match=pattern) as e:
+        with pytest.raises(DnnhError, match=pattern) as e:  # the command line prints it as one line
             build_backbone("resnet18", weights=tmp_path / name)
         _one_line(e)
-    with pytest.raises(ValueError, match="unknown pretrained backbone 'resnet101'"):
+    with pytest.raises(InputError, match="unknown pretrained backbone 'resnet101'"):
         build_backbone("resnet101")

@@ -23,6 +23,8 @@ from typing import Mapping
 
 import torch
 
+from dnnh.errors import DataError, InputError
+
 PREFIXES = ("module.", "encoder_q.", "backbone.")
 WRAPPERS = ("state_dict", "model", "model_state_dict")
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
@@ -59,7 +61,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The tensors of a weights file, unwrapped from a training checkpoint; ValueError in one line."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"weights file {path} does not exist")
+        raise InputError(f"weights file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
         from safetensors import SafetensorError
@@ -67,19 +69,19 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             state = load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError) as exc:
-            raise ValueError(f"{path.name} is not a readable safetensors file: {str(exc).splitlines()[0]}") from None
+            raise DataError(f"{path.name} is not a readable safetensors file: {str(exc).splitlines()[0]}") from None
     elif suffix in TORCH_SUFFIXES:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
             if "Unsupported global" not in str(exc):  # not a class pickled inside: not a torch file at all
-                raise ValueError(f"{path.name} is not a readable torch file: {str(exc).splitlines()[0]}") from None
-            raise ValueError(f"{path.name} holds a pickled object, not a state dict: load it where its class "
+                raise DataError(f"{path.name} is not a readable torch file: {str(exc).splitlines()[0]}") from None
+            raise DataError(f"{path.name} holds a pickled object, not a state dict: load it where its class "
                              f"is defined and save its state_dict() (torch.save(model.state_dict(), ...))") from None
         except (RuntimeError, OSError, EOFError, ValueError) as exc:
-            raise ValueError(f"{path.name} is not a readable torch file: {str(exc).splitlines()[0]}") from None
+            raise DataError(f"{path.name} is not a readable torch file: {str(exc).splitlines()[0]}") from None
     else:
-        raise ValueError(f"{path.name}: expected a .safetensors file or a torch state dict "
+        raise DataError(f"{path.name}: expected a .safetensors file or a torch state dict "
                          f"({', '.join(TORCH_SUFFIXES)}), got {suffix or 'no suffix'}")
     return _unwrap(state, path.name)
 
@@ -91,12 +93,12 @@ def _unwrap(state: object, name: str) -> dict[str, torch.Tensor]:
             break
         state = inner
     if not isinstance(state, Mapping) or not state:
-        raise ValueError(f"{name} holds no state dict (a mapping of parameter names to tensors)")
+        raise DataError(f"{name} holds no state dict (a mapping of parameter names to tensors)")
     if isinstance(state.get("state_dict"), Mapping):  # a checkpoint with tensors beside its state_dict
         state = state["state_dict"]
     bad = [str(k) for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if bad:
-        raise ValueError(f"{name} is not a plain state dict: entries {_first(bad)} are not tensors")
+        raise DataError(f"{name} is not a plain state dict: entries {_first(bad)} are not tensors")
     return dict(state)
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from dnnh.errors import ChangedDataError
+
 from dnnh.config import TrainConfig
 from dnnh.data.pipeline import Preprocessing
 from dnnh.nn import BACKBONES, DNNH, PRESETS
@@ -71,7 +73,7 @@ def load_pretrained(model: DNNH, config: TrainConfig) -> str:
     for net in _nets(model):
         loaded = load_backbone_weights(net.backbone, config.backbone, path)
     if loaded.sha256 != recorded["sha256"]:
-        raise ValueError(f"{path} changed since the run recorded it (sha256 {recorded['sha256'][:12]}..., now "
+        raise ChangedDataError(f"{path} changed since the run recorded it (sha256 {recorded['sha256'][:12]}..., now "
                          f"{loaded.sha256[:12]}...); pass the file again to start a new run from it")
     return (f"{config.backbone}: weights from {loaded.name} ({loaded.size:,} bytes, sha256 {loaded.sha256[:16]}...)"
             f"{', frozen' if config.freeze_backbone else f', learning rate x{config.backbone_lr:g}'}")

@@ -23,6 +23,7 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
+from dnnh.errors import DataError, InputError
 from dnnh.nn.weights import WeightsFile, adapt_state_dict, fit_report, read_state_dict
 
 from dnnh.nn.backbones import resnet, vgg, vit
@@ -76,7 +77,7 @@ BACKBONES: dict[str, BackboneSpec] = {
 
 def backbone_spec(name: str) -> BackboneSpec:
     if name not in BACKBONES:
-        raise ValueError(f"unknown pretrained backbone {name!r}; choose one of {sorted(BACKBONES)}")
+        raise InputError(f"unknown pretrained backbone {name!r}; choose one of {sorted(BACKBONES)}")
     return BACKBONES[name]
 
 
@@ -115,7 +116,7 @@ def load_backbone_weights(module: nn.Module, name: str, path: str | Path) -> Wei
     expected = module.state_dict()
     problem = fit_report(state, expected)
     if problem is not None:
-        raise ValueError(f"{Path(path).name} does not fit {name} ({spec.layout} layout): {problem}"
+        raise DataError(f"{Path(path).name} does not fit {name} ({spec.layout} layout): {problem}"
                          f"{_looks_like(raw, name)}")
     for key, value in expected.items():  # files from before PyTorch 0.4.1 have no batch counters
         if key.endswith("num_batches_tracked") and key not in state:

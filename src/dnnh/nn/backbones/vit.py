@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dnnh.errors import InputError
+
 PATCH = 16
 GRID = 14  # 224 / 16
 
@@ -38,7 +40,7 @@ def resample_pos_embed(pos_embed: Tensor, grid: tuple[int, int]) -> Tensor:
 def _grid(x: Tensor) -> tuple[int, int]:
     h, w = x.shape[-2:]
     if h % PATCH or w % PATCH:
-        raise ValueError(f"a ViT with {PATCH}x{PATCH} patches needs sides that are multiples of {PATCH}, got {h}x{w}")
+        raise InputError(f"a ViT with {PATCH}x{PATCH} patches needs sides that are multiples of {PATCH}, got {h}x{w}")
     return h // PATCH, w // PATCH
 
 
