@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     h_build = time.perf_counter() - t
     h_mem = rss() - before
     h_bytes = hx.memory_usage()["total"]
-    print(f"# HammingIndex ({hx.engine}): built in {h_build:.2f} s; RSS +{mib(h_mem)} "
+    print(f"# HammingIndex ({hx.kernel}): built in {h_build:.2f} s; RSS +{mib(h_mem)} "
           f"(memory_usage {mib(h_bytes)})", flush=True)
 
     # ---- MilvusIndex

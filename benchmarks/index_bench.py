@@ -177,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--k", type=int, default=100)
     p.add_argument("--threads", type=int, default=int(THREADS_DEFAULT))
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--engine", default="auto", help="dnnh engine: auto, numba, faiss, numpy")
+    p.add_argument("--kernel", "--engine", dest="kernel", default="auto",
+                   help="the index's scan kernel: auto, numba, faiss, numpy (--engine: its old name)")
     p.add_argument("--centres", type=int, default=4000)
     p.add_argument("--unstable", type=int, default=4, help="unstable bits per centre")
     p.add_argument("--p-unstable", type=float, default=0.2)
@@ -205,14 +206,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# command: {' '.join([os.path.basename(sys.executable)] + sys.argv)}")
     print(f"# {cpu.describe(args.threads)} (at start)")
     target = {v: os.environ[v] for v in ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES") if v in os.environ}
-    print(f"# dnnh engine: {HammingIndex(8, engine=args.engine).engine}"
+    print(f"# dnnh kernel: {HammingIndex(8, kernel=args.kernel).kernel}"
           + (f"; numba target overridden: {target}" if target else ""))
     rows = []
     notes = []
 
     def index_of(codes: np.ndarray, nbits: int) -> tuple[HammingIndex, float]:
         t = time.perf_counter()
-        ix = HammingIndex(nbits, engine=args.engine, num_threads=args.threads)
+        ix = HammingIndex(nbits, kernel=args.kernel, num_threads=args.threads)
         ix.add(codes)
         _ = ix.ndistinct  # grouping happens here
         return ix, time.perf_counter() - t
@@ -233,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         print(rows[-1], flush=True)
         mem1 = (ix, fx, 64)
         del db
-        one, many = popcount_peak(args.threads) if ix.engine == "numba" else (float("nan"),) * 2
+        one, many = popcount_peak(args.threads) if ix.kernel == "numba" else (float("nan"),) * 2
         if many == many:  # not NaN
             work = float(args.n) * args.nq
             info = cpu.summary()

@@ -5,7 +5,7 @@ so expanding buckets is negligible), and divided by its count of elementary step
 gives each cost relative to one scanned code word, the unit of the cost model. One thread, best of
 five, so that other load on the machine matters less.
 
-    python benchmarks/index_costs.py --engine numba
+    python benchmarks/index_costs.py --kernel numba
 """
 
 from __future__ import annotations
@@ -36,20 +36,21 @@ def best(fn, repeats: int = 5) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--engine", default="numba", choices=["numba", "numpy", "faiss"])
+    p.add_argument("--kernel", "--engine", dest="kernel", default="numba", choices=["numba", "numpy", "faiss"],
+                   help="the index's scan kernel (--engine: its old name)")
     p.add_argument("--m", type=int, default=400_000)
     p.add_argument("--nq", type=int, default=200)
     args = p.parse_args()
     rng = np.random.default_rng(0)
     nbits = 48
-    ix = HammingIndex(nbits, engine=args.engine, num_threads=1)
+    ix = HammingIndex(nbits, kernel=args.kernel, num_threads=1)
     ix.add(rng.integers(0, 256, (args.m, 6), dtype=np.uint8))
     q = rng.integers(0, 256, (args.nq, 6), dtype=np.uint8)
     m, nq = ix.ndistinct, args.nq
     tables = ix._prepared()
     words = to_words(q, nbits)
 
-    if args.engine == "numba":
+    if args.kernel == "numba":
         # numba's scan skips blocks by their common prefix, so random codes at radius 0 would time
         # the skipping: bounds of zero make it read every code, the cost the unit stands for
         kr, g = search.kernels(), tables.groups
@@ -64,7 +65,7 @@ def main() -> None:
         scan = best(lambda: ix.range_search(q, 0, strategy="scan")) / (nq * m)
     probe = best(lambda: ix.range_search(q, 2, strategy="probe")) / (nq * ball_size(nbits, 2))
     print(f"# {cpu.describe(1)}")
-    print(f"engine {args.engine}: {m:,} distinct 48-bit codes, {nq} queries, 1 thread")
+    print(f"kernel {args.kernel}: {m:,} distinct 48-bit codes, {nq} queries, 1 thread")
     print(f"scan  {scan * 1e9:9.2f} ns a code         = 1 unit")
     print(f"probe {probe * 1e9:9.2f} ns a ball code    = {probe / scan:7.1f} units")
 
@@ -75,7 +76,7 @@ def main() -> None:
         probes = sum(ball_size(int(w), int(r)) for w, r in zip(widths, radii) if r >= 0)
         cand = sum(m * ball_size(int(w), int(r)) / 2 ** int(w) for w, r in zip(widths, radii) if r >= 0)
         tables.mih(s)
-        if args.engine == "numba":
+        if args.kernel == "numba":
             def run(s=s, radius=radius):
                 return search._range_numba(tables, words, radius, "mih", s, 1, None)
         else:
