@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dnnh.codes import CodeSet
+    from dnnh.data.lists import reported_topk
     from dnnh.evaluation import evaluate_run, format_report, reusable_codes, score_codes
     from dnnh.runs import METRICS, Run
 
@@ -44,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
         if codes is not None:
             print(f"codes reused from {args.run} (model and data unchanged; --reencode to encode again)")
         encoder = None if codes is not None else Encoder.from_run(run, device=device_of(args))
-        report = evaluate_run(run, dataset, topk=args.topk, radius=args.radius, progress=show_bars(),
+        topk, metric = reported_topk(dataset, args.topk)  # a list folder: its dataset's published mAP@K
+        print(f"scoring: {metric}")
+        report = evaluate_run(run, dataset, topk=topk, radius=args.radius, progress=show_bars(),
                               encoder=encoder, codes=codes)
         print(f"wrote {args.run / METRICS} and {args.run / 'pr_curve.png'}")
     else:

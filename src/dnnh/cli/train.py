@@ -100,6 +100,7 @@ def launch(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     import os
 
+    from dnnh.data.lists import reported_topk
     from dnnh.evaluation import evaluate_run, format_report, unseen_summary
     from dnnh.runs import SPLIT, Run
     from dnnh.training.train import train
@@ -123,7 +124,9 @@ def run(args: argparse.Namespace) -> int:
     if not main_rank:  # rank 0 scores and reports
         return 0
     say(f"trained in {result.seconds:.1f}s; best validation MAP {result.best_val_map:.4f} at epoch {result.best_epoch}")
-    report = evaluate_run(result.run, dataset, topk=args.topk)
+    topk, metric = reported_topk(dataset, args.topk)  # a list folder reports its dataset's published mAP@K
+    say(f"scoring: {metric}")
+    report = evaluate_run(result.run, dataset, topk=topk)
     print(format_report(report))
     unseen = unseen_summary(result.run)
     if unseen:
