@@ -5,7 +5,8 @@ measured by ``benchmarks/encode_engines.py`` on this project's machine kind (AMD
 cores, avx512_bf16 and avx512_vnni, no AMX; Fashion-MNIST, 48-bit nin-small, 69,000 database
 images, against torch fp32 at 1 / 2 threads: onnxruntime 1.6x / 2.8x with every bit equal,
 torch-bf16 2.1x / 2.1x with MAP -0.00104, onnxruntime-int8 3.9x / 5.4x with MAP +0.00130, so
-onnxruntime is the fastest engine that meets the rule), and returns the
+onnxruntime is the fastest engine that meets the rule; those ratios are against torch before its
+inference copy, which ``benchmarks/encode_speed.py`` measures against onnxruntime), and returns the
 first one that is installed and whose bits equal fp32 torch's on an evenly spaced sample of
 :data:`AUTO_SAMPLE` images of the run's database (both roles' networks), where a bit may differ
 only if torch's output for it lies within :data:`AUTO_TOLERANCE` of 0.5 (a tie that summation

@@ -18,7 +18,10 @@ A backend is the only part of :class:`dnnh.encoder.Encoder` that computes
 * ``onnxruntime``: the run's network exported to ONNX in memory when the encoder is built (a
   second graph for a separate query network) and run by onnxruntime's CPU provider in fp32 with
   ``torch.get_num_threads()`` threads. Same arithmetic as torch up to summation order: bits differ
-  only where an output lies within ~1e-6 of 0.5.
+  only where an output lies within ~1e-6 of 0.5. It is exported from the model itself, not from
+  the inference copy: the exporter already folds eval-mode batch norm into the convolutions and
+  drops dropout (both graphs have the same nodes), and onnxruntime picks its own memory layout,
+  so the copy would change nothing but the fold's rounding, and with it the bits of before.
 * ``onnxruntime-int8``: that graph statically quantised by ``onnxruntime.quantization``
   (QDQ, int8 weights per channel, uint8 activations, MinMax ranges) calibrated on up to
   :data:`CALIBRATION_IMAGES` of the run's training images. Only the backbone's convolutions,
