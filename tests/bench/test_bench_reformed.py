@@ -12,6 +12,8 @@ from dnnh.data.splits import Split
 from dnnh.training.config import TrainConfig
 from dnnh.training.train import train
 
+from support.interrupts import Interrupt, stop_after
+
 
 def test_loss_weights_are_decisive_only_for_their_own_loss():
     for loss, field in (("dpsh", "eta"), ("dsh", "alpha"), ("csq", "lam")):
@@ -47,19 +49,13 @@ def test_old_dpsh_and_csq_entries_are_refused_old_dsh_entries_still_stand(tmp_pa
         run_bench(digits, out, ["csq"], [12], **tiny_bench(epochs=1))
 
 
-class Interrupt(Exception):
-    pass
-
-
 def test_an_unfinished_old_dpsh_run_is_not_continued_under_the_new_formula(tmp_path, digits, tiny_bench):
     out = tmp_path / "out"
     run_bench(digits, out, ["lsh"], [12], **tiny_bench())
     config = resolve_method("dpsh").train_config(12, {"epochs": 2, "input_size": 8, "threads": 1, "num_workers": 0,
                                                       "batch_size": 40, "per_class": 4, "seed": 0})
 
-    def stop(epoch, record):
-        raise Interrupt
-
+    stop = stop_after(1)
     with pytest.raises(Interrupt):
         train(config, digits, Split.load(out / "split.json"), out / "runs" / "dpsh_12", progress=False,
               on_epoch_end=stop)

@@ -11,14 +11,9 @@ from dnnh.bench import runners
 from dnnh.data.splits import Split
 from dnnh.training.train import train
 
+from support.interrupts import Interrupt, stop_after
 
-class Interrupt(Exception):
-    pass
-
-
-def _stop_after_first_epoch(epoch, record):
-    if epoch == 1:
-        raise Interrupt
+_stop_after_first_epoch = stop_after(1)
 
 
 def test_interrupted_deep_run_is_continued_not_restarted(tmp_path, digits, monkeypatch, tiny_bench):

@@ -11,16 +11,7 @@ from dnnh.runs import Run
 from dnnh.training.config import TrainConfig
 from dnnh.training.train import train
 
-
-class Interrupt(Exception):
-    pass
-
-
-def _stop_after(epoch_to_stop):
-    def hook(epoch, record):
-        if epoch == epoch_to_stop:
-            raise Interrupt
-    return hook
+from support.interrupts import Interrupt, stop_after
 
 
 @pytest.mark.parametrize("recipe_overrides", [{}, {"erase": 0.5, "augment": "shift-flip"},
@@ -29,7 +20,7 @@ def test_resume_equals_uninterrupted(tmp_path, digits, small_split, tiny_config,
     config = tiny_config.replace(**recipe_overrides)
     full = train(config, digits, small_split, tmp_path / "full", progress=False)
     with pytest.raises(Interrupt):
-        train(config, digits, small_split, tmp_path / "cut", progress=False, on_epoch_end=_stop_after(2))
+        train(config, digits, small_split, tmp_path / "cut", progress=False, on_epoch_end=stop_after(2))
     resumed = train(config, digits, small_split, tmp_path / "cut", resume=True, progress=False)
     a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "cut" / "model.safetensors")
     assert a.keys() == b.keys()
@@ -176,7 +167,7 @@ def test_model_rebuilds_from_its_config():
 def test_a_run_of_a_loss_reformed_since_is_refused_on_resume(tmp_path, digits, small_split, tiny_config):
     config = tiny_config.replace(epochs=2, loss="dpsh")
     with pytest.raises(Interrupt):
-        train(config, digits, small_split, tmp_path / "r", progress=False, on_epoch_end=_stop_after(1))
+        train(config, digits, small_split, tmp_path / "r", progress=False, on_epoch_end=stop_after(1))
     config_path = tmp_path / "r" / "config.json"
     saved = json.loads(config_path.read_text())
     del saved["config"]["eta"]  # as written before DPSH's quantisation weight became per element

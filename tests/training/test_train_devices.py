@@ -17,16 +17,7 @@ from dnnh.runs import Run
 from dnnh.training import train as train_module
 from dnnh.training.train import OPTIONAL_ENTRIES, on_cpu, train
 
-
-class Interrupt(Exception):
-    pass
-
-
-def _stop_after(epoch_to_stop):
-    def hook(epoch, record):
-        if epoch == epoch_to_stop:
-            raise Interrupt
-    return hook
+from support.interrupts import Interrupt, stop_after
 
 
 @pytest.fixture
@@ -84,7 +75,7 @@ def test_a_gpu_runs_checkpoint_resumes_on_the_cpu_and_equals_an_uninterrupted_ru
     config = tiny_config.replace(erase=0.5, augment="shift-flip", device="cpu")
     full = train(config, digits, small_split, tmp_path / "full", progress=False)
     with pytest.raises(Interrupt):
-        train(config, digits, small_split, tmp_path / "cut", progress=False, on_epoch_end=_stop_after(2))
+        train(config, digits, small_split, tmp_path / "cut", progress=False, on_epoch_end=stop_after(2))
     # Make the interrupted run look trained on a GPU: config.json says cuda:0, every storage of the
     # checkpoint is tagged cuda:0 (torch.load without map_location refuses it on this machine).
     state_file = tmp_path / "cut" / "checkpoint" / "state.pt"
@@ -159,7 +150,7 @@ def test_compile_tries_at_once_and_falls_back_in_one_line(tmp_path, digits, smal
 def test_training_on_the_gpu_resumes_on_the_cpu(tmp_path, digits, small_split, tiny_config):
     config = tiny_config.replace(device="cuda", precision="auto")
     with pytest.raises(Interrupt):
-        train(config, digits, small_split, tmp_path / "r", progress=False, on_epoch_end=_stop_after(2))
+        train(config, digits, small_split, tmp_path / "r", progress=False, on_epoch_end=stop_after(2))
     state = torch.load(tmp_path / "r" / "checkpoint" / "state.pt", weights_only=True)
     assert all(t.device.type == "cpu" for t in state["model"].values())
     assert "cuda_rng" in state
