@@ -202,8 +202,14 @@ def main() -> None:
     for tag in ("fp32", "bf16"):
         measures[f"training step {tag}"] = (train_step(with_statistics(DNNH(args.nbits, backbone=args.model, **extra)),
                                                       size, tag), step_flops / 1e9, f"{TRAIN_BATCH}")
-    engines = {"torch": TorchBackend(model), "torch-bf16": TorchBf16Backend(model, device="cpu"),
-               "onnxruntime": OnnxRuntimeBackend(model, size, 3, threads=args.threads)}
+    makers = {"torch": lambda: TorchBackend(model), "torch-bf16": lambda: TorchBf16Backend(model, device="cpu"),
+              "onnxruntime": lambda: OnnxRuntimeBackend(model, size, 3, threads=args.threads)}
+    engines = {}
+    for name, make in makers.items():
+        try:
+            engines[name] = make()
+        except (ImportError, ValueError) as exc:
+            print(f"# engine {name} skipped: {str(exc).splitlines()[0]}")
     images_work = forward_flops * args.images / 1e9
     measures["encode old path fp32"] = (old_encode(model, x, "fp32"), images_work, f"{args.images}")
     measures["encode old path bf16"] = (old_encode(model, x, "bf16"), images_work, f"{args.images}")
@@ -234,6 +240,8 @@ def main() -> None:
     old = {tag: rates[f"encode old path {tag}"] for tag in ("fp32", "bf16")}
     print("\n| engine | precision | encode / training step | new / old encode |\n|---|---|---|---|")
     for name, tag in (("torch", "fp32"), ("torch-bf16", "bf16"), ("onnxruntime", "fp32")):
+        if name not in engines:
+            continue
         r = rates[f"encode {name}"]
         print(f"| {name} | {tag}{bf16_note if tag == 'bf16' else ''} | {r / step[tag]:.2f} | {r / old[tag]:.2f} |")
     for tag in ("fp32", "bf16"):

@@ -4,10 +4,11 @@ the copy remade when training changes the weights, CPU forward batches cut and j
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
-from dnnh.encoder.backends import CPU_FORWARD_BATCH, TorchBackend, TorchBf16Backend
+from dnnh.encoder.backends import CPU_FORWARD_BATCH, OnnxRuntimeBackend, TorchBackend, TorchBf16Backend
 from dnnh.nn import DNNH
 
 MARGIN = 1e-4
@@ -74,3 +75,16 @@ def test_bf16_engine_casts_a_copy_and_stays_close():
     assert all(p.dtype == torch.bfloat16 for p in backend.inference_model().net.backbone.parameters())
     assert backend.features(x[:3]).dtype == np.float32
 
+
+
+def test_onnxruntime_runs_a_pretrained_backbones_projection_and_gray_repeat():
+    pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    model = DNNH(12, backbone="resnet18", in_channels=1).eval()  # divide-and-encode: a projection first
+    x = torch.randn(5, 1, 32, 32)
+    onnx = OnnxRuntimeBackend(model, 32, 1)
+    torch_engine = TorchBackend(model)
+    with torch.no_grad():
+        assert np.allclose(onnx.outputs(x, "database"), model(x).numpy(), atol=1e-4)
+    assert np.allclose(onnx.features(x), torch_engine.features(x), atol=1e-4)
+    assert onnx.features(x).shape == (5, 512)

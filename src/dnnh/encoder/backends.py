@@ -145,7 +145,11 @@ class _FusedTorch:
         return self._forward(batch, lambda model, x: (model(x, role=role) > 0.5).to(torch.uint8))
 
     def features(self, batch: torch.Tensor) -> np.ndarray:
-        return self._forward(batch, lambda model, x: model.net.backbone(x).float())
+        """What the backbone gives the hash layer (a pretrained one before its projection)."""
+        def backbone(model: DNNH, x: torch.Tensor) -> torch.Tensor:
+            return model.net.backbone(x.expand(-1, 3, -1, -1) if model.net.repeat_gray else x).float()
+
+        return self._forward(batch, backbone)
 
 
 class TorchBackend(_FusedTorch):

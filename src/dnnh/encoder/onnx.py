@@ -34,15 +34,23 @@ def require_onnx() -> tuple[Any, Any]:
 
 
 class _FeaturesAndOutputs(nn.Module):
-    """Preprocessed float images -> (backbone features, outputs in [0, 1]): what the engines run."""
+    """Preprocessed float images -> (backbone features, outputs in [0, 1]): what the engines run.
+
+    The outputs are the network's own (a grayscale image repeated into a pretrained backbone's three
+    channels, its projection before divide-and-encode); the features are the backbone's, as
+    :meth:`dnnh.encoder.TorchBackend.features` gives them.
+    """
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if getattr(self.net, "repeat_gray", False):
+            x = x.expand(-1, 3, -1, -1)
         features = self.net.backbone(x)
-        return features, self.net.head(features)
+        projection = getattr(self.net, "projection", None)
+        return features, self.net.head(features if projection is None else projection(features))
 
 
 def trace(module: nn.Module, example: torch.Tensor, inputs: list[str], outputs: list[str], opset: int):
