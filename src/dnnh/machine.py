@@ -26,6 +26,8 @@ POPCOUNT_FLAGS = ("avx512_vpopcntdq", "avx512bw", "avx512f", "avx2", "popcnt")
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 #: Flags reported in benchmark headers because they make bf16 or int8 arithmetic fast.
 BF16_FLAGS = NATIVE_BF16_FLAGS + ("avx512_vnni",)
+#: Flags with an int8 dot product that accumulates in 32 bits (VNNI's VPDPBUSD, AMX's tiles).
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 
 @functools.lru_cache(maxsize=1)
@@ -57,6 +59,16 @@ def cpu_model() -> str:
 def bf16_is_fast() -> bool:
     """Whether bf16 autocast runs on hardware here: a CPU with AMX-BF16 or AVX512-BF16."""
     return any(flag in cpu_flags() for flag in NATIVE_BF16_FLAGS)
+
+
+def int8_accumulates_exactly() -> bool:
+    """Whether u8 x s8 products sum without saturating here: a CPU with VNNI or AMX-INT8.
+
+    Without them (AVX2, AVX-512 before VNNI) onnxruntime's int8 kernels use VPMADDUBSW, whose
+    pairwise sums saturate at int16; its documentation advises 7-bit weights (``reduce_range``)
+    on those CPUs, which :class:`dnnh.encoder.backends.OnnxRuntimeInt8Backend` follows.
+    """
+    return any(flag in cpu_flags() for flag in VNNI_FLAGS)
 
 
 def bf16_path(flags: set[str]) -> str:

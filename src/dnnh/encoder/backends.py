@@ -227,6 +227,9 @@ class OnnxRuntimeInt8Backend(OnnxRuntimeBackend):
     """:class:`OnnxRuntimeBackend` on a statically quantised graph, calibrated on ``calibration``.
 
     ``calibration``: preprocessed float images (n, C, H, W), a few hundred of the training set.
+    Weights are 8-bit where the CPU's int8 dot product accumulates exactly (VNNI, AMX-INT8) and
+    7-bit elsewhere (:func:`dnnh.machine.int8_accumulates_exactly`: onnxruntime's advice against
+    int16 saturation on AVX2), so the graph is quantised for the machine that encodes.
     """
 
     name = "onnxruntime-int8"
@@ -260,6 +263,7 @@ class OnnxRuntimeInt8Backend(OnnxRuntimeBackend):
                 src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
                 onnx.save(graph, str(src))
                 quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                                reduce_range=not machine.int8_accumulates_exactly(),  # int16 saturation
                                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                                 calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=list(INT8_OPS))
                 return dst.read_bytes()
