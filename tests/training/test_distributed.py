@@ -64,11 +64,16 @@ def test_two_processes_equal_one_with_the_same_global_batch(one_and_two):
     assert w1.keys() == w2.keys()
     for k in w1:
         # AdamW divides by the gradient's running size, so an element whose gradient is ~0 moves by up to lr
-        # in either direction on float rounding alone: compare tensors by their relative norm, and bound
-        # single elements by lr (1e-3) rather than by 1e-6.
+        # in either direction on float rounding alone (the all-reduce sums in another order), and such
+        # differences compound over the run's steps. Measured on an AVX2 EPYC (2026-12-02): weights differ
+        # by at most 0.2% of their norm, the zero-initialised biases (whose norm is all movement) by up to
+        # 4.1%, single elements by up to 2.3e-3 (2.3 lr). A wrong share of the batch or a missing
+        # all-reduce would move the biases by the order of their whole movement (100%, not 10%), and the
+        # losses, compared above to 1e-4, would part.
         difference = (w2[k].double() - w1[k].double())
-        assert difference.norm() <= 2e-2 * w1[k].double().norm() + 1e-6, k
-        assert difference.abs().max() <= 1e-3, k
+        relative = 2e-2 if w1[k].dim() > 1 else 1e-1
+        assert difference.norm() <= relative * w1[k].double().norm() + 1e-6, k
+        assert difference.abs().max() <= 5e-3, k
     # Rank 0 alone wrote the run: one config, one split, one history with validation.
     assert all("val_map" in r for r in two)
 
