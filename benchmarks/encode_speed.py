@@ -166,6 +166,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a smoke run: 512 images, 1 round, smaller matmul")
     ap.add_argument("--profile", action="store_true", help="also the top operators of the old and new forward")
     ap.add_argument("--profile-rows", type=int, default=15)
+    ap.add_argument("--precisions", help="fp32, bf16 or fp32,bf16 (default: both where bf16 runs in hardware, "
+                    "fp32 alone where it is emulated: an emulated bf16 training step takes minutes and says nothing)")
     args = ap.parse_args()
     if args.quick:
         args.images, args.rounds, args.matmul = min(args.images, 512), 1, min(args.matmul, 1024)
@@ -173,6 +175,9 @@ def main() -> None:
     size = args.size or (PRESETS[args.model].input_size if args.model in PRESETS else 32)
     native = machine.bf16_is_fast()
     bf16_note = "" if native else " (emulated)"
+    tags = tuple((args.precisions or ("fp32,bf16" if native else "fp32")).split(","))
+    if not set(tags) <= {"fp32", "bf16"}:
+        raise SystemExit(f"--precisions takes fp32, bf16 or fp32,bf16; got {args.precisions!r}")
 
     import onnxruntime
 
@@ -195,15 +200,19 @@ def main() -> None:
 
     measures: dict[str, tuple[Callable[[], object], float, str]] = {}  # name -> (fn, GFLOP a call, unit work)
     for dtype, tag in ((torch.float32, "fp32"), (BF16, "bf16")):
+        if tag not in tags:
+            continue
         fn, work = matmul_ceiling(args.matmul, dtype)
         measures[f"matmul {args.matmul} {tag}"] = (fn, work, "")
         fn, work = conv_ceiling(dtype)
         measures[f"conv 3x3 256->256 16x16 {tag}"] = (fn, work, "")
-    for tag in ("fp32", "bf16"):
+    for tag in tags:
         measures[f"training step {tag}"] = (train_step(with_statistics(DNNH(args.nbits, backbone=args.model, **extra)),
                                                       size, tag), step_flops / 1e9, f"{TRAIN_BATCH}")
     makers = {"torch": lambda: TorchBackend(model), "torch-bf16": lambda: TorchBf16Backend(model, device="cpu"),
               "onnxruntime": lambda: OnnxRuntimeBackend(model, size, 3, threads=args.threads)}
+    if "bf16" not in tags:
+        del makers["torch-bf16"]
     engines = {}
     for name, make in makers.items():
         try:
@@ -211,8 +220,8 @@ def main() -> None:
         except (ImportError, ValueError) as exc:
             print(f"# engine {name} skipped: {str(exc).splitlines()[0]}")
     images_work = forward_flops * args.images / 1e9
-    measures["encode old path fp32"] = (old_encode(model, x, "fp32"), images_work, f"{args.images}")
-    measures["encode old path bf16"] = (old_encode(model, x, "bf16"), images_work, f"{args.images}")
+    for tag in tags:
+        measures[f"encode old path {tag}"] = (old_encode(model, x, tag), images_work, f"{args.images}")
     for name, backend in engines.items():
         measures[f"encode {name}"] = (engine_encode(backend, x), images_work, f"{args.images}")
     for batch in FORWARD_BATCHES:
@@ -236,23 +245,24 @@ def main() -> None:
         else:
             print(f"| {name} (ceiling){note} | | {per_s * work:,.1f} |")
 
-    step = {tag: rates[f"training step {tag}"] for tag in ("fp32", "bf16")}
-    old = {tag: rates[f"encode old path {tag}"] for tag in ("fp32", "bf16")}
+    step = {tag: rates[f"training step {tag}"] for tag in tags}
+    old = {tag: rates[f"encode old path {tag}"] for tag in tags}
     print("\n| engine | precision | encode / training step | new / old encode |\n|---|---|---|---|")
     for name, tag in (("torch", "fp32"), ("torch-bf16", "bf16"), ("onnxruntime", "fp32")):
         if name not in engines:
             continue
         r = rates[f"encode {name}"]
         print(f"| {name} | {tag}{bf16_note if tag == 'bf16' else ''} | {r / step[tag]:.2f} | {r / old[tag]:.2f} |")
-    for tag in ("fp32", "bf16"):
+    for tag in tags:
         print(f"| old path (eval-mode model) | {tag}{bf16_note if tag == 'bf16' else ''} | {old[tag] / step[tag]:.2f} | 1.00 |")
 
     if args.profile:
         batch = x[:ENCODER_BATCH]
         profile("old fp32 forward (eval-mode model, NCHW, no_grad)", old_encode(model, batch, "fp32"), args.profile_rows)
         profile("new fp32 forward (engine torch)", engine_encode(engines["torch"], batch), args.profile_rows)
-        profile(f"new bf16 forward (engine torch-bf16){bf16_note}", engine_encode(engines["torch-bf16"], batch),
-                args.profile_rows)
+        if "torch-bf16" in engines:
+            profile(f"new bf16 forward (engine torch-bf16){bf16_note}", engine_encode(engines["torch-bf16"], batch),
+                    args.profile_rows)
     print(f"\n# {machine.describe(args.threads)} (at end)")
 
 
