@@ -21,13 +21,13 @@ features (cosine ranking, MAP of the test queries against the database) from the
 random initialisation: the file's features must rank the unseen classes better than random ones,
 or there is nothing to transfer. The classifier is trained with the pipeline DNNH uses (resize
 to 8/7 of the side, random crop, flip), so the file sees objects at the scale DNNH shows them.
-Why the file start came out worse (0.8655 against 0.8943 for scratch, 20 epochs, 3 seeds): a
-classifier of five classes pulls its pooled features onto five directions, and the target's new
-classes (three kinds of shoe, bags) land on them; on a loaded machine at ``--quick`` scale the
-file's frozen features ranked classes 5-9 at MAP 0.43 against random features' 0.58. Such a file
-is not what ImageNet's 1000 classes give, so this measurement bounds what a narrow file is worth,
-not what ImageNet weights are. ``--source-classes``/``--target-classes`` try other splits (at
-``--quick`` scale 0 1 5 7 8 -> 2 3 4 6 9 gave 0.49 against 0.50 for the probe).
+Why the file start comes out worse here (docs/RESULTS.md has the table): a classifier of five
+classes pulls its pooled features onto five directions, and the target's new classes (three kinds
+of shoe, bags) land on them; the probe shows it, the file's frozen features ranking classes 5-9
+below random features. Such a file is not what ImageNet's 1000 classes give, so this measurement
+bounds what a narrow file is worth, not what ImageNet weights are. ``--source-classes`` and
+``--target-classes`` try other splits (at ``--quick`` scale 0 1 5 7 8 -> 2 3 4 6 9 gave 0.49
+against 0.50 for the probe).
 
 ``--encoder divide-and-encode fc`` adds divide-and-encode against the fully connected head on the
 same backbone (divide-and-encode maps the backbone's width to 50·q with a linear layer and a ReLU
