@@ -112,7 +112,7 @@ def main() -> None:
         args.backbones, args.size, args.batch, args.steps = ["resnet18"], 64, 8, 1
         args.encode_batch, args.encode_batches = 8, 1
     if args.precisions is None:
-        args.precisions = ["fp32", "bf16"] if machine.bf16_is_fast() else ["fp32"]
+        args.precisions = list(machine.precisions_to_time())
     for name in args.backbones:
         backbone_spec(name)  # an unknown name is one line before anything runs
     torch.set_num_threads(args.threads)

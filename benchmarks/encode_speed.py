@@ -175,7 +175,7 @@ def main() -> None:
     size = args.size or (PRESETS[args.model].input_size if args.model in PRESETS else 32)
     native = machine.bf16_is_fast()
     bf16_note = "" if native else " (emulated)"
-    tags = tuple((args.precisions or ("fp32,bf16" if native else "fp32")).split(","))
+    tags = tuple(args.precisions.split(",")) if args.precisions else machine.precisions_to_time()
     if not set(tags) <= {"fp32", "bf16"}:
         raise SystemExit(f"--precisions takes fp32, bf16 or fp32,bf16; got {args.precisions!r}")
 

@@ -21,10 +21,10 @@ features (cosine ranking, MAP of the test queries against the database) from the
 random initialisation: the file's features must rank the unseen classes better than random ones,
 or there is nothing to transfer. The classifier is trained with the pipeline DNNH uses (resize
 to 8/7 of the side, random crop, flip), so the file sees objects at the scale DNNH shows them.
-Why the file start comes out worse here (docs/RESULTS.md has the table): a classifier of five
-classes pulls its pooled features onto five directions, and the target's new classes (three kinds
-of shoe, bags) land on them; the probe shows it, the file's frozen features ranking classes 5-9
-below random features. Such a file is not what ImageNet's 1000 classes give, so this measurement
+Why the file start gains nothing here (docs/RESULTS.md has the table: level with scratch on the
+fully connected head, worse on divide-and-encode): a classifier of five classes pulls its pooled
+features onto five directions, and the target's new classes (three kinds of shoe, bags) land on
+them; the probe shows it, the file's frozen features ranking classes 5-9 below random features. Such a file is not what ImageNet's 1000 classes give, so this measurement
 bounds what a narrow file is worth, not what ImageNet weights are. ``--source-classes`` and
 ``--target-classes`` try other splits (at ``--quick`` scale 0 1 5 7 8 -> 2 3 4 6 9 gave 0.49
 against 0.50 for the probe).

@@ -61,6 +61,12 @@ def bf16_is_fast() -> bool:
     return any(flag in cpu_flags() for flag in NATIVE_BF16_FLAGS)
 
 
+def precisions_to_time() -> tuple[str, ...]:
+    """The precisions a speed benchmark times by default: fp32, and bf16 only where it runs in hardware
+    (an emulated bf16 figure is slower than fp32 and says nothing about a CPU that has bf16)."""
+    return ("fp32", "bf16") if bf16_is_fast() else ("fp32",)
+
+
 def int8_accumulates_exactly() -> bool:
     """Whether u8 x s8 products sum without saturating here: a CPU with VNNI or AMX-INT8.
 
