@@ -136,3 +136,33 @@ def test_multilabel_similarity_used_by_dpsh():
     u = torch.zeros(3, 2)
     # theta = 0 everywhere: each pair contributes log 2 whatever s is, quantisation of 0 is 0
     assert DPSHLoss()(u, labels)[0].item() == pytest.approx(math.log(2), rel=1e-6)
+
+
+def csq_gradient_by_hand(u: torch.Tensor, target: torch.Tensor, lam: float) -> torch.Tensor:
+    """dL/du of the reference's CSQ loss (DeepHash-pytorch's CSQ.py), worked by hand.
+
+    v = tanh(u), p = (v + 1) / 2 = sigmoid(2u), t = (c + 1) / 2, N = items x bits;
+    L = mean BCE(p, t) + lam * mean (|v| - 1)^2, so
+    dL/du = [2 (sigmoid(2u) - t) + lam * 2 (|v| - 1) sign(v) (1 - v^2)] / N.
+    """
+    v = torch.tanh(u)
+    t = (target + 1) / 2
+    return (2 * (torch.sigmoid(2 * u) - t) + lam * 2 * (v.abs() - 1) * torch.sign(v) * (1 - v * v)) / u.numel()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_csq_keeps_pushing_bits_far_on_the_wrong_side_of_their_centre(dtype):
+    # Bits at |u| = 7.5, half on the wrong side of their centre: the reference's gradient there is
+    # about 2 / N; a clamp of the probability to [1e-6, 1 - 1e-6] made it 0 (a dead zone past 6.9).
+    loss = CSQLoss(nbits=4, n_classes=2, lam=1e-4)
+    labels = torch.tensor([0, 1, 0])
+    centres = loss.targets(labels).to(dtype)
+    side = torch.tensor([[1.0, -1, 1, -1], [-1, -1, 1, 1], [1, 1, -1, -1]], dtype=dtype)
+    u = (7.5 * side * centres).requires_grad_(True)
+    loss(u, labels)[0].backward()
+    expected = csq_gradient_by_hand(u.detach().double(), centres.double(), 1e-4)
+    wrong = side < 0
+    assert expected[wrong].abs().min() > 1.9 / u.numel()  # the reference keeps pushing there
+    # float32 rounds sigmoid(15) to within 6e-8 of 1: an absolute tolerance far below the 2 / N at stake
+    tolerance = {"rtol": 1e-5, "atol": 1e-7} if dtype == torch.float32 else {"rtol": 1e-9, "atol": 0.0}
+    assert torch.allclose(u.grad.double(), expected, **tolerance)

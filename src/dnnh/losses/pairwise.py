@@ -143,6 +143,13 @@ class CSQLoss(BatchObjective):
     reference's lambda (1e-4). Centres: :func:`hadamard_centers`. Multi-label: the centre is the
     sign of the sum of the labels' centres; a bit where they cancel takes the seeded
     :func:`tie_breaks` bit (the reference's random centre), not +1.
+
+    The BCE is computed from the logit 2u ((tanh(u) + 1) / 2 = sigmoid(2u)), the same loss and
+    gradient, 2 (sigmoid(2u) - t) / N, as the reference's BCE on (v + 1) / 2. Until issue 33 the
+    probability was clamped to [1e-6, 1 - 1e-6], which zeroed the gradient of every bit more than
+    about 6.9 on the wrong side of its centre (at |u| = 7.5: 1e-17 instead of about 2 / N); the
+    reference keeps pushing there until tanh rounds to 1 in fp32 (|u| of about 9), the logit form
+    everywhere.
     """
 
     def __init__(self, nbits: int, n_classes: int, lam: float = 1e-4, seed: int = 0) -> None:
@@ -158,8 +165,8 @@ class CSQLoss(BatchObjective):
     def batch_loss(self, u: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         target = self.targets(labels).to(u.dtype)
         v = torch.tanh(u)
-        probs = ((v + 1) / 2).clamp(1e-6, 1 - 1e-6)
-        bce = F.binary_cross_entropy(probs, (target + 1) / 2)
+        # (tanh(u) + 1) / 2 = sigmoid(2u): the same BCE from the logit 2u, exact however far u is from its centre
+        bce = F.binary_cross_entropy_with_logits(2 * u, (target + 1) / 2)
         return bce + self.lam * ((v.abs() - 1) ** 2).mean()
 
 
