@@ -63,7 +63,10 @@ class DivideAndEncode(_Head):
         if features.shape[-1] != self.in_features:
             raise ValueError(f"expected {self.in_features} features, got {features.shape[-1]}")
         slices = features.reshape(features.shape[0], self.nbits, self.slice_size)
-        return self._normalised(torch.einsum("nks,ks->nk", slices, self.weight) + self.bias)
+        # (nbits, n, slice) @ (nbits, slice, 1): the batched product einsum("nks,ks->nk") runs, bit for bit,
+        # written as a MatMul because ONNX has Einsum only from opset 12 and `dnnh export` promises 11.
+        products = torch.matmul(slices.transpose(0, 1), self.weight.unsqueeze(-1)).squeeze(-1).t()
+        return self._normalised(products + self.bias)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.activation(self.logits(features))

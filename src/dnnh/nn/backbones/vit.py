@@ -52,6 +52,15 @@ def _init_linear(module: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
+def _attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    """softmax(q k^T / sqrt(d)) v over (N, heads, tokens, d). While torch.onnx traces, the same sum as
+    MatMul and Softmax: ONNX has no attention operator below opset 14 and `dnnh export` promises 11."""
+    if not torch.onnx.is_in_onnx_export():
+        return F.scaled_dot_product_attention(q, k, v)
+    weights = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) * q.shape[-1] ** -0.5, dim=-1)
+    return torch.matmul(weights, v)
+
+
 class _Mlp(nn.Module):
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
@@ -70,8 +79,7 @@ class _Attention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         n, tokens, dim = x.shape
         q, k, v = self.qkv(x).reshape(n, tokens, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
-        out = F.scaled_dot_product_attention(q, k, v)
-        return self.proj(out.transpose(1, 2).reshape(n, tokens, dim))
+        return self.proj(_attention(q, k, v).transpose(1, 2).reshape(n, tokens, dim))
 
 
 class _TimmBlock(nn.Module):
@@ -128,8 +136,18 @@ class _TorchvisionBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         y = self.ln_1(x)
-        x = x + self.self_attention(y, y, y, need_weights=False)[0]
+        x = x + (self._traced_attention(y) if torch.onnx.is_in_onnx_export()
+                 else self.self_attention(y, y, y, need_weights=False)[0])
         return x + self.mlp(self.ln_2(x))
+
+    def _traced_attention(self, y: Tensor) -> Tensor:
+        """nn.MultiheadAttention's self-attention written out for torch.onnx (its own uses Unflatten,
+        which ONNX has from opset 13): the same in_proj, heads, softmax and out_proj."""
+        mha, (n, tokens, dim) = self.self_attention, y.shape
+        heads = mha.num_heads
+        qkv = F.linear(y, mha.in_proj_weight, mha.in_proj_bias).reshape(n, tokens, 3, heads, dim // heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        return mha.out_proj(_attention(q, k, v).transpose(1, 2).reshape(n, tokens, dim))
 
 
 class _TorchvisionEncoder(nn.Module):
