@@ -10,7 +10,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from dnnh.baselines import CCAITQ, ITQ, KSH, LSH, PCAH, SDH, SH, SHALLOW_METHODS, make_shallow
+from dnnh.baselines import CCAITQ, ITQ, KSH, LSH, PCAH, PCARR, SDH, SH, SHALLOW_METHODS, make_shallow
 
 # Small but complete settings, so each fit takes milliseconds.
 SMALL = {"ksh": {"n_anchors": 20, "n_labeled": 60, "max_iter": 20}, "sdh": {"n_anchors": 30}}
@@ -37,7 +37,7 @@ NAMES = sorted(SHALLOW_METHODS)
 
 def test_registry_lists_every_method_with_its_supervision():
     assert SHALLOW_METHODS == {"lsh": LSH, "pcah": PCAH, "itq": ITQ, "sh": SH, "cca-itq": CCAITQ,
-                               "ksh": KSH, "sdh": SDH}
+                               "ksh": KSH, "sdh": SDH, "pca-rr": PCARR}
     assert {n for n, c in SHALLOW_METHODS.items() if c.supervised} == {"cca-itq", "ksh", "sdh"}
 
 
