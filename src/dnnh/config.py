@@ -174,7 +174,7 @@ class ObjectiveSpec:
     smooth: bool = False
     triplets: str = "all"  # "random": the paper's three streams; else an in-batch mining strategy
     seed: int = 0
-    eta: float = 0.1  # DPSH: quantisation weight per element
+    eta: float = 0.2  # DPSH: quantisation weight per element (DeepHash-pytorch's 0.1 in effect, METHOD.md §11)
     alpha: float = 0.01  # DSH: weight of the |u| -> 1 term (the paper's scale)
     lam: float = 1e-4  # CSQ: quantisation weight (the reference's lambda)
     ortho_margin: float = 0.2  # OrthoHash: cosine margin on the true class
@@ -199,7 +199,7 @@ class TrainConfig:
     loss: str = "triplet"  # or a later loss (LOSSES): dpsh, dsh, csq, classifier (the Sablayrolles reference), ...
     margin: float | None = None  # None: nbits / 12 (4 at 48 bits, 1 at 12); the paper recipe: 1
     smooth_loss: bool = False  # softplus instead of the hinge (Hermans et al. 2017's soft margin)
-    eta: float = 0.1  # DPSH: quantisation weight per element (mean over items and bits; the references' scale)
+    eta: float = 0.2  # DPSH: quantisation weight per element (mean over items and bits); the references' 0.1 in effect
     alpha: float = 0.01  # DSH: weight of the | |u| - 1 | term (the paper's scale)
     lam: float = 1e-4  # CSQ: quantisation weight against the mean BCE (the reference's lambda)
     # The later losses of issue 24, each at its reference's default (dnnh.losses docstrings say which):

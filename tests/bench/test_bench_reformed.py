@@ -43,7 +43,8 @@ def test_old_dpsh_and_csq_entries_are_refused_old_dsh_entries_still_stand(tmp_pa
     monkeypatch.setattr(runners, "train", lambda *a, **k: pytest.fail("retrained"))
     run_bench(digits, out, ["dsh"], [12], **tiny_bench(epochs=1))
     with pytest.raises(ValueError, match=r"dpsh_12.json was made with other settings .*eta: saved 'before issue "
-                                         r"15 \(quantisation term summed over bits\)', requested 0.1.*delete dpsh_12"):
+                                         rf"15 \(quantisation term summed over bits\)', requested {TrainConfig().eta}.*"
+                                         r"delete dpsh_12"):
         run_bench(digits, out, ["dpsh"], [12], **tiny_bench(epochs=1))
     with pytest.raises(ValueError, match=r"lam: saved 'before issue 15 \(unfiltered random centres"):
         run_bench(digits, out, ["csq"], [12], **tiny_bench(epochs=1))

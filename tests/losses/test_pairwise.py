@@ -166,3 +166,52 @@ def test_csq_keeps_pushing_bits_far_on_the_wrong_side_of_their_centre(dtype):
     # float32 rounds sigmoid(15) to within 6e-8 of 1: an absolute tolerance far below the 2 / N at stake
     tolerance = {"rtol": 1e-5, "atol": 1e-7} if dtype == torch.float32 else {"rtol": 1e-9, "atol": 0.0}
     assert torch.allclose(u.grad.double(), expected, **tolerance)
+
+
+#: DeepHash-pytorch's DPSH.py get_config: "alpha", the weight of the mean squared quantisation error.
+REFERENCE_DPSH_ALPHA = 0.1
+
+
+def dpsh_reference_style(u: torch.Tensor, labels: torch.Tensor, alpha: float) -> torch.Tensor:
+    """DeepHash-pytorch's DPSH loss written out by hand, on a memory bank that holds exactly this batch.
+
+    The reference pairs the batch with a memory U of every training code, refreshed with ``u.data``:
+    the other side of each pair is a detached copy. Pairs i != j, as dnnh's (the reference also
+    pairs an item with itself).
+    """
+    other = u.detach()
+    terms = []
+    for i in range(len(u)):
+        for j in range(len(u)):
+            if i != j:
+                theta = 0.5 * (u[i] * other[j]).sum()
+                s = 1.0 if labels[i] == labels[j] else 0.0
+                terms.append(torch.nn.functional.softplus(theta) - s * theta)
+    return torch.stack(terms).mean() + alpha * ((u - torch.sign(u).detach()) ** 2).mean()
+
+
+def gradient(loss_of, u):
+    u = u.clone().requires_grad_(True)
+    loss_of(u).backward()
+    return u.grad
+
+
+def test_dpsh_gradient_is_twice_the_references_and_the_default_eta_weighs_quantisation_as_they_do():
+    torch.manual_seed(0)
+    u, labels = torch.randn(6, 5, dtype=torch.float64), torch.tensor([0, 0, 1, 1, 2, 0])
+    # Both sides of a pair carry the gradient here (the paper's), one side there: the likelihood's is twice theirs.
+    ours = gradient(lambda x: DPSHLoss(eta=0.0).batch_loss(x, labels), u)
+    theirs = gradient(lambda x: dpsh_reference_style(x, labels, alpha=0.0), u)
+    assert torch.allclose(ours, 2 * theirs, rtol=1e-10, atol=0)
+    # So the default eta is twice the reference's alpha, and the whole gradient is twice theirs:
+    # the same direction, quantisation weighed against the likelihood as in the reference.
+    assert DPSHLoss().eta == 2 * REFERENCE_DPSH_ALPHA
+    ours = gradient(lambda x: DPSHLoss().batch_loss(x, labels), u)
+    theirs = gradient(lambda x: dpsh_reference_style(x, labels, alpha=REFERENCE_DPSH_ALPHA), u)
+    assert torch.allclose(ours, 2 * theirs, rtol=1e-10, atol=0)
+
+
+def test_dpsh_default_eta_is_one_value_everywhere():
+    from dnnh.config import ObjectiveSpec, TrainConfig
+
+    assert TrainConfig().eta == ObjectiveSpec(nbits=8).eta == DPSHLoss().eta

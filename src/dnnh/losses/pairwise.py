@@ -23,14 +23,23 @@ class DPSHLoss(BatchObjective):
     L = mean_{i != j} (log(1 + e^theta_ij) - s_ij theta_ij) + eta * mean_{i, k} (u_ik - b_ik)^2,
     theta_ij = u_i.u_j / 2, b = sign(u). Both terms are means (over the batch's ordered pairs, and
     over its items *and bits*), so ``eta`` is a weight per element, whatever the batch size or
-    code length: the scale of both references (DeepHash-pytorch's DPSH.py weighs the mean over
-    elements by 0.1; the authors' code divides both sums by the same count, about 0.1 per element
-    at 48 bits on 5,000 training images). Until issue 15 the term was summed over the bits, q
-    times stronger (48x at 48 bits): 33 of 48 bits ended constant over the training images.
-    Pairs are the batch's own (the references pair the batch with a memory of every training code).
+    code length. Until issue 15 the term was summed over the bits, q times stronger (48x at 48
+    bits): 33 of 48 bits ended constant over the training images.
+
+    Which gradient: the paper's. Pairs are the batch's own and both sides of a pair carry the
+    gradient (dL/du_i sums theta_ij's and theta_ji's terms). Both references (DeepHash-pytorch's
+    DPSH.py, the authors' DPSH-pytorch) pair the batch with a memory of every training code
+    refreshed with ``u.data``, so the other side of each pair is a detached copy and their
+    likelihood gradient is half of this one. ``eta`` = 0.2 (since issue 33; 0.1 before) is
+    therefore DeepHash-pytorch's alpha = 0.1 in effect: the whole gradient is twice theirs, in the
+    same direction, with quantisation weighed against the likelihood as theirs (a test checks the
+    ratio); under an adaptive optimiser (AdamW, the modern recipe) the runs are the same, under
+    SGD the step is twice theirs. The authors' lambda = 10 divides both sums by (training images x
+    batch), about 0.1 per element at 48 bits on 5,000 training images, so 0.2 here too.
+    docs/METHOD.md §11 has every later loss's default against its references.
     """
 
-    def __init__(self, eta: float = 0.1) -> None:
+    def __init__(self, eta: float = 0.2) -> None:
         super().__init__()
         self.eta = float(eta)
 
