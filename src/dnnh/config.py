@@ -67,7 +67,8 @@ AUGMENTS = ("none", "shift", "shift-flip", "crop-flip")  # crop-flip: the 224 px
 #: The backbones users bring ImageNet weights for (``dnnh.nn.BACKBONES``; named here so this module
 #: needs no torch, a test checks the two agree). Their fields: see "Pretrained backbones" below.
 PRETRAINED_BACKBONES = ("resnet18", "resnet34", "resnet50", "vgg16", "vgg16_bn", "alexnet",
-                        "vit_base_patch16_224", "vit_small_patch16_224", "vit_b_16")
+                        "vit_base_patch16_224", "vit_small_patch16_224", "vit_b_16",
+                        "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 #: Fields only a pretrained backbone reads (left out of ``decisive()`` for the NIN presets).
 PRETRAINED_FIELDS = ("backbone_weights", "backbone_lr", "freeze_backbone", "freeze_bn", "resize")
 #: DeepHash-pytorch and HashNet train the new hash layer 10x faster than the pretrained layers.

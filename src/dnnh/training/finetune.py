@@ -30,8 +30,10 @@ def image_sizes(config: TrainConfig) -> tuple[int, int | None]:
     """(input_size, resize): the network's input side and the side images are resized to before the crop."""
     if not config.pretrained:
         return config.input_size or PRESETS[config.backbone].input_size, None
-    size = config.input_size or BACKBONES[config.backbone].input_size
-    return size, config.resize or int(round(size * RESIZE_RATIO))
+    spec = BACKBONES[config.backbone]
+    size = config.input_size or spec.input_size
+    default = size + spec.crop_padding if spec.crop_padding is not None else int(round(size * RESIZE_RATIO))
+    return size, config.resize or default
 
 
 def make_preprocessing(config: TrainConfig, dataset, train_idx: np.ndarray) -> Preprocessing:

