@@ -30,6 +30,8 @@ class DTSHLoss(Objective):
     distance d(i, k) - d(i, j) and ``alpha`` is a margin in bits; the anchor itself is not its own
     positive (the reference's similarity matrix keeps the diagonal); no clamp of d (softplus is
     stable where the reference's log(1 + exp) needed one). The count is the number of triplets.
+    So the default margin of 5 bits is 10 on the reference's scale, twice its 5 (2.5 bits here,
+    with the likelihood's slope half the reference's; docs/METHOD.md §11).
     """
 
     input = "logits"
@@ -65,12 +67,14 @@ class HashNetLoss(BatchObjective):
     run continues the schedule.
 
     Followed line by line: the authors' PyTorch code (thuml/HashNet pytorch/src/network.py: the
-    scale schedule; train.py: sigmoid_param = 10 / q) and, for the weights, the paper's eq. and
-    DeepHash-pytorch's HashNet.py (the authors' loss.py weighs only by a constant ``class_num``
-    and multiplies only the log term by a, which the paper does not). Deviations: pairs are the
-    batch's own without i = j (the references pair the batch with a memory of every training
-    code); the softplus replaces the authors' switch to a linear branch above 15 (both are
-    numerical guards); no quantisation term (the authors' default weight is 0).
+    scale schedule; train.py: sigmoid_param = 10 / q; loss.py: a scales both the log and the
+    linear term, as here) and, for the weights, the paper's eq. and DeepHash-pytorch's HashNet.py
+    (the authors' loss.py weighs similar pairs by a constant ``class_num`` instead).
+    DeepHash-pytorch's a is 0.1 whatever q (``alpha_q`` = 0.1 q here: 4.8 at 48 bits;
+    docs/METHOD.md §11). Deviations: pairs are the batch's own without i = j (the authors pair
+    two batches, DeepHash-pytorch the batch with itself, i = j included); the softplus replaces
+    the authors' switch to a linear branch above 15 (both are numerical guards); no quantisation
+    term (the authors' default weight is 0).
     """
 
     def __init__(self, nbits: int, alpha_q: float = 10.0, gamma: float = 0.005, power: float = 0.5,

@@ -58,7 +58,9 @@ class DSHLoss(BatchObjective):
     For a pair with y = 0 if similar, 1 if not: (1 - y)/2 ||u_i - u_j||^2 + y/2 max(m - ||u_i - u_j||^2, 0),
     m = 2q by default (q = nbits), plus alpha (|| |u_i| - 1 ||_1 + || |u_j| - 1 ||_1); averaged over pairs.
     ``alpha`` is on the paper's scale (0.01 there: the L1 norms are summed over bits, two items a
-    pair); DeepHash-pytorch's 0.1 on the mean over elements is about 0.1 / (2q) on this scale.
+    pair). DeepHash-pytorch's alpha = 0.1 weighs the mean over elements against a pair term whose
+    other side is a detached memory copy (half this pair gradient), so it is alpha = 0.1 / q here
+    (0.0021 at 48 bits; docs/METHOD.md §11). Both sides of an in-batch pair carry the gradient here.
     """
 
     def __init__(self, nbits: int, margin: float | None = None, alpha: float = 0.01) -> None:

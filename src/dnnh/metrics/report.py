@@ -6,9 +6,10 @@ ball size) and a recall (relevant in ball / relevant in database); each is then 
 queries (macro averaging), so every query weighs the same, as in MAP. A query with an empty ball
 has precision 0 at that radius under ``empty_ball="zero"`` (the default) and is left out of that
 radius's precision under ``"skip"``; a query with no relevant item at all has recall 0 under
-``empty="zero"`` and is left out of recall under ``"skip"``. (DeepHash-pytorch's ``pr_curve``
-instead averages precision over queries whose precision is > 0, which drops both empty balls and
-balls without a relevant item and so raises the curve.)
+``empty="zero"`` and is left out of recall under ``"skip"``. (DeepHash-pytorch's ``pr_curve``,
+in utils/tools.py, is a curve over top-k cut-offs of the Hamming ranking, not over radius: at each
+cut-off it averages precision and recall over all queries, a query without a relevant item
+counting 0, as :attr:`RetrievalReport.precision_at_k` and ``empty="zero"`` do here.)
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def retrieval_report(
     """MAP (and MAP@K), precision/recall within ``radius``, the PR curve over radius and precision@k.
 
     One ranking pass serves all of them. ``precision_at`` defaults to the cut-offs among
-    (1, 10, 100, 500, 1000, 5000) that fit the database; an explicit k beyond it is an error.
+    (1, 10, 50, 100, 500, 1000, 5000) that fit the database; an explicit k beyond it is an error.
     Conventions are those of :func:`dnnh.metrics.mean_average_precision` and
     :func:`dnnh.metrics.precision_within_radius`; the PR averaging is in this module's docstring.
     """
