@@ -17,11 +17,12 @@ from PIL import Image
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install -e '.[serve]'")
 pytest.importorskip("httpx", reason="the serve extra is not installed: pip install -e '.[serve]'")
 
+from dnnh.cli.main import main
 from dnnh.cli.serve import allowed_hosts
 from dnnh.data.images import CorruptImageError, check_image, read_image
 from dnnh.serve import create_app
 from dnnh.serve.limits import decode_bytes
-from dnnh.serve.tokens import read_token
+from dnnh.serve.tokens import MAX_TOKEN_CHARS, read_token
 
 TOKEN = "hostile-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -129,6 +130,46 @@ def test_a_host_header_the_server_was_not_bound_to_is_refused(client):
     assert client.get("/api/health", headers={"Host": "127.0.0.1"}).status_code == 200
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1:8000@evil.example", "localhost@evil.example", "testserver:80@evil.example",
+                                  "127.0.0.1/evil.example", "127.0.0.1:80:81", "127.0.0.1:8o", "127.0.0.1:123456",
+                                  "127.0.0.1 evil.example", "127.0.0.1,evil.example", "::1", "[::1", ""])
+def test_a_host_header_that_is_not_host_and_port_is_refused(client, host):
+    """Issue 36.7. Before: the guard took the text before the last colon, so
+    "127.0.0.1:8000@evil.example" passed as 127.0.0.1 (userinfo, paths and junk ports all did)."""
+    response = client.get("/api/health", headers={"Host": host})
+    assert response.status_code == 400, host
+    assert "does not answer to the Host" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("header, name", [("[::1]:8000", "::1"), ("[::1]", "::1"), ("[0:0:0:0:0:0:0:1]:80", "::1"),
+                                          ("LocalHost.:8000", "localhost"), ("127.0.0.1:", "127.0.0.1"),
+                                          ("box-1.lan", "box-1.lan"), ("[::1]@evil.example", None),
+                                          ("[::1]:80@evil.example", None), ("[127.0.0.1]", None),
+                                          ("[::1]x", None), ("a..b", None), ("ı.example", None)])
+def test_host_headers_parse_as_host_and_port(header, name):
+    """RFC 9110's uri-host [":" port]: a name, an IPv4 address or a bracketed IPv6 address, then digits."""
+    from dnnh.serve.app import host_name
+
+    assert host_name(header) == name
+
+
+def test_names_to_answer_to_are_parsed_the_same_way(tmp_path):
+    from dnnh.serve.app import allowed_name
+
+    assert [allowed_name(n) for n in ("::1", "[::1]", "0:0::1", "Box.LAN.", "box.lan:8000")] == [
+        "::1", "::1", "::1", "box.lan", "box.lan"]
+    with pytest.raises(ValueError, match="is not a host name or address"):
+        allowed_name("127.0.0.1:80@evil.example")
+    with pytest.raises(ValueError, match="is not a host name or address"):  # refused before the store opens
+        create_app(tmp_path / "no-run", store=tmp_path / "s", allowed_hosts=["a b"])
+    assert not (tmp_path / "s").exists()
+
+
+def test_the_bound_names_answer_with_their_ports(client):
+    for host in ("localhost:8000", "127.0.0.1", "testserver", "LOCALHOST."):
+        assert client.get("/api/health", headers={"Host": host}).status_code == 200, host
+
+
 def test_dnnh_serve_answers_the_names_it_is_bound_to():
     assert allowed_hosts("127.0.0.1", []) == ["127.0.0.1", "::1", "localhost"]
     assert allowed_hosts("localhost", ["box.lan"]) == ["127.0.0.1", "::1", "box.lan", "localhost"]
@@ -145,6 +186,27 @@ def test_a_token_no_client_can_send_is_refused_at_start(tmp_path, token, shown):
     path.write_text(token + "\n", encoding="utf-8")
     with pytest.raises(ValueError, match="printable ASCII"):
         read_token(path)
+
+
+@pytest.mark.parametrize("size", [MAX_TOKEN_CHARS + 1, 1_000_000])
+def test_a_token_too_long_for_an_http_header_is_refused_at_start(tmp_path, capsys, size):
+    """Issue 36.7. Before: a 1 MB token file started a writable server that no client could write
+    to (the HTTP layer reset every connection that sent the header)."""
+    token = "a" * size
+    with pytest.raises(ValueError, match=f"{size:,} characters; a token may have at most {MAX_TOKEN_CHARS:,}"):
+        read_token(environ={"DNNH_TOKEN": token})
+    path = tmp_path / "token"
+    path.write_text(token + "\n")
+    assert main(["serve", "--run", str(tmp_path / "no-run"), "--token-file", str(path), "--port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "a token may have at most" in err and str(path) in err, err
+    assert len(read_token(environ={"DNNH_TOKEN": "a" * MAX_TOKEN_CHARS})) == MAX_TOKEN_CHARS
+
+
+def test_a_token_file_that_is_long_after_its_first_line_still_gives_its_first_line(tmp_path):
+    path = tmp_path / "token"
+    path.write_text("\n\n  good-token-0123  \n" + "b" * 1_000_000)
+    assert read_token(path) == "good-token-0123"
 
 
 def test_a_full_disk_answers_507_and_the_item_is_not_stored(app, client, monkeypatch):

@@ -13,7 +13,9 @@ memory.
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 import sys
 import traceback
 from contextlib import asynccontextmanager
@@ -138,13 +140,48 @@ async def _send_error(send: Any, status: int, message: str, headers: list[tuple[
     await send({"type": "http.response.body", "body": body})
 
 
-def host_name(header: str) -> str:
-    """The name in a Host header, without its port ("[::1]:8000" -> "::1", "Example.org." -> "example.org")."""
+#: A registered name (RFC 3986's reg-name as DNS uses it: dot-separated labels of ASCII letters, digits,
+#: hyphens and underscores, an optional final dot) or a dotted IPv4 address.
+_HOST_NAME = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?")
+_PORT = re.compile(r"(?::[0-9]{0,5})?")
+
+
+def host_name(header: str) -> str | None:
+    """The host a Host header names, or None if it is not RFC 9110's ``uri-host [":" port]``.
+
+    Lower-cased, without the port and a final dot; an IPv6 address in brackets, written as
+    :mod:`ipaddress` compresses it ("[::1]:8000" -> "::1", "Example.org." -> "example.org"). None for
+    anything else (userinfo as in "127.0.0.1:80@evil.example", a path, a bare IPv6 address, a port
+    that is not digits): taking the text before the last colon let such headers pass as their prefix.
+    """
     header = header.strip().lower()
     if header.startswith("["):
-        return header[1:header.find("]")] if "]" in header else header
-    name = header.rsplit(":", 1)[0] if header.count(":") == 1 else header
-    return name.rstrip(".")
+        end = header.find("]")
+        try:
+            address = ipaddress.ip_address(header[1:end]) if end > 0 else None
+        except ValueError:
+            return None
+        if not isinstance(address, ipaddress.IPv6Address):
+            return None
+        name, port = address.compressed, header[end + 1:]
+    else:
+        name, colon, port = header.partition(":")
+        if not _HOST_NAME.fullmatch(name):
+            return None
+        name, port = name.rstrip("."), colon + port
+    return name if _PORT.fullmatch(port) else None
+
+
+def allowed_name(name: str) -> str:
+    """A name given to answer to (``--allow-host``, the bound address) as :func:`host_name` gives it;
+    a bare IPv6 address is taken too. One line for anything that could never match a Host header."""
+    try:
+        return ipaddress.ip_address(name.strip().strip("[]")).compressed
+    except ValueError:
+        parsed = host_name(name)
+    if parsed is None:
+        raise ValueError(f"{name!r} is not a host name or address that a Host header can carry")
+    return parsed
 
 
 class Guard:
@@ -167,7 +204,7 @@ class Guard:
         headers = dict(scope.get("headers") or [])
         if self.allowed_hosts is not None:
             given = headers.get(b"host", b"").decode("latin-1")
-            if host_name(given) not in self.allowed_hosts:
+            if host_name(given) not in self.allowed_hosts:  # None (not a host and port) never is
                 shown = "".join(ch for ch in given if ch.isprintable())[:80] or "(none)"
                 await _send_error(send, 400, f"this server does not answer to the Host {shown!r}; "
                                              "start it with --allow-host NAME to add a name")
@@ -240,6 +277,7 @@ def create_app(run: Any = None, *, service: Service | None = None, index: Any = 
     ``allowed_hosts``: the Host header names answered (None: any; ``dnnh serve`` passes the names
     it is bound to, see :class:`Guard`).
     """
+    answered = None if allowed_hosts is None else frozenset(allowed_name(h) for h in allowed_hosts)  # before opening
     if service is None:
         if run is None:
             raise TypeError("create_app needs a run (or a service)")
@@ -275,8 +313,7 @@ def create_app(run: Any = None, *, service: Service | None = None, index: Any = 
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(Guard, service=svc,
-                       allowed_hosts=None if allowed_hosts is None else frozenset(host_name(h) for h in allowed_hosts))
+    app.add_middleware(Guard, service=svc, allowed_hosts=answered)
     return app
 
 
