@@ -142,3 +142,20 @@ def describe(threads: int | None = None, gpu: str | None = None) -> str:
     line = (f"CPU {s['model']}, {clock}; flags {' '.join(s['flags']) or 'none of ' + known}; "
             f"scan popcount: {s['popcount']}; bf16: {s['bf16']}; threads {used} CPUs; load average {load}")
     return line + (f"; GPU {gpu}" if gpu else "")
+
+
+def configure_threads() -> None:
+    """Make OpenMP's waiting threads sleep instead of spin, unless the user chose otherwise.
+
+    torch's intra-op threads meet at a barrier after every parallel region. By default a waiting
+    thread spins, which costs nothing on an idle machine but, beside other busy processes, makes a
+    region whose peer thread was descheduled wait a whole scheduler slice for microseconds of work,
+    and the spinning itself steals the slice the peer needs: the digits demo fell 100x at a load of
+    6-14 on 2 cores, where its share of the cores fell 3-7x (``benchmarks/contention.py``).
+    ``OMP_WAIT_POLICY=PASSIVE`` lets the waiting thread sleep, so a run slows about in proportion to
+    its share of the cores. OpenMP reads the variable once, when torch loads it, so this must run
+    before ``import torch``; after it, it changes nothing (and says nothing: the library may be
+    imported by a program that set its own policy).
+    """
+    if "torch" not in __import__("sys").modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

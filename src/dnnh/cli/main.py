@@ -23,6 +23,7 @@ import warnings
 
 import dnnh
 from dnnh.errors import DnnhError
+from dnnh.machine import configure_threads
 
 COMMAND_MODULES = ["train", "encode", "eval", "search", "demo", "index", "bench", "export", "serve"]
 #: What the user caused (printed as one line); anything else is an internal error.
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     warnings.showwarning = _one_line_warning(args.command)
+    configure_threads()  # before any command imports torch: OpenMP threads sleep while they wait
     try:
         result = args.func(args)
         sys.stdout.flush()
