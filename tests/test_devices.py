@@ -48,10 +48,22 @@ def test_cuda_without_cuda_is_one_line_naming_the_way_out(no_cuda, spec):
     assert isinstance(err.value, ValueError)  # the CLI's one-line handling of bad input applies
 
 
-@pytest.mark.parametrize("spec", ["gpu", "cpu:1", "cuda:x", "mps", ""])
+@pytest.mark.parametrize("spec", ["gpu", "cpu:1", "cuda:x", "mps", "", "cpu ", " cuda", "cuda:0\n", "auto\t"])
 def test_unknown_devices_are_refused_with_what_is_accepted(spec):
     with pytest.raises(DeviceError, match="auto, cpu, cuda or cuda:N"):
         resolve_device(spec)
+
+
+@pytest.mark.parametrize("spec", ["", "cpu ", " auto"])
+def test_the_command_line_refuses_what_is_not_a_device_name_in_one_line(spec, capsys):
+    """Issue 36.10: ``--device ''`` meant auto and ``--device 'cpu '`` meant cpu, without a word."""
+    from dnnh.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["search", "x.png", "--run", "no-such-run", "--device", spec])
+    code = exit_.value.code
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and "\n" not in err and "device must be one of" in err and repr(spec) in err
 
 
 def test_cuda_index_past_the_gpus_is_refused(fake_cuda):
@@ -150,4 +162,4 @@ def test_a_real_gpu_describes_itself():
     props = devices.gpu_properties(0)
     assert props["name"] and float(props["capability"]) >= 3.0 and props["memory_gib"] > 0
     assert devices.describe_device(torch.device("cuda")).startswith("cuda:0 (")
-    assert devices.resolve_precision("auto", torch.device("cuda")) in ("bf16", "fp16")
+    assert resolve_precision("auto", "cuda") in ("bf16", "fp16")

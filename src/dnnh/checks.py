@@ -29,8 +29,11 @@ _DEVICE_NAME = re.compile(r"^(auto|cpu|cuda)(?::(\d+))?$")
 
 
 def parse_device(spec: str) -> tuple[str, int | None]:
-    """``"cuda:1"`` -> ``("cuda", 1)``; refuses anything but auto, cpu, cuda, cuda:N."""
-    match = _DEVICE_NAME.match(str(spec).strip().lower())
+    """``"cuda:1"`` -> ``("cuda", 1)``; refuses anything but auto, cpu, cuda, cuda:N (any case).
+
+    Nothing is stripped: ``"cpu "`` or ``""`` is refused, not read as cpu or auto (issue 36.10).
+    """
+    match = _DEVICE_NAME.fullmatch(str(spec).lower())
     if match is None or (match.group(2) is not None and match.group(1) != "cuda"):
         raise DeviceError(f"device must be one of {', '.join(DEVICE_CHOICES)} or cuda:N, got {spec!r}")
     return match.group(1), None if match.group(2) is None else int(match.group(2))

