@@ -134,18 +134,17 @@ def resolve_precision(precision: str, device: str = "cpu") -> str:
 
 
 def weights_provenance(path: str | Any) -> dict[str, Any]:
-    """``{"path", "name", "size", "sha256"}`` of a weights file, what a run records it started from."""
-    import hashlib
+    """``{"path", "name", "size", "sha256"}`` of a weights file, what a run records it started from.
+
+    A path that is not a file is refused saying what it is (:func:`dnnh.nn.weights.check_weights_path`:
+    a folder, a FIFO, which is never opened, a device, a symlink loop, an empty file).
+    """
     from pathlib import Path
 
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise ValueError(f"backbone weights file {path} does not exist")
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return {"path": str(path.resolve()), "name": path.name, "size": path.stat().st_size, "sha256": digest.hexdigest()}
+    from dnnh.nn.weights import WeightsFile, check_weights_path  # torch: only for a pretrained backbone's file
+
+    path = check_weights_path(Path(path).expanduser(), "backbone weights file")
+    return {"path": str(path.resolve()), **WeightsFile.of(path).to_dict()}
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:

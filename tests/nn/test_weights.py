@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -86,7 +89,7 @@ def test_partial_wrong_and_foreign_files_are_refused(resnet18_state, tmp_path):
 def test_unreadable_files_are_refused_in_one_line(tmp_path):
     torch.save(torch.nn.Linear(2, 2), tmp_path / "whole.pth")  # a pickled module, not its state dict
     cases = {
-        "whole.pth": r"pickled object, not a state dict: .*save its state_dict\(\)",
+        "whole.pth": r"pickled object, not a state dict.*save its state_dict\(\)",
         "absent.pth": "does not exist",
         "weights.npz": "expected a .safetensors file or a torch state dict",
         "broken.pth": "not a readable torch file",
@@ -103,3 +106,130 @@ def test_unreadable_files_are_refused_in_one_line(tmp_path):
         _one_line(e)
     with pytest.raises(InputError, match="unknown pretrained backbone 'resnet101'"):
         build_backbone("resnet101")
+
+
+def _read_with_timeout(path, seconds: float = 20.0):
+    """read_state_dict(path) in a daemon thread: the exception it raised, or a failure if it never returns
+    (a loop or a blocking open would otherwise hang the test run)."""
+    import threading
+
+    from dnnh.nn.weights import read_state_dict
+
+    outcome: list[BaseException | None] = []
+
+    def target() -> None:
+        try:
+            read_state_dict(path)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test to judge
+            outcome.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"reading {path} did not return within {seconds:.0f} s")
+    return outcome[0]
+
+
+@pytest.mark.parametrize("make", ["self", "pair"])
+def test_a_dict_that_refers_to_itself_is_refused_not_followed_forever(make, tmp_path):
+    """Issue 36.1. Before: the unwrapping followed state_dict back to the same dict at full CPU, forever.
+
+    Read in a subprocess killed after a timeout, so that before the fix this fails instead of hanging."""
+    import subprocess
+    import sys
+
+    first: dict = {}
+    if make == "self":
+        first["state_dict"] = first
+    else:  # two dicts that wrap each other
+        first["state_dict"] = {"model": first}
+    torch.save(first, tmp_path / "loop.pth")
+    code = ("import sys\nfrom dnnh.nn.weights import read_state_dict\ntry:\n    read_state_dict(sys.argv[1])\n"
+            "except Exception as exc:\n    print(type(exc).__name__, exc)")
+    try:
+        done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "loop.pth")], capture_output=True,
+                              text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("reading a weights file whose dict refers to itself did not return within 120 s")
+    out = done.stdout.strip()
+    assert out.startswith("DataError ") and "loop.pth" in out and "refers back to itself" in out, done
+    assert "\n" not in out
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_weights_are_refused_naming_the_file_and_the_tensor(bad, resnet18_state, tmp_path):
+    """Issue 36.2. Before: the file loaded, training wrote a NaN model and only scoring refused (blaming the run)."""
+    state = {f"module.{k}": v.clone() for k, v in resnet18_state.items()}
+    state["module.layer2.0.conv1.weight"][3, 1, 0, 0] = bad
+    state["module.layer3.0.conv1.weight"][0, 0, 0, 0] = bad  # a later one is not the first named
+    torch.save({"state_dict": state}, tmp_path / "diverged.pth")
+    with pytest.raises(DataError) as e:
+        build_backbone("resnet18", weights=tmp_path / "diverged.pth")
+    message = _one_line(e)
+    assert "diverged.pth" in message and "module.layer2.0.conv1.weight" in message and "layer3" not in message
+    assert ("NaN" if bad != bad else "infinite") in message
+
+
+def test_integer_tensors_and_finite_files_pass_the_finite_check(resnet18_state, tmp_path):
+    """The check reads floating tensors only: batch counters (int64) are never 'non-finite'."""
+    torch.save(resnet18_state, tmp_path / "fine.pth")
+    assert _same(build_backbone("resnet18", weights=tmp_path / "fine.pth"), resnet18_state)
+
+
+def test_what_is_not_a_weights_file_is_named_for_what_it_is(tmp_path):
+    """Issue 36.5. Before: a 0-byte .pth was an internal IndexError; a directory, FIFO, symlink loop and /dev/zero
+    were all 'does not exist' (and a FIFO must not be opened: that blocks until a writer comes)."""
+    import os
+
+    (tmp_path / "empty.pth").write_bytes(b"")
+    (tmp_path / "folder.pth").mkdir()
+    os.mkfifo(tmp_path / "pipe.pth")
+    os.symlink(tmp_path / "loop_b.pth", tmp_path / "loop_a.pth")
+    os.symlink(tmp_path / "loop_a.pth", tmp_path / "loop_b.pth")
+    os.symlink(tmp_path / "gone.pth", tmp_path / "dangling.pth")
+    cases = {tmp_path / "empty.pth": "is empty (0 bytes)", tmp_path / "folder.pth": "is a directory",
+             tmp_path / "pipe.pth": "is a named pipe (FIFO)", tmp_path / "loop_a.pth": "is a symbolic link loop",
+             tmp_path / "dangling.pth": "is a symbolic link to", tmp_path / "absent.pth": "does not exist"}
+    if os.path.exists("/dev/zero"):
+        cases[Path("/dev/zero")] = "is a character device"
+    for path, says in cases.items():
+        error = _read_with_timeout(path)
+        assert isinstance(error, DnnhError), (path, error)
+        assert says in str(error) and str(path) in str(error) and "\n" not in str(error), (path, str(error))
+
+
+def test_the_training_config_names_what_the_weights_path_is(tmp_path):
+    """Issue 36.5 at the config (what `dnnh train --backbone-weights` builds first): before, 'does not exist'."""
+    import os
+
+    from dnnh.config import TrainConfig
+
+    (tmp_path / "folder.pth").mkdir()
+    os.mkfifo(tmp_path / "pipe.pth")
+    for name, says in (("folder.pth", "is a directory"), ("pipe.pth", "is a named pipe (FIFO)")):
+        with pytest.raises(DnnhError, match=re.escape(says)):
+            TrainConfig(backbone="resnet18", backbone_weights=str(tmp_path / name), device="cpu", precision="fp32")
+
+
+def test_a_malicious_pickle_is_refused_without_advising_weights_only_false(tmp_path, capfd):
+    """Torch's refusal says to rerun with weights_only=False: for exactly the file that must never be loaded so.
+    Before: that advice was passed on; after: save its state_dict() instead, and the payload never runs."""
+    import os
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("echo PAYLOAD-RAN",))
+
+    torch.save({"state_dict": {"conv1.weight": Payload()}}, tmp_path / "evil.pth")
+    with open(tmp_path / "legacy.pth", "wb") as f:  # an old-style (not zip) pickle
+        pickle.dump({"a": Payload()}, f, protocol=4)
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "whole.pth")
+    for name in ("evil.pth", "legacy.pth", "whole.pth"):
+        with pytest.raises(DataError) as e:
+            build_backbone("resnet18", weights=tmp_path / name)
+        message = _one_line(e)
+        assert "weights_only" not in message and "state_dict()" in message and name in message, message
+    assert "PAYLOAD-RAN" not in capfd.readouterr().out

@@ -9,14 +9,25 @@ half-random weights and report it as pretrained. ``num_batches_tracked`` (absent
 before PyTorch 0.4.1) is the one key allowed to be missing: it only counts batches.
 
 ``.pth``/``.pt``/``.bin`` files are read with ``torch.load(weights_only=True)``, which refuses
-arbitrary pickled objects (a pickled whole model is refused, saying to save its ``state_dict()``);
-``.safetensors`` with safetensors. :class:`WeightsFile` (name, size, sha256) is what a run records.
+arbitrary pickled objects (a pickled whole model, or a pickle that would run code, is refused saying
+to save its ``state_dict()``; torch's own advice to reload with ``weights_only=False`` is not passed
+on: that is how such a file's code would run); ``.safetensors`` with safetensors.
+:class:`WeightsFile` (name, size, sha256) is what a run records.
+
+Before any of that, :func:`check_weights_path` says what the path is when it is not a file (a
+folder, a FIFO, a device, a symlink loop, an empty file) without opening it: opening a FIFO blocks
+until something writes to it, and ``/dev/zero`` never ends. After it, every floating tensor must be
+finite: a file with NaN or inf weights would train a NaN model and be blamed on the run.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import pickle
+import re
+import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Mapping
@@ -29,6 +40,11 @@ PREFIXES = ("module.", "encoder_q.", "backbone.")
 WRAPPERS = ("state_dict", "model", "model_state_dict")
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 SHOWN = 3  # keys named in a refusal
+#: How many wrappers deep a state dict is looked for (a real checkpoint nests one or two).
+MAX_WRAPPING = 8
+#: What a path is when it is not a regular file, by ``stat`` test.
+NOT_FILES = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
 @dataclass(frozen=True)
@@ -57,11 +73,53 @@ def _first(keys: list[str]) -> str:
     return ", ".join(keys[:SHOWN]) + more
 
 
+def check_weights_path(path: str | Path, what: str = "weights file") -> Path:
+    """``path`` if it is a non-empty regular file (after links); else one line saying what it is.
+
+    Only ``stat`` is called: a FIFO is never opened (that would wait for a writer) nor a device read.
+    """
+    path = Path(path)
+    try:
+        info = path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InputError(f"{what} {path} is a symbolic link loop") from None
+        if path.is_symlink():
+            raise InputError(f"{what} {path} is a symbolic link to {os.readlink(path)}, which does "
+                             "not exist") from None
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise InputError(f"{what} {path} does not exist") from None
+        raise InputError(f"{what} {path} cannot be read: {exc.strerror}") from None
+    for test, kind in NOT_FILES:
+        if test(info.st_mode):
+            raise InputError(f"{what} {path} is {kind}, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(f"{what} {path} is not a regular file")
+    if info.st_size == 0:
+        raise DataError(f"{what} {path} is empty (0 bytes)")
+    return path
+
+
+def _pickle_refusal(path: Path, exc: pickle.UnpicklingError) -> DataError:
+    """The refusal of a file ``torch.load(weights_only=True)`` would not unpickle: what it names and how to
+    make a loadable file, never torch's advice to reload with ``weights_only=False`` (that runs its code)."""
+    text = str(exc)
+    named = re.search(r"GLOBAL ([\w.]+)", text)
+    with open(path, "rb") as f:
+        pickled = f.read(1) == b"\x80"  # the PROTO opcode every pickle since protocol 2 starts with
+    if "Weights only load failed" not in text or not (named or pickled):  # garbage, not a refused object
+        detail = ("neither a zip archive nor a pickle" if "Weights only load failed" in text or not text
+                  else text.splitlines()[0])
+        return DataError(f"{path.name} is not a readable torch file: {detail}")
+    what = f" (it names {named.group(1)})" if named else ""
+    return DataError(f"{path.name} holds a pickled object, not a state dict{what}, and was not loaded: unpickling "
+                     "it could run code. Load the model where its class is defined and save its state_dict() "
+                     "(torch.save(model.state_dict(), path)), then pass that file")
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The tensors of a weights file, unwrapped from a training checkpoint; ValueError in one line."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"weights file {path} does not exist")
+    path = check_weights_path(path)
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
         from safetensors import SafetensorError
@@ -74,23 +132,28 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
-            if "Unsupported global" not in str(exc):  # not a class pickled inside: not a torch file at all
-                raise DataError(f"{path.name} is not a readable torch file: {str(exc).splitlines()[0]}") from None
-            raise DataError(f"{path.name} holds a pickled object, not a state dict: load it where its class "
-                             f"is defined and save its state_dict() (torch.save(model.state_dict(), ...))") from None
-        except (RuntimeError, OSError, EOFError, ValueError) as exc:
-            raise DataError(f"{path.name} is not a readable torch file: {str(exc).splitlines()[0]}") from None
+            raise _pickle_refusal(path, exc) from None
+        except (RuntimeError, OSError, EOFError, ValueError, IndexError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DataError(f"{path.name} is not a readable torch file: {first}") from None
     else:
         raise DataError(f"{path.name}: expected a .safetensors file or a torch state dict "
                          f"({', '.join(TORCH_SUFFIXES)}), got {suffix or 'no suffix'}")
-    return _unwrap(state, path.name)
+    state = _unwrap(state, path.name)
+    _check_finite(state, path.name)
+    return state
 
 
 def _unwrap(state: object, name: str) -> dict[str, torch.Tensor]:
+    seen: set[int] = set()  # a dict that wraps itself (or a pair that wrap each other) would be followed forever
     while isinstance(state, Mapping) and not any(isinstance(v, torch.Tensor) for v in state.values()):
         inner = next((state[k] for k in WRAPPERS if isinstance(state.get(k), Mapping)), None)
         if inner is None:
             break
+        seen.add(id(state))
+        if id(inner) in seen or len(seen) > MAX_WRAPPING:
+            raise DataError(f"{name} holds no state dict: a wrapper ({', '.join(WRAPPERS)}) refers back to itself "
+                            f"or they nest more than {MAX_WRAPPING} deep")
         state = inner
     if not isinstance(state, Mapping) or not state:
         raise DataError(f"{name} holds no state dict (a mapping of parameter names to tensors)")
@@ -100,6 +163,15 @@ def _unwrap(state: object, name: str) -> dict[str, torch.Tensor]:
     if bad:
         raise DataError(f"{name} is not a plain state dict: entries {_first(bad)} are not tensors")
     return dict(state)
+
+
+def _check_finite(state: Mapping[str, torch.Tensor], name: str) -> None:
+    """DataError naming the first floating tensor with a NaN or an infinity (integer tensors are always finite)."""
+    for key, value in state.items():
+        if (value.is_floating_point() or value.is_complex()) and not bool(torch.isfinite(value).all()):
+            kind = "NaN" if bool(torch.isnan(value).any()) else "infinite"
+            raise DataError(f"{name}: tensor {key} holds {kind} values; a model trained from it would be NaN. "
+                            "Use a file saved before the training that wrote it diverged")
 
 
 def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
