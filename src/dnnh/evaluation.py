@@ -9,14 +9,16 @@ Under protocol ``unseen`` (:func:`dnnh.data.splits.unseen_split`) a run's figure
 against the database items of the held-out classes (unseen@unseen); the same queries against the
 whole database (unseen@all) are the second figure, ``metrics_all_classes.json`` in the run.
 
-The codes a run was scored with stay in it with their origin (:mod:`dnnh.codes.origin`);
-:func:`reusable_codes` hands them back when the weights, data, preprocessing and engine are the
-ones they came from, so ``dnnh eval`` and ``dnnh encode`` after ``dnnh train`` encode nothing.
+The codes a run was scored with stay in it with their origin (:mod:`dnnh.codes.origin`): the
+weights the encoder loaded (never the file hashed after encoding, which a ``train`` may have
+replaced meanwhile) and a digest of the codes' own arrays. :func:`reusable_codes` hands them back
+when the weights, data, preprocessing and engine are the ones they came from and the arrays are
+untouched, so ``dnnh eval`` and ``dnnh encode`` after ``dnnh train`` encode nothing.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -64,26 +66,36 @@ def score_split(query: CodeSet, database: CodeSet, split: Split, topk: int | Non
             score_codes(query, database, topk=topk, radius=radius))
 
 
-def run_codes_origin(run: Run, dataset: Any, engine: str) -> dict[str, str]:
-    """The origin record of codes ``engine`` computes now from ``run``'s weights and ``dataset``."""
-    return codes_origin(file_digest(run.path / BEST_WEIGHTS), dataset.fingerprint(), run.prep.to_dict(), engine)
+def encoder_origin(encoder: Encoder, run: Run, dataset: Any) -> dict[str, str] | None:
+    """The origin record of the codes ``encoder`` computes from ``run``'s preprocessing and ``dataset``:
+    the weights it loaded (None, and so no record, for an encoder not loaded from a run's file)."""
+    weights = getattr(encoder, "weights_digest", None)
+    if weights is None:
+        return None
+    return codes_origin(weights, dataset.fingerprint(), run.prep.to_dict(), encoder.backend.name)
 
 
-def reusable_codes(run: Run, dataset: Any, engine: str = "torch") -> tuple[CodeSet, CodeSet] | None:
+def reusable_codes(run: Run, dataset: Any, engine: str = "torch",
+                   say: Callable[[str], None] | None = None) -> tuple[CodeSet, CodeSet] | None:
     """The run's stored (query, database) codes when they are what ``engine`` would compute now, else None.
 
     None when a file is missing or unreadable, carries no origin (written before it existed),
-    or its origin differs (the weights file, the data's fingerprint, the preprocessing or the
+    its arrays are not the ones its origin describes (edited after dnnh wrote them), its origin
+    differs (the weights file as it is now, the data's fingerprint, the preprocessing or the
     engine), or its ids are not the split's: encoding again is then the only right answer.
+    ``say`` gets one line when a file is there but damaged or edited (not when it is merely of
+    other weights, data or engine: a new train makes those).
     """
     paths = [run.path / CODES[role] for role in ("query", "database")]
     if not all(p.is_file() for p in paths) or not (run.path / BEST_WEIGHTS).is_file():
         return None
     try:
         query, database = (CodeSet.load(p) for p in paths)
-    except (ValueError, TypeError, OSError):
-        return None  # damaged: encoding again rewrites them
-    now = run_codes_origin(run, dataset, engine)
+    except (ValueError, TypeError, OSError) as exc:  # damaged or edited: encoding again rewrites them
+        if say is not None:
+            say(f"{' '.join(str(exc).split())}; encoding the split again")
+        return None
+    now = codes_origin(file_digest(run.path / BEST_WEIGHTS), dataset.fingerprint(), run.prep.to_dict(), engine)
     for codes, ids in ((query, run.split.query), (database, run.split.database)):
         if (not same_origin(codes.origin, now, engine) or codes.labels is None or codes.nbits != run.model_config.nbits
                 or not np.array_equal(codes.ids, ids)):
@@ -108,7 +120,9 @@ def evaluate_run(run: Run, dataset: Any | None = None, topk: int | None = None, 
     else:
         encoder = encoder or Encoder.from_run(run)
         query, database = encoder.encode_split(dataset, run.split, progress=progress)
-        query.origin = database.origin = run_codes_origin(run, dataset, encoder.backend.name)
+        origin = encoder_origin(encoder, run, dataset)
+        query.stamp_origin(origin)
+        database.stamp_origin(origin)
     report, all_classes = score_split(query, database, run.split, topk=topk, radius=radius)
     if write:
         with lock_folder(run.path, "run directory"):

@@ -6,6 +6,10 @@ the second gets one line naming the holder's PID. The kernel drops the lock when
 ``kill -9`` included, so a crashed run never leaves a stale lock behind; the lock file itself
 stays (an empty marker, harmless) because deleting it would race with the next locker.
 
+Commands that only read a run (``dnnh eval``, ``encode``, ``index build --run``) check the lock
+at their start (:func:`refuse_if_written`) without taking it: scoring a run while ``train`` writes
+it would encode one epoch's weights while the next is saved.
+
 Within one process, :class:`RWLock` lets many readers (searches) or one writer hold an object.
 """
 
@@ -22,7 +26,7 @@ from typing import Iterator
 from dnnh.errors import LockedError  # another process holds the lock (re-exported: callers import it here)
 
 LOCK_NAME = ".dnnh.lock"
-__all__ = ["FileLock", "LockedError", "RWLock", "lock_file", "lock_folder"]
+__all__ = ["FileLock", "LockedError", "RWLock", "lock_file", "lock_folder", "refuse_if_written"]
 
 
 class FileLock:
@@ -67,6 +71,29 @@ def lock_folder(folder: str | Path, what: str = "folder") -> FileLock:
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{what} {folder} is a file; choose a folder")
     return FileLock(folder / LOCK_NAME, f"{what} {folder}")
+
+
+def refuse_if_written(folder: str | Path, what: str, command: str) -> None:
+    """A :class:`LockedError` (one line, the holder's PID) when another process holds ``folder``'s lock.
+
+    Only looks: the lock file is neither made (a read-only run stays untouched) nor held, so two
+    readers never block each other. ``command`` names the reader in the message. A lock taken
+    just after this check is not seen; what a reader then computes still names the weights it
+    loaded (:attr:`dnnh.encoder.Encoder.weights_digest`), and its writes into the folder take the lock."""
+    path = Path(folder) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # no lock file (no writer ever), or one we may not read: nothing to see
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+        raise LockedError(f"{what} {folder} is being written by another dnnh process (PID {holder}): a dnnh train "
+                          f"(or a scoring) holds it; dnnh {command} reads it when that is done, so that its codes "
+                          "and figures are of one model: wait for it to finish") from None
+    finally:
+        os.close(fd)  # closing drops the shared lock, if taken
 
 
 def lock_file(target: str | Path, what: str = "file") -> FileLock:

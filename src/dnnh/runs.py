@@ -24,7 +24,8 @@ from __future__ import annotations
 import io
 import json
 import pickle
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from safetensors.torch import save as st_save
 
 from dnnh.atomic import atomic_write_bytes, atomic_write_text
 from dnnh.codes import CodeSet
+from dnnh.codes.provenance import bytes_digest
 from dnnh.data.fingerprint import fingerprint_difference
 from dnnh.data.pipeline import Preprocessing
 from dnnh.data.sources import DataSource
@@ -41,6 +43,7 @@ from dnnh.data.splits import Split
 from dnnh.metrics import RetrievalReport
 from dnnh.nn import DNNH, ModelConfig
 from dnnh.config import PLACEMENT_FIELDS, TrainConfig, config_differences, predates_reform
+from dnnh.errors import ChangedDataError, DataError
 
 RUN_FORMAT = "dnnh-run/2"
 #: Formats this version opens; a /1 run (no model config, data source in data.json) is read as /2.
@@ -75,15 +78,24 @@ def save_weights(module: torch.nn.Module, path: Path, metadata: dict[str, str] |
     atomic_write_bytes(Path(path), st_save(tensors, metadata=metadata))
 
 
-def load_weights(module: torch.nn.Module, path: Path) -> None:
+def load_weights(module: torch.nn.Module, path: Path) -> str:
+    """Load the safetensors file at ``path`` into ``module``; returns the digest of the bytes loaded.
+
+    The file is read once and the digest is of those bytes, so it names exactly the weights now
+    in ``module``, even if the file is replaced a moment later (a ``train`` saving a new best)."""
     try:
-        tensors = st_load(Path(path).read_bytes())
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise
+    except OSError as exc:
+        raise ValueError(f"cannot read weights {path}: {exc.strerror or exc}") from exc
+    try:
+        tensors = st_load(data)
     except Exception as exc:  # safetensors raises its own error types for corrupt files
         raise ValueError(f"cannot read weights {path}: {exc}") from exc
     check_finite(tensors, path)
     _load_state_dict(module, tensors, path)
+    return bytes_digest(data)
 
 
 def check_finite(tensors: dict[str, torch.Tensor], path: Path) -> None:
@@ -113,6 +125,25 @@ MAX_NBITS = 4096
 INPUT_SIZE_RANGE = (4, 2048)
 
 
+def check_preprocessing(saved: Any, where: Path) -> dict:
+    """The ``preprocessing`` of a config.json, refused in one line (:class:`DataError` naming the file and the
+    field) unless its mean and std are lists of finite numbers, one per channel, every std above 0: a string
+    mean used to be an internal error in eval, and a std of 0 gave constant codes that scored at chance."""
+    if not isinstance(saved, dict):
+        raise DataError(f"{where}: 'preprocessing' must be an object, got {type(saved).__name__}; was it edited?")
+    channels = saved.get("channels")
+    for name in ("mean", "std"):
+        values = saved.get(name)
+        if (not isinstance(values, list) or (isinstance(channels, int) and len(values) != channels)
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)):
+            raise DataError(f"{where}: preprocessing '{name}' must be a list of {channels} finite numbers (one per "
+                            f"channel), got {values!r}; was it edited?")
+    if not all(v > 0 for v in saved["std"]):
+        raise DataError(f"{where}: preprocessing 'std' must be above 0 in every channel, got {saved['std']!r} (a "
+                        "std of 0 divides every image into the same codes); was it edited?")
+    return saved
+
+
 def check_bounds(model_config: ModelConfig, prep: Preprocessing, where: Path) -> None:
     """Refuse a code length, input size or channel count no run of dnnh writes (one line)."""
     nbits, size, channels = model_config.nbits, prep.input_size, prep.channels
@@ -138,6 +169,8 @@ class Run:
     dataset: dict[str, Any]  # name, size, multilabel, channels, fingerprint
     source: DataSource | None
     reformed: tuple[str, str] | None = None  # (field, when): trained under a loss's formula changed since
+    #: The digest of each weights file :meth:`load_model` read, in order (see :meth:`weights_loaded_since`).
+    loaded_weights: list[str] = field(default_factory=list, repr=False, compare=False)
 
     # --- creating and opening --------------------------------------------------------------
 
@@ -171,13 +204,20 @@ class Run:
         if not path.is_dir():
             raise FileNotFoundError(f"run directory {path} not found")
         saved = read_json(path / CONFIG)
+        if not isinstance(saved, dict):
+            raise DataError(f"{path / CONFIG} must hold a JSON object (format, config, model, preprocessing, "
+                            f"dataset), got a JSON {type(saved).__name__}; was it edited?")
+        for key in ("config", "model", "dataset"):
+            if key in saved and not isinstance(saved[key], dict):
+                raise DataError(f"{path / CONFIG}: '{key}' must be an object, got {type(saved[key]).__name__}; "
+                                "was it edited?")
         fmt = saved.get("format")
         if fmt not in READABLE_FORMATS:
             raise ValueError(f"{path / CONFIG} is a run of format {fmt!r}; this dnnh reads {READABLE_FORMATS}: "
                              "use the dnnh version that wrote it, or train the run again")
         try:
             config = TrainConfig.from_dict(saved["config"])
-            prep = Preprocessing(**saved["preprocessing"])
+            prep = Preprocessing(**check_preprocessing(saved["preprocessing"], path / CONFIG))
             model_config = (ModelConfig.from_dict(saved["model"]) if "model" in saved
                             else config.model_config(prep.channels))
             dataset = dict(saved["dataset"])
@@ -216,14 +256,26 @@ class Run:
         return DNNH.from_config(self.model_config)
 
     def load_model(self) -> DNNH:
-        """The best model of the run, in eval mode."""
+        """The best model of the run, in eval mode; the digest of the bytes it was read from is
+        appended to :attr:`loaded_weights`."""
         weights = self.path / BEST_WEIGHTS
         if not weights.exists():
             raise FileNotFoundError(f"{weights} not found: the run has not finished an epoch yet")
         model = self.new_model()
-        load_weights(model, weights)
+        self.loaded_weights.append(load_weights(model, weights))
         model.eval()
         return model
+
+    def weights_loaded_since(self, mark: int) -> str | None:
+        """The digest of the weights :meth:`load_model` read since ``len(loaded_weights)`` was ``mark``
+        (None: none were read). An encoder that loaded the model twice (a check, then its engine)
+        must have read the same bytes both times: a :class:`ChangedDataError` if the file changed
+        in between (a ``train`` writing the run)."""
+        digests = set(self.loaded_weights[mark:])
+        if len(digests) > 1:
+            raise ChangedDataError(f"{self.path / BEST_WEIGHTS} changed while it was being loaded (is a dnnh train "
+                                   "writing this run?); run the command again when it is done")
+        return digests.pop() if digests else None
 
     def save_best(self, model: torch.nn.Module, epoch: int) -> None:
         save_weights(model, self.path / BEST_WEIGHTS, metadata={"epoch": str(epoch)})

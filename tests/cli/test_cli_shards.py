@@ -115,3 +115,84 @@ def test_parts_written_before_provenance_still_build(sharded, tmp_path):
         old.append(tmp_path / path.name)
     assert main(["index", "build", "--codes", *map(str, old), "--out", str(tmp_path / "old.dhi")]) == 0
     assert HammingIndex.load(tmp_path / "old.dhi").ntotal == sum(len(CodeSet.load(p)) for p in old)
+
+
+def retrained_copy(run, folder):
+    """The run copied with other weights (the same split, so the same ids)."""
+    import shutil
+
+    import torch
+
+    from dnnh.runs import Run
+
+    shutil.copytree(run, folder)
+    other = Run.open(folder)
+    model = other.load_model()
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+    other.save_best(model, epoch=1)
+    return folder
+
+
+def build_mixed(root, odd, out, capsys):
+    parts = sorted((root / "parts").glob("codes_database.part-*-of-003.npz"))
+    capsys.readouterr()
+    rc = main(["index", "build", "--codes", str(parts[0]), str(odd), str(parts[2]), "--out", str(out)])
+    return rc, capsys.readouterr().err, parts
+
+
+def test_a_part_of_another_engine_is_refused_by_index_build(sharded, tmp_path, capsys):
+    """Issue 36.4. Before: parts of `--engine torch` and `--engine onnxruntime-int8` carried one set id and merged."""
+    pytest.importorskip("onnxruntime")
+    root, run = sharded
+    assert main(["encode", "--run", str(run), "--shard", "1/3", "--out", str(tmp_path / "int8"),
+                 "--engine", "onnxruntime-int8"]) == 0
+    odd = tmp_path / "int8" / "codes_database.part-001-of-003.npz"
+    rc, err, parts = build_mixed(root, odd, tmp_path / "mixed.dhi", capsys)
+    assert rc == 1 and len(err.strip().splitlines()) == 1, err
+    assert str(odd) in err and parts[0].name in err and "engine onnxruntime-int8" in err and "engine torch" in err
+    assert not (tmp_path / "mixed.dhi").exists()
+
+
+def test_a_part_with_a_copied_provenance_is_refused_by_index_build(sharded, tmp_path, capsys):
+    """Issue 36.4. Before: another run's part carrying its sibling's provenance record merged (exit 0)."""
+    root, run = sharded
+    other = retrained_copy(run, tmp_path / "other")
+    assert main(["encode", "--run", str(other), "--shard", "1/3", "--out", str(tmp_path / "theirs"),
+                 "--engine", "torch"]) == 0
+    odd = tmp_path / "theirs" / "codes_database.part-001-of-003.npz"
+    ours = CodeSet.load(root / "parts" / odd.name)
+    theirs = CodeSet.load(odd)
+    assert not np.array_equal(theirs.codes, ours.codes)
+    with np.load(odd) as z:
+        arrays = {name: z[name] for name in z.files}
+    with np.load(root / "parts" / odd.name) as z:
+        arrays["provenance"] = z["provenance"]  # the sibling's record, copied as is
+    with open(odd, "wb") as fh:
+        np.savez(fh, **arrays)
+    rc, err, parts = build_mixed(root, odd, tmp_path / "mixed.dhi", capsys)
+    assert rc == 1 and len(err.strip().splitlines()) == 1, err
+    assert str(odd) in err and parts[0].name in err and not (tmp_path / "mixed.dhi").exists()
+
+
+def test_parts_without_provenance_from_two_runs_build_with_a_note(sharded, tmp_path, capsys):
+    """Issue 36.11. Before: a bare part of another run, same length, merged into the set without a word.
+    Now (bare parts cannot be told apart) the build says so in one line, and still builds."""
+    root, run = sharded
+    other = retrained_copy(run, tmp_path / "other")
+    assert main(["encode", "--run", str(other), "--shard", "1/3", "--out", str(tmp_path / "theirs"),
+                 "--engine", "torch"]) == 0
+    bare = []
+    (tmp_path / "bare").mkdir()
+    for path in [*sorted((root / "parts").glob("codes_database.part-00[02]-of-003.npz")),
+                 tmp_path / "theirs" / "codes_database.part-001-of-003.npz"]:
+        part = CodeSet.load(path)
+        part.provenance = None  # the format before provenance
+        part.save(tmp_path / "bare" / path.name)
+        bare.append(tmp_path / "bare" / path.name)
+    capsys.readouterr()
+    assert main(["index", "build", "--codes", *map(str, sorted(bare)), "--out", str(tmp_path / "bare.dhi")]) == 0
+    err = capsys.readouterr().err
+    assert "note:" in err and "carry no provenance" in err and len(err.strip().splitlines()) == 1

@@ -41,6 +41,13 @@ def say_engine(encoder) -> None:
     print(encoder.reason)
 
 
+def note(line: str) -> None:
+    """One line on stderr about something the command did differently than asked or expected."""
+    import sys
+
+    print(f"note: {line}", file=sys.stderr)
+
+
 def shard(text: str) -> tuple[int, int]:
     """An argparse type: ``I/N`` with 0 <= I < N."""
     try:
@@ -56,12 +63,13 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from dnnh.codes import CodeSet
-    from dnnh.codes.provenance import file_digest, shard_provenance
+    from dnnh.codes.provenance import engine_precision, shard_provenance
     from dnnh.codes.shards import shard_name
     from dnnh.encoder import Encoder
-    from dnnh.locks import lock_folder
-    from dnnh.runs import BEST_WEIGHTS, Run
+    from dnnh.locks import lock_folder, refuse_if_written
+    from dnnh.runs import Run
 
+    refuse_if_written(args.run, "run directory", "encode")  # not while a train writes it: before any work
     run = Run.open(args.run)
     out = args.out or args.run
     if args.images:
@@ -76,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if args.shard is None and not args.reencode:
         from dnnh.evaluation import reusable_codes
 
-        kept = reusable_codes(run, dataset, engine=args.engine)
+        kept = reusable_codes(run, dataset, engine=args.engine, say=note)
         if kept is not None:
             print(f"codes reused from {args.run} (model and data unchanged; --reencode to encode again)")
             _write_split_codes(out, *kept, same_folder=out.resolve() == run.path.resolve())
@@ -88,20 +96,30 @@ def run(args: argparse.Namespace) -> int:
         idx = np.array_split(run.split.database, n)[i]  # contiguous shares: the parts concatenate to the database
         part = CodeSet.from_bits(encoder.encode_items(dataset, idx, progress=show_bars()), ids=idx,
                                  labels=dataset.labels[idx])
-        # What the part came from, so that `dnnh index build` refuses a part of another encode.
-        part.provenance = shard_provenance(run.path.resolve().name, file_digest(run.path / BEST_WEIGHTS), "database",
-                                           run.split.database, i, n)
+        # What the part came from (the weights the encoder loaded, the engine and its precision) and a digest
+        # of its arrays, so that `dnnh index build` refuses a part of another encode, or with another's record.
+        part.stamp_provenance(shard_provenance(
+            run.path.resolve().name, _weights_of(encoder), "database", run.split.database, i, n,
+            engine=encoder.backend.name, precision=engine_precision(encoder.backend.name, encoder.device.type)))
         name = shard_name(i, n)
         with lock_folder(out, "output folder"):
             part.save(out / name)
         print(f"wrote part {i} of {n}: {len(part)} database codes of {part.nbits} bits to {out / name}")
         return 0
-    from dnnh.evaluation import run_codes_origin
+    from dnnh.evaluation import encoder_origin
 
     query, database = encoder.encode_split(dataset, run.split, progress=show_bars())
-    query.origin = database.origin = run_codes_origin(run, dataset, encoder.backend.name)
+    origin = encoder_origin(encoder, run, dataset)
+    query.stamp_origin(origin)
+    database.stamp_origin(origin)
     _write_split_codes(out, query, database)
     return 0
+
+
+def _weights_of(encoder) -> str:
+    """The digest of the weights ``encoder`` loaded (from a run, always; an AssertionError otherwise)."""
+    assert encoder.weights_digest is not None, "an encoder built by Encoder.from_run knows its weights"
+    return encoder.weights_digest
 
 
 def _write_split_codes(out: Path, query, database, same_folder: bool = False) -> None:

@@ -37,11 +37,14 @@ def run(args: argparse.Namespace) -> int:
         report = score_codes(CodeSet.load(args.query_codes), CodeSet.load(args.db_codes), topk=args.topk,
                              radius=args.radius)
     elif args.run:
+        from dnnh.cli.encode import note
         from dnnh.encoder import Encoder
+        from dnnh.locks import refuse_if_written
 
+        refuse_if_written(args.run, "run directory", "eval")  # not while a train writes it: before any work
         run = Run.open(args.run)
         dataset = run_data(run, args)
-        codes = None if args.reencode else reusable_codes(run, dataset)
+        codes = None if args.reencode else reusable_codes(run, dataset, say=note)
         if codes is not None:
             print(f"codes reused from {args.run} (model and data unchanged; --reencode to encode again)")
         encoder = None if codes is not None else Encoder.from_run(run, device=device_of(args))

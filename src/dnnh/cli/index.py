@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 from dnnh.cli.common import add_device_arg
-from dnnh.cli.encode import add_engine_arg
+from dnnh.cli.encode import add_engine_arg, note
 from dnnh.codes import CodeSet
 from dnnh.codes.provenance import check_set
 from dnnh.codes.shards import check_shards, parse_shard_name
@@ -100,10 +100,13 @@ def _parts(args: argparse.Namespace) -> Iterator[CodeSet]:
             raise FileNotFoundError(f"codes file not found: {path}")
     check_shards(args.codes)  # dnnh.codes.shards names and checks shard files
     named = [(path, parse_shard_name(path.name)) for path in args.codes]
-    if all(parts is not None for _, parts in named):
-        check_set(named)  # and their provenance: parts of one encode (parts written before it carry none: accepted)
+    checked = all(parts is not None for _, parts in named)
+    if checked:  # and their provenance, arrays included, before any part is added (a collection keeps what it got)
+        warning = check_set(named)
+        if warning:
+            note(warning)
     for path in args.codes:
-        yield CodeSet.load(path)
+        yield CodeSet.load(path, verify=not checked)
 
 
 def _add_all(parts: Iterator[CodeSet], make_index):
@@ -126,6 +129,10 @@ def _build(args: argparse.Namespace) -> int:
     from dnnh.locks import lock_file
 
     source = ", ".join(map(str, args.codes)) if args.codes else str(args.run)
+    if args.run is not None:
+        from dnnh.locks import refuse_if_written
+
+        refuse_if_written(args.run, "run directory", "index build")  # not while a train writes it: before any work
     if args.backend == "milvus":
         index = _add_all(_parts(args), lambda nbits: open_milvus(args, nbits, build=True))
         print(f"added {index.ntotal:,} codes of {index.nbits} bits from {source} to Milvus collection "
@@ -166,7 +173,7 @@ def _encode_run_database(args: argparse.Namespace) -> CodeSet:
 
     run = Run.open(args.run)
     dataset = run_data(run, args)
-    kept = None if args.reencode else reusable_codes(run, dataset, engine=args.engine)
+    kept = None if args.reencode else reusable_codes(run, dataset, engine=args.engine, say=note)
     if kept is not None:
         print(f"codes reused from {args.run} (model and data unchanged; --reencode to encode again)")
         return kept[1]

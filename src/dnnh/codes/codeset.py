@@ -4,7 +4,10 @@
 ``codes`` (uint8, (n, ceil(nbits/8)), FAISS bit order), ``nbits``, ``ids`` (int64 dataset
 indices) and ``labels`` (1-D class ids or 2-D 0/1), for a shard its ``provenance``
 (:mod:`dnnh.codes.provenance`) and for a run's scored codes their ``origin``
-(:mod:`dnnh.codes.origin`: weights, data, preprocessing, engine), written atomically.
+(:mod:`dnnh.codes.origin`: weights, data, preprocessing, engine), written atomically. Both
+records hold a digest of the arrays they describe (:meth:`CodeSet.content_digest`), taken when the
+codes were encoded: :meth:`CodeSet.load` refuses a file whose arrays no longer match its record
+(edited after dnnh wrote it, or a record copied from another file), naming it.
 
 Reading is strict because a codes file decides what ``eval`` scores: ids must be integers (a
 float id would be truncated onto another item), labels must be one per code, and a file that is
@@ -23,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from dnnh.codes.packing import code_bytes, pack_bits, unpack_bits
-from dnnh.codes.origin import KEY as ORIGIN, decode_origin, encode_origin
-from dnnh.codes.provenance import KEY, decode_provenance, encode_provenance
-from dnnh.errors import InputTypeError
+from dnnh.codes.origin import ARRAYS, KEY as ORIGIN, arrays_digest, decode_origin, encode_origin
+from dnnh.codes.provenance import CODES_DIGEST, KEY, decode_provenance, encode_provenance
+from dnnh.errors import DataError, InputTypeError
 
 
 @dataclass
@@ -74,6 +77,36 @@ class CodeSet:
     def __len__(self) -> int:
         return len(self.codes)
 
+    def content_digest(self) -> str:
+        """The digest of the codes, ids and labels that the origin and provenance records hold."""
+        return arrays_digest(self.codes, self.ids, self.labels)
+
+    def stamp_origin(self, record: dict | None) -> None:
+        """Give these codes their origin ``record`` (None: none), with the digest of their arrays now.
+
+        Called where the codes were just encoded; :meth:`save` never re-stamps, so arrays edited
+        after encoding keep a record that no longer matches them."""
+        self.origin = None if record is None else {**record, ARRAYS: self.content_digest()}
+
+    def stamp_provenance(self, record: dict) -> None:
+        """Give this shard its provenance ``record`` with the digest of its arrays now (see :meth:`stamp_origin`)."""
+        self.provenance = {**record, CODES_DIGEST: self.content_digest()}
+
+    def unaltered_problem(self) -> str | None:
+        """Why the arrays are not the ones their origin or provenance record describes (None: they are).
+
+        Records written before they held a digest cannot be checked and pass."""
+        digest = None
+        for name, record, key in (("origin", self.origin, ARRAYS), ("provenance", self.provenance, CODES_DIGEST)):
+            if record is None or not record.get(key):
+                continue
+            digest = digest or self.content_digest()
+            if record[key] != digest:
+                return (f"its codes, ids or labels are not the ones its {name} record describes (digest {digest}, "
+                        f"recorded {record[key]}): it was changed after dnnh wrote it, or the record was copied "
+                        "from another file")
+        return None
+
     def save(self, path: str | Path) -> None:
         from dnnh.atomic import atomic_write_bytes
 
@@ -89,8 +122,11 @@ class CodeSet:
         atomic_write_bytes(Path(path), buf.getvalue())
 
     @classmethod
-    def load(cls, path: str | Path) -> "CodeSet":
-        """Read a file :meth:`save` wrote; every problem is a ValueError/TypeError naming ``path``."""
+    def load(cls, path: str | Path, verify: bool = True) -> "CodeSet":
+        """Read a file :meth:`save` wrote; every problem is a ValueError/TypeError naming ``path``.
+
+        ``verify``: refuse (:class:`~dnnh.errors.DataError`) a file whose arrays are not the ones its
+        records describe (:meth:`unaltered_problem`); off only where the caller checks it itself."""
         where = f"cannot read codes file {path}"
         try:
             with open(path, "rb") as fh:
@@ -127,9 +163,14 @@ class CodeSet:
         provenance = decode_provenance(arrays[KEY], where) if KEY in arrays else None
         origin = decode_origin(arrays[ORIGIN], where) if ORIGIN in arrays else None
         try:
-            return cls(codes=arrays["codes"], nbits=int(nbits), ids=arrays["ids"], labels=arrays.get("labels"),
-                       provenance=provenance, origin=origin)
+            loaded = cls(codes=arrays["codes"], nbits=int(nbits), ids=arrays["ids"], labels=arrays.get("labels"),
+                         provenance=provenance, origin=origin)
         except TypeError as exc:
             raise InputTypeError(f"{where}: {exc}") from None
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from None
+        problem = loaded.unaltered_problem() if verify else None
+        if problem:
+            raise DataError(f"codes file {path}: {problem}; encode it again (dnnh encode), or drop the record to "
+                            "keep a deliberate edit")
+        return loaded

@@ -2,16 +2,19 @@
 
 ``dnnh encode --shard I/N`` writes, inside each part, a small ``provenance`` record::
 
-    {"run": "<run folder name>", "weights": "<sha256 of model.safetensors, 16 hex>",
-     "split": "database", "part": I, "of": N, "set": "<16 hex>"}
+    {"run": "<run folder name>", "weights": "<sha256 of the weights the encoder loaded, 16 hex>",
+     "split": "database", "part": I, "of": N, "engine": "torch", "precision": "fp32 on cpu",
+     "set": "<16 hex>", "codes": "<sha256 of this part's codes, ids and labels, 16 hex>"}
 
-``set`` names the whole set: a digest of the weights, the database's ids and N, so every part of one
-encode carries the same set id whichever process or machine wrote it, and a part of another encode
-(another run, the same run retrained, another split or another N) carries another, even where its
-shape, nbits and ids look alike. :func:`check_set` reads only this record of each file (not the
-codes) and refuses a set whose parts disagree, or whose part numbers contradict their file names.
-Files written before provenance existed carry none: a set of only such files is accepted as before,
-a mix is refused.
+``set`` names the whole set: a digest of the weights, the database's ids, N, the engine and its
+precision, so every part of one encode carries the same set id whichever process or machine wrote
+it, and a part of another encode (another run, the same run retrained, another split or N, another
+engine: ``torch`` and ``onnxruntime-int8`` codes differ in a few bits) carries another, even where
+its shape, nbits and ids look alike. ``codes`` ties the record to the part's own arrays, so a record
+copied from a sibling onto other codes is found out. :func:`check_set` refuses a set whose parts
+disagree, whose part numbers contradict their file names, or whose arrays are not the ones their
+records describe. Files written before provenance existed carry none: a set of only such files is
+built with a note saying nothing shows they are one encode; a mix is refused.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ import numpy as np
 
 KEY = "provenance"
 FIELDS = ("run", "weights", "split", "part", "of", "set")
+#: The record's digest of the part's arrays (absent from parts written before issue 36.4, as are engine, precision).
+CODES_DIGEST = "codes"
+#: The number format each engine computes in (the int8 one also depends on the CPU: see :func:`engine_precision`).
+ENGINE_FORMATS = {"torch": "fp32", "torch-bf16": "bf16", "onnxruntime": "fp32", "onnxruntime-int8": "int8"}
 
 
 def file_digest(path: Path, length: int = 16) -> str:
@@ -38,16 +45,36 @@ def file_digest(path: Path, length: int = 16) -> str:
     return h.hexdigest()[:length]
 
 
+def bytes_digest(data: bytes, length: int = 16) -> str:
+    """:func:`file_digest` of bytes already read (the weights an encoder loaded)."""
+    return hashlib.sha256(data).hexdigest()[:length]
+
+
+def engine_precision(engine: str, device: str) -> str:
+    """What an engine's codes were computed in, as far as it changes bits: its number format (int8
+    with 7-bit weights on a CPU without VNNI or AMX-INT8) and the device type (a GPU's convolutions
+    run in TF32 by default)."""
+    fmt = ENGINE_FORMATS.get(engine, engine)
+    if engine == "onnxruntime-int8":
+        from dnnh import machine
+
+        fmt = "int8" if machine.int8_accumulates_exactly() else "int8 (7-bit weights)"
+    return f"{fmt} on {str(device).split(':')[0]}"
+
+
 def shard_provenance(run_name: str, weights_digest: str, split: str, database_ids: np.ndarray, part: int,
-                     of: int) -> dict[str, Any]:
-    """The record of part ``part`` of ``of`` of an encode of ``database_ids`` with the given weights."""
+                     of: int, *, engine: str, precision: str) -> dict[str, Any]:
+    """The record of part ``part`` of ``of`` of an encode of ``database_ids`` with the given weights
+    by ``engine`` in ``precision`` (:func:`engine_precision`). The part's own digest is added by
+    :meth:`dnnh.codes.CodeSet.stamp_provenance` once it is encoded."""
     h = hashlib.sha256()
     h.update(weights_digest.encode())
     h.update(split.encode())
     h.update(np.ascontiguousarray(database_ids, dtype="<i8").tobytes())
     h.update(str(int(of)).encode())
+    h.update(f"{engine}|{precision}".encode())
     return {"run": run_name, "weights": weights_digest, "split": split, "part": int(part), "of": int(of),
-            "set": h.hexdigest()[:16]}
+            "engine": engine, "precision": precision, "set": h.hexdigest()[:16]}
 
 
 def encode_provenance(record: dict[str, Any]) -> np.ndarray:
@@ -82,12 +109,23 @@ def read_provenance(path: Path) -> dict[str, Any] | None:
     return decode_provenance(value, f"codes file {path}")
 
 
-def check_set(parts: Sequence[tuple[Path, tuple[int, int]]]) -> None:
-    """Refuse shard files (path, (i, n) from the file name) that are not parts of one encode."""
+def describe(record: dict[str, Any]) -> str:
+    """The fields of a record that tell two encodes apart, for messages."""
+    made = f", engine {record['engine']} ({record.get('precision')})" if "engine" in record else ""
+    return f"run {record['run']}, weights {record['weights']}{made}, set {record['set']}"
+
+
+def check_set(parts: Sequence[tuple[Path, tuple[int, int]]]) -> str | None:
+    """Refuse shard files (path, (i, n) from the file name) that are not parts of one encode.
+
+    Reads every part whole once (its arrays are checked against its record's digest). Returns a
+    note for a set none of whose parts carries provenance (None otherwise): it is built, but
+    nothing shows that its parts are of one encode."""
     records = [(path, named, read_provenance(path)) for path, named in parts]
     carrying = [r for r in records if r[2] is not None]
-    if not carrying:
-        return  # written before provenance: the names were all there was to check
+    if not carrying:  # written before provenance: the names were all there was to check
+        return (f"the {len(records)} parts carry no provenance (written before dnnh recorded it), so nothing shows "
+                "they are parts of one encode of one run; encode them again with this dnnh to have that checked")
     if len(carrying) != len(records):
         bare = next(path for path, _, rec in records if rec is None)
         raise ValueError(f"{bare} carries no provenance but other parts do: it is not from the same "
@@ -98,6 +136,13 @@ def check_set(parts: Sequence[tuple[Path, tuple[int, int]]]) -> None:
             raise ValueError(f"{path} is named part {i} of {n} but holds part {rec['part']} of {rec['of']}; "
                              "was it renamed?")
         if rec["set"] != first["set"]:
-            raise ValueError(f"{path} is part of another encode (run {rec['run']}, weights {rec['weights']}, set "
-                             f"{rec['set']}) than {first_path.name} (run {first['run']}, weights {first['weights']}, "
-                             f"set {first['set']}); give the parts of one `dnnh encode --shard I/N` set")
+            raise ValueError(f"{path} is part of another encode ({describe(rec)}) than {first_path.name} "
+                             f"({describe(first)}); give the parts of one `dnnh encode --shard I/N` set")
+    from dnnh.codes.codeset import CodeSet  # here: codeset imports this module
+
+    for path, _, _ in carrying:
+        problem = CodeSet.load(path, verify=False).unaltered_problem()
+        if problem:
+            raise ValueError(f"{path} is not a part of the set of {first_path.name} ({describe(first)}): {problem}; "
+                             "encode that part again")
+    return None

@@ -61,6 +61,9 @@ class Encoder:
         self.prep, self.batch_size, self.num_workers = prep, int(batch_size), int(num_workers)
         #: One line: which engine computes the codes and, when ``auto`` chose it, why.
         self.reason = reason or f"engine: {self.backend.name}"
+        #: sha256 (16 hex) of the weights bytes :meth:`from_run` loaded (None: built from a model), which
+        #: the codes' origin names: hashing the file after encoding could name weights a train saved since.
+        self.weights_digest: str | None = None
 
     @classmethod
     def from_run(cls, run: Run | str | Path, engine: str | None = None, data: Any = None,
@@ -74,7 +77,9 @@ class Encoder:
         """
         run = run if isinstance(run, Run) else Run.open(run)
         kwargs.setdefault("num_workers", run.config.num_workers)
+        mark = len(run.loaded_weights)
         choice = open_backend(engine, run, data)
+        weights_digest = run.weights_loaded_since(mark)
         backend, reason = choice.backend, choice.reason
         if device is not None:
             from dnnh.devices import describe_device, resolve_device
@@ -87,7 +92,9 @@ class Encoder:
             elif place != torch.device(getattr(backend, "device", "cpu")):
                 raise ValueError(f"engine {backend.name} chooses its own device ({getattr(backend, 'device', 'cpu')}); "
                                  f"--device {device} applies to the torch engine")
-        return cls(backend, run.prep, reason=reason, **kwargs)
+        encoder = cls(backend, run.prep, reason=reason, **kwargs)
+        encoder.weights_digest = weights_digest
+        return encoder
 
     @property
     def nbits(self) -> int:
