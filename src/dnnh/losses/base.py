@@ -2,7 +2,11 @@
 
 An objective is called as ``objective(outputs, labels, query_outputs=None, indices=None)`` and
 returns ``(loss, count)``: the scalar to minimise and how many triplets or pairs it saw (for the
-throughput figures). ``outputs`` are the batch's network outputs; which ones is the objective's
+throughput figures): an int where the host knows it from shapes, else a 0-dim integer tensor on the
+loss's device (DTSH's triplets depend on the labels), which the trainer sums there and reads once an
+epoch. No objective makes the host wait for the device (no ``.item()``, ``int()`` or ``bool()`` of a
+device value, no boolean-mask indexing, no ``nonzero``): masks multiply or ``torch.where`` instead,
+and means over a masked set divide by its count clamped to at least 1. ``outputs`` are the batch's network outputs; which ones is the objective's
 ``input``: ``"codes"`` (approximate codes in [0, 1], what DNNH's triplet loss reads) or
 ``"logits"`` (the pre-sigmoid outputs u, what DPSH, DSH, CSQ, the classifier reference and CNNH
 read; their code is sign(u), the same bit as output > 0.5). ``query_outputs`` are the anchors'
@@ -21,13 +25,24 @@ from torch import nn
 INPUTS = ("codes", "logits")
 
 
+def off_diagonal_mean(matrix: torch.Tensor) -> torch.Tensor:
+    """Mean of a square (B, B) matrix over its B (B - 1) entries i != j; 0 for B = 1.
+
+    ``torch.where`` on the diagonal, not a boolean-mask selection: the selection's size depends on
+    the mask, so on a GPU the host would wait for it.
+    """
+    n = matrix.shape[0]
+    eye = torch.eye(n, dtype=torch.bool, device=matrix.device)
+    return torch.where(eye, 0.0, matrix).sum() / max(n * (n - 1), 1)
+
+
 class Objective(nn.Module):
     """Base of every training objective: ``forward(outputs, labels, query_outputs, indices) -> (loss, count)``."""
 
     input: ClassVar[str] = "logits"
 
     def forward(self, outputs: torch.Tensor, labels: torch.Tensor, query_outputs: torch.Tensor | None = None,
-                indices: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+                indices: torch.Tensor | None = None) -> tuple[torch.Tensor, int | torch.Tensor]:
         raise NotImplementedError
 
 

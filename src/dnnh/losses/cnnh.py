@@ -191,6 +191,11 @@ class CNNHLoss(Objective):
         if indices is None:
             raise ValueError("the CNNH objective needs the batch's dataset indices (its targets are per item)")
         rows = self.position[indices.long()]
-        if bool((rows < 0).any()):
-            raise IndexError("the CNNH objective was given items outside the training set it has targets for")
-        return F.binary_cross_entropy_with_logits(outputs, self.targets[rows]), int(outputs.shape[0])
+        # -1 (no target) points past the last row, so the gather fails instead of reading the last row: an
+        # IndexError on the CPU, a device-side assertion on a GPU, where checking first would make the host wait
+        rows = torch.where(rows < 0, len(self.targets), rows)
+        try:
+            targets = self.targets[rows]
+        except IndexError as error:
+            raise IndexError("the CNNH objective was given items outside the training set it has targets for") from error
+        return F.binary_cross_entropy_with_logits(outputs, targets), int(outputs.shape[0])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from dnnh.losses.base import BatchObjective, Objective
+from dnnh.losses.base import BatchObjective, Objective, off_diagonal_mean
 from dnnh.similarity import relevance
 
 
@@ -41,19 +41,20 @@ class DTSHLoss(Objective):
         self.alpha, self.lam = float(alpha), float(lam)
 
     def forward(self, outputs: torch.Tensor, labels: torch.Tensor, query_outputs: torch.Tensor | None = None,
-                indices: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+                indices: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss and the number of triplets, a 0-dim tensor on u's device (counting them on the
+        host would wait for the device)."""
         u = outputs
         theta = 0.5 * u @ u.T
         similar = relevance(labels, labels)
         eye = torch.eye(len(u), dtype=torch.bool, device=u.device)
         triplets = (similar & ~eye)[:, :, None] & ~similar[:, None, :]  # [i, j, k]: j positive, k negative of i
         d = theta[:, :, None] - theta[:, None, :] - self.alpha
-        per_triplet = F.softplus(-d) * triplets
         n = triplets.sum((1, 2))
-        has = n > 0
-        likelihood = (per_triplet.sum((1, 2))[has] / n[has]).mean() if bool(has.any()) else u.sum() * 0
+        per_anchor = torch.where(triplets, F.softplus(-d), 0.0).sum((1, 2)) / n.clamp_min(1)
+        likelihood = per_anchor.sum() / (n > 0).sum().clamp_min(1)  # an anchor without triplets adds 0
         quantisation = ((u - torch.sign(u).detach()) ** 2).mean()
-        return likelihood + self.lam * quantisation, int(n.sum())
+        return likelihood + self.lam * quantisation, n.sum()
 
 
 class HashNetLoss(BatchObjective):
@@ -84,22 +85,26 @@ class HashNetLoss(BatchObjective):
         self.gamma, self.power, self.step = float(gamma), float(power), int(step)
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
 
+    def scale(self) -> torch.Tensor:
+        """The continuation's current scale beta = (1 + gamma t)^power at the last multiple t of
+        ``step``, a 0-dim tensor on the step counter's device (reading it on the host would wait)."""
+        t = torch.div(self.steps, self.step, rounding_mode="floor") * self.step
+        return (1.0 + self.gamma * t.double()) ** self.power
+
     @property
     def beta(self) -> float:
-        """The continuation's current scale: (1 + gamma t)^power at the last multiple t of ``step``."""
-        t = int(self.steps) // self.step * self.step
-        return (1.0 + self.gamma * t) ** self.power
+        """:meth:`scale` as a Python float (for reports; it waits for the device)."""
+        return float(self.scale())
 
     def batch_loss(self, u: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled():  # a training step (the reference counts forward passes in train mode)
             self.steps += 1
-        z = torch.tanh(self.beta * u)
+        z = torch.tanh(self.scale().to(u.dtype) * u)
         ip = self.alpha * z @ z.T
         similar = relevance(labels, labels)
         off_diag = ~torch.eye(len(u), dtype=torch.bool, device=u.device)
-        n_similar = (similar & off_diag).sum().clamp(min=1)
-        n_dissimilar = (~similar & off_diag).sum().clamp(min=1)
-        n_pairs = off_diag.sum()
-        weight = torch.where(similar, n_pairs / n_similar, n_pairs / n_dissimilar).to(u.dtype)
-        pair = F.softplus(ip) - similar.to(u.dtype) * ip
-        return (weight * pair)[off_diag].sum() / n_pairs
+        n_pairs = len(u) * (len(u) - 1)
+        n_similar = (similar & off_diag).sum().clamp(min=1).to(u.dtype)
+        n_dissimilar = (~similar & off_diag).sum().clamp(min=1).to(u.dtype)
+        weight = torch.where(similar, n_pairs / n_similar, n_pairs / n_dissimilar)
+        return off_diagonal_mean(weight * (F.softplus(ip) - similar.to(u.dtype) * ip))

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dnnh.losses.base import BatchObjective
+from dnnh.losses.base import BatchObjective, off_diagonal_mean
 from dnnh.similarity import relevance
 
 
@@ -46,8 +46,7 @@ class DPSHLoss(BatchObjective):
     def batch_loss(self, u: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         s = relevance(labels, labels).to(u.dtype)
         theta = 0.5 * u @ u.T
-        off_diag = ~torch.eye(len(u), dtype=torch.bool, device=u.device)
-        likelihood = (F.softplus(theta) - s * theta)[off_diag].mean()
+        likelihood = off_diagonal_mean(F.softplus(theta) - s * theta)
         quantisation = ((u - torch.sign(u).detach()) ** 2).mean()  # per element: over items and bits
         return likelihood + self.eta * quantisation
 
@@ -71,10 +70,9 @@ class DSHLoss(BatchObjective):
     def batch_loss(self, u: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         similar = relevance(labels, labels).to(u.dtype)
         d = ((u[:, None, :] - u[None, :, :]) ** 2).sum(-1)
-        off_diag = ~torch.eye(len(u), dtype=torch.bool, device=u.device)
         pair = 0.5 * similar * d + 0.5 * (1 - similar) * torch.relu(self.margin - d)
         regular = (u.abs() - 1).abs().sum(1)
-        return pair[off_diag].mean() + self.alpha * 2 * regular.mean()
+        return off_diagonal_mean(pair) + self.alpha * 2 * regular.mean()
 
 
 #: How many random draws :func:`hadamard_centers` makes before giving up with an error.

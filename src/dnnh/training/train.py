@@ -372,7 +372,7 @@ def one_epoch(setup: Setup, state: TrainingState, epoch: int, progress: bool) ->
     devices.synchronize(setup.device)
     seconds = time.perf_counter() - t0
     return {"epoch": epoch + 1, "loss": float(loss_sum) / max(seen, 1), "images_per_s": seen / seconds,
-            "triplets_per_s": triplet_sum / seconds, "seconds": seconds, "lr": state.schedule.get_last_lr()[0]}
+            "triplets_per_s": float(triplet_sum) / seconds, "seconds": seconds, "lr": state.schedule.get_last_lr()[0]}
 
 
 def augment(config: TrainConfig, images: torch.Tensor, generator: torch.Generator,
