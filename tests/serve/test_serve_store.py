@@ -359,3 +359,69 @@ def test_an_edited_state_json_is_a_one_line_refusal(tmp_path, field, value, mess
     path.write_text(json.dumps(state))
     with pytest.raises(StoreError, match=message):
         open_store(tmp_path / "s")
+
+
+def test_the_store_records_the_weights_that_made_its_codes_and_refuses_other_weights(tmp_path):
+    """Issue 36.13. Before: a store was seeded once and never asked which model made its codes; after a
+    --resume the server searched the old codes with uploads encoded by the new model."""
+    codes = codes_of(np.random.default_rng(2), 20)
+    with open_store(tmp_path / "s", codes, weights="aaaa") as store:
+        store.add(codes_of(np.random.default_rng(3), 1), [b"png"])
+    assert json.loads((tmp_path / "s" / STATE).read_text())["weights"] == "aaaa"
+    open_store(tmp_path / "s", codes, weights="aaaa").close()  # the same weights: reopened
+    with pytest.raises(StoreError) as refused:
+        open_store(tmp_path / "s", codes, weights="bbbb")
+    message = str(refused.value)
+    assert len(message.splitlines()) == 1 and "weights aaaa" in message and "bbbb" in message and "--reseed" in message
+    open_store(tmp_path / "s", codes, weights="aaaa").close()  # the refusal released the lock, changed nothing
+
+
+def test_a_store_that_does_not_record_its_weights_is_refused_when_they_are_known(tmp_path):
+    """A store made before it recorded its weights cannot say they are the model's: refused, --reseed named."""
+    codes = codes_of(np.random.default_rng(4), 5)
+    open_store(tmp_path / "s", codes).close()  # no weights given: none recorded, none checked
+    open_store(tmp_path / "s", codes).close()
+    with pytest.raises(StoreError, match="does not record which weights made its codes.*--reseed"):
+        open_store(tmp_path / "s", codes, weights="aaaa")
+
+
+def test_reseed_encodes_every_alive_item_again_keeping_ids_labels_and_deletes(tmp_path):
+    """Issue 36.13: --reseed. The run's database items come from the new seed, added items are encoded
+    again from their stored images; deleted items stay deleted, ids and labels are kept."""
+    rng = np.random.default_rng(5)
+    old, new = codes_of(rng, 30), codes_of(rng, 30)
+    store = open_store(tmp_path / "s", old, weights="aaaa")
+    added = store.add(codes_of(rng, 2), [b"first", b"second"], label="mine")
+    assert store.delete(4) and store.delete(added[1])
+    crash(store)  # the log still holds those writes: the reseed must apply them first
+    again = {b"first": codes_of(np.random.default_rng(6), 1)[0]}
+    calls = []
+
+    def reencode(paths):
+        calls.append([p.name for p in paths])
+        return np.stack([again[p.read_bytes()] for p in paths])
+
+    with pytest.raises(StoreError):
+        open_store(tmp_path / "s", new, weights="bbbb", reencode=reencode)
+    store = open_store(tmp_path / "s", new, weights="bbbb", reseed=True, reencode=reencode)
+    assert calls == [[f"{added[0]}.png"]] and store.reseeded == (29, 1)
+    assert store.ntotal == 30
+    for i in range(30):
+        expected = None if i == 4 else new[i:i + 1]
+        got = store.code(i)
+        assert (got is None) if expected is None else np.array_equal(got, expected)
+    np.testing.assert_array_equal(store.code(added[0])[0], again[b"first"])
+    assert store.code(added[1]) is None and store.label(added[0]) == "mine" and store.next_id == added[1] + 1
+    store.close()
+    assert json.loads((tmp_path / "s" / STATE).read_text())["weights"] == "bbbb"
+    with open_store(tmp_path / "s", new, weights="bbbb") as store:  # reopened as it was left
+        assert store.ntotal == 30 and store.replayed == 0 and store.code(4) is None
+
+
+def test_reseed_refuses_a_store_started_from_an_index(tmp_path):
+    """Codes seeded from a user's index cannot be encoded again by dnnh: one line, nothing changed."""
+    codes = codes_of(np.random.default_rng(7), 5)
+    open_store(tmp_path / "s", codes, weights="aaaa", seed_name="/somewhere/db.dhi").close()
+    with pytest.raises(StoreError, match="started from /somewhere/db.dhi"):
+        open_store(tmp_path / "s", codes, weights="bbbb", reseed=True)
+    open_store(tmp_path / "s", codes, weights="aaaa").close()

@@ -69,8 +69,9 @@ class RunParts:
 def seed_items(run: Run, parts: RunParts, *, index: str | Path | None = None,
                log: Callable[[str], None] = lambda msg: None) -> tuple[np.ndarray, np.ndarray]:
     """The first items of a new store as ``(packed codes, ids)``: from ``index`` (a ``.dhi`` file),
-    else the run's database codes (``codes_database.npz``), else the run's database images
-    encoded now with its model. Called once, when the store is made."""
+    else the run's database codes (``codes_database.npz``) when the model that serves made them
+    (:func:`run_codes_of`), else the run's database images encoded now with that model. Called
+    when the store is made, and by a reseed."""
     nbits = int(run.model_config.nbits)
     if index is not None:
         from dnnh.index import HammingIndex
@@ -80,11 +81,8 @@ def seed_items(run: Run, parts: RunParts, *, index: str | Path | None = None,
             raise ValueError(f"{index} holds {loaded.nbits}-bit codes but the model makes {nbits}-bit codes")
         return loaded.codes(), loaded.ids
     codes_path = run.path / CODES["database"]
-    if codes_path.exists():
-        codes = CodeSet.load(codes_path)
-        if codes.nbits != nbits:
-            raise ValueError(f"{codes_path} holds {codes.nbits}-bit codes but the model makes {nbits}-bit codes; "
-                             f"run `dnnh encode --run {run.path}` again")
+    codes = run_codes_of(run, parts, log) if codes_path.exists() else None
+    if codes is not None:
         return codes.codes, codes.ids
     dataset = parts.dataset()
     if dataset is None:
@@ -94,6 +92,48 @@ def seed_items(run: Run, parts: RunParts, *, index: str | Path | None = None,
     bits = parts.encoder().encode_items(dataset, np.asarray(run.split.database), role="database",
                                         progress=sys.stderr.isatty())
     return pack_bits(bits), np.asarray(run.split.database, np.int64)
+
+
+def run_codes_of(run: Run, parts: RunParts, log: Callable[[str], None]) -> CodeSet | None:
+    """The run's ``codes_database.npz`` when the encoder that serves made it: the weights it loaded,
+    its engine (torch codes for ``auto``, which promises equal ones), the split's ids, arrays
+    untouched. Otherwise None, with one line saying why (the database is then encoded now)."""
+    from dnnh.encoder.names import AUTO, check_engine
+
+    path = run.path / CODES["database"]
+    encoder = parts.encoder()
+    try:
+        codes = CodeSet.load(path)
+    except (ValueError, TypeError, OSError) as exc:
+        log(f"note: {' '.join(str(exc).split())}; encoding the run's database instead")
+        return None
+    if codes.nbits != int(run.model_config.nbits):
+        raise ValueError(f"{path} holds {codes.nbits}-bit codes but the model makes {run.model_config.nbits}-bit "
+                         f"codes; run `dnnh encode --run {run.path}` again")
+    origin = codes.origin or {}
+    weights, engine = getattr(encoder, "weights_digest", None), encoder.backend.name
+    engines = {engine, "torch"} if check_engine(parts.engine) == AUTO else {engine}
+    if origin.get("weights") != weights or origin.get("engine") not in engines or not np.array_equal(
+            codes.ids, run.split.database):
+        made = (f"by weights {origin.get('weights')} and engine {origin.get('engine')}" if origin
+                else "before codes recorded their origin")
+        log(f"note: {path} was made {made}, not by the model served now (weights {weights}, engine {engine}); "
+            "encoding the run's database instead")
+        return None
+    return codes
+
+
+def encode_stored_images(encoder: Any, paths: list[Path], batch: int = 256) -> np.ndarray:
+    """Packed codes of added items' stored images (their thumbnails: the uploads are not kept), for a reseed."""
+    from dnnh.serve.images import decode_upload
+
+    prep, limits, out = encoder.prep, Limits(), []
+    for start in range(0, len(paths), batch):
+        images = [decode_upload(p.read_bytes(), channels=int(prep.channels), input_size=int(prep.load_size),
+                                max_pixels=limits.max_pixels, max_decode_bytes=limits.max_decode_bytes,
+                                name=f"stored image {p.name}")[0] for p in paths[start:start + batch]]
+        out.append(pack_bits(encoder.encode_images(np.stack(images), role="database")))
+    return np.concatenate(out) if out else np.zeros((0, (encoder.nbits + 7) // 8), np.uint8)
 
 
 class _Slot:
@@ -190,23 +230,29 @@ class Service:
     def open(cls, run: str | Path | Run, *, index: str | Path | None = None, store: str | Path | None = None,
              token: str | None = None, engine: str | None = None, limits: Limits = Limits(),
              encoder: Any = None, load_dataset: bool = True, log: Callable[[str], None] | None = None,
-             store_options: dict | None = None) -> "Service":
-        """Open ``run``, lock and load its store (default ``RUN/serve``), load the model.
+             store_options: dict | None = None, reseed: bool = False) -> "Service":
+        """Open ``run``, load the model, lock and load its store (default ``RUN/serve``).
 
         A new store starts from ``index`` (a ``.dhi`` file), else the run's database codes
-        (``codes_database.npz``, encoded with the run's model when missing).
+        (``codes_database.npz`` when this model made it, else encoded now with the run's model).
+        The store records the weights the encoder loaded; a store of other weights is refused
+        (:class:`~dnnh.serve.journal.StoreError`), or with ``reseed`` encoded again.
         """
         log = log or (lambda msg: print(msg, file=sys.stderr))
         run = run if isinstance(run, Run) else Run.open(run)
         store_path = Path(store) if store is not None else run.path / STORE_DIR
         nbits = int(run.model_config.nbits)
         parts = RunParts(run, engine, encoder)
+        enc = parts.encoder()  # first: its weights decide whether the store's codes are this model's
         opened = Store.open(store_path, nbits=nbits, seed=lambda: seed_items(run, parts, index=index, log=log),
                             first_id=int(run.dataset.get("size", 0) or 0),
                             seed_name=str(Path(index).resolve()) if index is not None else None,
-                            **(store_options or {}))
+                            weights=getattr(enc, "weights_digest", None), reseed=reseed,
+                            reencode=lambda paths: encode_stored_images(enc, paths), **(store_options or {}))
+        if opened.reseeded is not None:
+            log(f"store {store_path}: {opened.reseeded[0]} items of the run's database and {opened.reseeded[1]} added "
+                f"items (from their stored images) encoded again with weights {opened.weights}")
         try:
-            enc = parts.encoder()
             if int(enc.nbits) != nbits:
                 raise ValueError(f"the model makes {enc.nbits}-bit codes but its config says {nbits}")
             dataset = parts.dataset() if load_dataset else None

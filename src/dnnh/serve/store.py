@@ -5,7 +5,8 @@ directories; a second owner gets one line naming the holder's PID)::
 
     .dnnh-store         written first when dnnh makes the store: the proof that dnnh owns the folder
     state.json          the commit point of the last snapshot: which index file, the last log
-                        record it includes, the next id to give, the labels of added items
+                        record it includes, the next id to give, the labels of added items, the
+                        digest of the weights that made its codes
     index-<seq>.dhi     the index snapshot named by state.json (items sorted by id)
     wal.log             records appended since that snapshot, one line each:
                         ``<crc32 hex> <json>``, fsynced before a write is acknowledged
@@ -25,6 +26,15 @@ atomically; the second is the commit point), and only then empties the log: a cr
 leaves either the old snapshot with the whole log, or the new one with records it already
 includes, which replay skips by sequence number. A final snapshot that fails at shutdown is one
 line; the log still holds every write, replayed on the next start.
+
+**Which model made the codes.** A store's codes are only comparable with uploads encoded by the
+same weights. ``state.json`` records their digest (``weights``: the bytes the service's encoder
+loaded); a start with other weights (the run retrained or resumed since) is refused in one line, as
+is a start with known weights on a store that does not record its own (made before it did). With
+``reseed`` (``dnnh serve --reseed``) the store instead encodes every alive item again: the run's
+database items from the seed, items added through the server from their stored images (their
+thumbnails: the uploads are not kept, so their codes may differ a little from an encode of the
+original), deletions, ids and labels kept, then commits a snapshot as a write does.
 
 **What a damaged folder does.** On open, a torn last append (bytes after the log's last newline:
 never acknowledged) is cut; a complete record whose checksum fails, anywhere, stops the start
@@ -75,7 +85,7 @@ class Store:
 
     def __init__(self, path: Path, nbits: int, lock: FileLock, *, engine: str = "auto",
                  num_threads: int | None = None, snapshot_records: int = SNAPSHOT_RECORDS,
-                 snapshot_items: int = SNAPSHOT_ITEMS) -> None:
+                 snapshot_items: int = SNAPSHOT_ITEMS, weights: str | None = None) -> None:
         self.path, self.nbits, self._lock = path, int(nbits), lock
         self.snapshot_records, self.snapshot_items = int(snapshot_records), int(snapshot_items)
         self.images_dir = path / IMAGES
@@ -94,16 +104,25 @@ class Store:
         self.close_error: str | None = None  # why the final snapshot was not written (the log holds it all)
         self.replayed = 0
         self._seed_name: str | None = None
+        self.weights = weights               # the digest of the weights that made the codes (None: unknown)
+        #: (run database items, added items) encoded again by a reseed at open; None when none was asked for.
+        self.reseeded: tuple[int, int] | None = None
 
     # ------------------------------------------------------------------ opening and closing
 
     @classmethod
     def open(cls, path: str | Path, *, nbits: int, seed: Callable[[], tuple[np.ndarray, np.ndarray]],
-             first_id: int = 0, seed_name: str | None = None, background: bool = True,
+             first_id: int = 0, seed_name: str | None = None, background: bool = True, weights: str | None = None,
+             reseed: bool = False, reencode: Callable[[list[Path]], np.ndarray] | None = None,
              **kwargs: object) -> "Store":
         """Lock, load the snapshot and replay the log of the store at ``path`` (made from ``seed``
         when the folder is new or empty). ``seed_name`` is recorded, and a later open with another
-        seed name is refused (the store already holds its items)."""
+        seed name is refused (the store already holds its items).
+
+        ``weights``: the digest of the weights that encode for this store (None: unknown, not
+        checked), recorded by a new store; a store of other (or unrecorded) weights is refused,
+        or with ``reseed`` encoded again: ``seed`` gives the run's items, ``reencode(paths)`` the
+        packed codes of added items' stored images (see the module docstring)."""
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise StoreError(f"store {path} is a file; give a folder")
@@ -111,8 +130,8 @@ class Store:
         lock = lock_folder(path, "serve store").acquire()
         store = None
         try:
-            store = cls(path, nbits, lock, **kwargs)  # type: ignore[arg-type]
-            store._load(seed, int(first_id), seed_name)
+            store = cls(path, nbits, lock, weights=weights, **kwargs)  # type: ignore[arg-type]
+            store._load(seed, int(first_id), seed_name, reseed, reencode)
         except BaseException:
             if store is not None and store._journal is not None:
                 store._journal.close()
@@ -153,21 +172,78 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _load(self, seed: Callable[[], tuple[np.ndarray, np.ndarray]], first_id: int, seed_name: str | None) -> None:
+    def _load(self, seed: Callable[[], tuple[np.ndarray, np.ndarray]], first_id: int, seed_name: str | None,
+              reseed: bool = False, reencode: Callable[[list[Path]], np.ndarray] | None = None) -> None:
         kind = _classify(self.path)  # again, under the lock
         if kind == "new":
             self._create(seed, first_id, seed_name)
+            reseed = False  # just encoded
         else:
-            self._open_existing(seed_name)
+            recorded = self._open_existing(seed_name)
+            if self.weights is None:  # unknown weights: nothing to check, the record stays
+                self.weights = recorded
+            elif recorded != self.weights and not reseed:
+                raise StoreError(self._other_weights(recorded))
         self._replay_log()
         self._remove_orphan_images()
+        if reseed:
+            self._reseed(seed, reencode)
         self._journal = Journal(self.path / LOG)
-        if self.replayed:
+        if reseed:
+            self._journal.clear()  # the reseed's snapshot holds every record
+        elif self.replayed:
             try:
                 self.snapshot()
             except (OSError, StoreError) as exc:  # the log still holds the replayed writes
                 self.snapshot_error = _one_line(exc)
         self._cleanup_snapshots()
+
+    def _other_weights(self, recorded: str | None) -> str:
+        """Why a store whose codes were made by the weights ``recorded`` is not opened with ``self.weights``."""
+        made = ("does not record which weights made its codes (it was made before dnnh recorded them)"
+                if recorded is None else f"holds codes made by weights {recorded}")
+        return (f"store {self.path} {made}, but the model that encodes uploads now has weights {self.weights} (was the "
+                "run retrained or resumed?): searches would compare codes of two models; start with --reseed to "
+                "encode the store's items again with this model, or give a new --store")
+
+    def _reseed(self, seed: Callable[[], tuple[np.ndarray, np.ndarray]],
+                reencode: Callable[[list[Path]], np.ndarray] | None) -> None:
+        """Encode every alive item again (see the module docstring) and commit it as a snapshot."""
+        if self._seed_name is not None:
+            raise StoreError(f"store {self.path} was started from {self._seed_name}, whose codes dnnh cannot encode "
+                             "again; give a new --store (and --index built with the run's weights now)")
+        alive = self.live.compact().ids
+        added = np.array(sorted(self._labels), np.int64)
+        seed_codes, seed_ids = seed()
+        seed_codes = np.asarray(seed_codes, np.uint8).reshape(-1, self.live.nbytes)
+        seed_ids = np.asarray(seed_ids, np.int64)
+        keep = np.isin(seed_ids, alive) & ~np.isin(seed_ids, added)
+        lost = np.setdiff1d(alive, np.concatenate([seed_ids[keep], added]))
+        if len(lost):
+            raise StoreError(f"store {self.path} holds {len(lost)} items neither in the run's database nor added with "
+                             f"an image (ids such as {lost[:3].tolist()}), which cannot be encoded again; give a new "
+                             "--store")
+        added_codes = np.zeros((0, self.live.nbytes), np.uint8)
+        if len(added):
+            if reencode is None:
+                raise StoreError(f"store {self.path} holds {len(added)} added items and nothing was given to encode "
+                                 "their images again")
+            try:
+                added_codes = np.asarray(reencode([self.image_path(i) for i in added]), np.uint8)
+            except OSError as exc:
+                raise StoreError(f"store {self.path}: an added item's image cannot be read ({_one_line(exc)}); "
+                                 "restore images/ from a backup or give a new --store") from None
+        codes, ids = sorted_by_id(np.concatenate([seed_codes[keep], added_codes.reshape(-1, self.live.nbytes)]),
+                                  np.concatenate([seed_ids[keep], added]))
+        index = self.live.new_index(codes, ids)
+        self._seq += 1  # a snapshot file of its own (never the one state.json names now), as a write takes a number
+        try:
+            self._write_snapshot(index, self._seq)  # state.json, with the new weights, is the commit point
+        except OSError as exc:
+            raise write_failure(self.path, exc, f"the reseed of {self.path} was not written (the store is as it "
+                                                "was)") from None
+        self.live.load(index)
+        self.reseeded = (int(keep.sum()), len(added))
 
     def _create(self, seed: Callable[[], tuple[np.ndarray, np.ndarray]], first_id: int, seed_name: str | None) -> None:
         """A new store: the marker first (dnnh owns the folder from here on), then the first snapshot."""
@@ -184,7 +260,8 @@ class Store:
         except OSError as exc:
             raise write_failure(self.path, exc, f"the new store {self.path} was not made") from None
 
-    def _open_existing(self, seed_name: str | None) -> None:
+    def _open_existing(self, seed_name: str | None) -> str | None:
+        """Load the snapshot state.json names; returns the weights it records (None: none)."""
         state_path = self.path / STATE
         state = self._read_state(state_path)
         recorded = state.get("seed")
@@ -209,6 +286,7 @@ class Store:
         self.images_dir.mkdir(exist_ok=True)
         if not (self.path / MARKER).exists():  # a store made before the marker: state.json proves it ours
             atomic_write_text(self.path / MARKER, json.dumps({"format": STORE_FORMAT}) + "\n")
+        return state.get("weights")
 
     def _read_state(self, path: Path) -> dict:
         """state.json, checked field by field: a damaged or edited one is one line, never a crash later."""
@@ -238,6 +316,8 @@ class Store:
                              f"{type(labels).__name__ if not isinstance(labels, dict) else 'other values'}; was it edited?")
         if state.get("seed") is not None and not isinstance(state["seed"], str):
             raise StoreError(f"{path}: 'seed' must be a path or null, got {state['seed']!r}; was it edited?")
+        if state.get("weights") is not None and not isinstance(state["weights"], str):
+            raise StoreError(f"{path}: 'weights' must be a digest or null, got {state['weights']!r}; was it edited?")
         return state
 
     def _replay_log(self) -> None:
@@ -407,7 +487,7 @@ class Store:
         name = f"index-{seq:012d}.dhi"
         index.save(self.path / name)
         state = {"format": STORE_FORMAT, "nbits": self.nbits, "index": name, "log_seq": seq,
-                 "next_id": self._next_id, "seed": self._seed_name,
+                 "next_id": self._next_id, "seed": self._seed_name, "weights": self.weights,
                  "labels": {str(k): v for k, v in sorted(self._labels.items())}}
         atomic_write_text(self.path / STATE, json.dumps(state, indent=1))  # fsyncs the folder
         self._snap_seq, self._index_name = seq, name
