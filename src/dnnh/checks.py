@@ -9,8 +9,10 @@ written against that spelling keeps working through :func:`accept_old_bits_keywo
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 import re
+from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
 from dnnh.errors import InputError
@@ -46,6 +48,52 @@ def check_nbits(nbits: Any, name: str = "nbits") -> int:
     if not ok:
         raise ValueError(f"{name} (the code length) must be a positive integer, got {nbits!r}")
     return int(nbits)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Where a number setting may lie; NaN and the infinities never do (a NaN margin trained a NaN model
+    to exit 0 and wrote ``NaN``, which is not JSON, into config.json).
+
+    ``what`` names the kind of number in messages ("a probability"); ``integer``: whole numbers only.
+    One object serves the library's check (:meth:`check`) and the command line's parse-time type
+    (:func:`dnnh.cli.common.number_in`), so the two accept the same values.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    what: str = ""
+    integer: bool = False
+
+    def __contains__(self, value: object) -> bool:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            return False
+        if self.integer and int(value) != value:
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def __str__(self) -> str:
+        """``in [0, 1)``, ``>= 0``, ``> 0``; integers as ``1..4096``."""
+        if self.low is not None and self.high is not None:
+            if self.integer and not (self.low_open or self.high_open):
+                return f"{self.low:g}..{self.high:g}"
+            return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        if self.high is not None:
+            return f"{'<' if self.high_open else '<='} {self.high:g}"
+        return "finite"
+
+    def check(self, name: str, value: Any) -> None:
+        """InputError (a ValueError) ``"name must be <what> <range>, got value"`` unless ``value`` is in here."""
+        if value not in self:
+            what = f"{self.what} " if self.what else ""
+            odd = " (not a finite number)" if isinstance(value, numbers.Real) and not math.isfinite(value) else ""
+            raise InputError(f"{name} must be {what}{self}, got {value!r}{odd}")
 
 
 def accept_old_bits_keyword(init: F) -> F:

@@ -41,7 +41,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from dnnh.checks import DEVICE_CHOICES, DeviceError, accept_old_bits_keyword, check_nbits, parse_device  # noqa: F401
+from dnnh.checks import (DEVICE_CHOICES, DeviceError, Interval, accept_old_bits_keyword, check_nbits,  # noqa: F401
+                         parse_device)
 from dnnh.machine import bf16_is_fast
 
 if TYPE_CHECKING:
@@ -84,6 +85,36 @@ TRIPLET_FIELDS = ("margin", "smooth_loss", "distance", "reduction", "triplets")
 #: Fields one later loss reads, with that loss (every other objective ignores them).
 LOSS_FIELDS = {"eta": "dpsh", "alpha": "dsh", "lam": "csq", "ortho_margin": "orthohash", "codebook": "orthohash",
                "dtsh_alpha": "dtsh", "hashnet_alpha": "hashnet", "greedy_alpha": "greedyhash", "dpn_margin": "dpn"}
+
+
+#: The largest image side a run takes: 18x the 224 px of every published pretrained pipeline. Beyond it a
+#: side is a typo (``--input-size 100000`` asked torch for 12 TB and died as an internal error).
+MAX_INPUT_SIZE = 4096
+#: The range of every number field (None, where a field allows it, means "the default" and is not checked).
+NON_NEGATIVE = Interval(0)
+SIDE = Interval(1, MAX_INPUT_SIZE, what="an image side in pixels", integer=True)
+FIELD_RANGES: dict[str, Interval] = {
+    "lr": Interval(0, low_open=True), "weight_decay": NON_NEGATIVE, "momentum": Interval(0, 1, high_open=True),
+    "margin": NON_NEGATIVE, "eps": Interval(0, 0.5, what="a half-width around 0.5"),
+    "eps_anneal": Interval(0, 1, what="a share of the epochs"), "erase": Interval(0, 1, what="a probability"),
+    "dropout": Interval(0, 1, high_open=True, what="a probability"),
+    "backbone_lr": Interval(0, what="a multiple of the head's learning rate"),
+    "input_size": SIDE, "resize": SIDE,
+    **{name: NON_NEGATIVE for name in LOSS_FIELDS if name != "codebook"},
+}
+#: What each recipe sets over the field defaults (``TrainConfig.from_recipe``; the help prints them).
+RECIPE_SETTINGS: dict[str, dict[str, Any]] = {
+    "modern": {},
+    "paper": dict(triplets="random", optimizer="sgd", lr=1e-3, weight_decay=5e-4, momentum=0.9, schedule="step",
+                  warmup_epochs=0, augment="none", margin=1.0, reduction="mean", eps=0.1, eps_anneal=0.0,
+                  batchnorm=False, precision="fp32"),
+}
+
+
+def recipe_default(recipe: str, field: str) -> Any:
+    """The value ``field`` takes under ``recipe`` when not given (before ``auto`` values are resolved)."""
+    settings = RECIPE_SETTINGS[recipe]
+    return settings[field] if field in settings else TrainConfig.__dataclass_fields__[field].default
 
 
 #: Losses whose formula changed together with a new config field (issue 15): a saved config of
@@ -256,6 +287,7 @@ class TrainConfig:
         object.__setattr__(self, "precision", resolve_precision(self.precision, self.device))
         self._resolve_pretrained()
         object.__setattr__(self, "nbits", check_nbits(self.nbits))
+        self._check_numbers()  # first: before a device is looked for or a weights file read
         checks = {
             "recipe": (self.recipe, RECIPES), "loss": (self.loss, LOSSES), "triplets": (self.triplets, TRIPLET_MODES),
             "optimizer": (self.optimizer, ("adamw", "sgd")), "schedule": (self.schedule, ("cosine", "step")),
@@ -269,15 +301,8 @@ class TrainConfig:
             raise ValueError(f"the {self.loss} loss trains on class-balanced batches, not random triplets")
         if self.val_every < 1:
             raise ValueError(f"val_every must be at least 1 (epochs between validations), got {self.val_every}")
-        if not 0.0 <= self.erase <= 1.0:
-            raise ValueError(f"erase must be a probability in [0, 1], got {self.erase}")
-        if self.margin is not None and self.margin < 0:
-            raise ValueError(f"margin must be >= 0, got {self.margin}")
         if self.codebook not in CODEBOOKS:
             raise ValueError(f"codebook must be one of {CODEBOOKS}, got {self.codebook!r}")
-        for name in LOSS_FIELDS:
-            if name != "codebook" and not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.epochs <= 0 or self.batch_size <= 1:
             raise ValueError(f"epochs must be positive and batch_size > 1, got "
                              f"epochs={self.epochs}, batch_size={self.batch_size}")
@@ -286,6 +311,13 @@ class TrainConfig:
     def pretrained(self) -> bool:
         """Whether the backbone is one of the pretrained-layout networks (:data:`PRETRAINED_BACKBONES`)."""
         return self.backbone in PRETRAINED_BACKBONES
+    def _check_numbers(self) -> None:
+        """Every number field finite and in its range (:data:`FIELD_RANGES`); InputError naming the first."""
+        for name, interval in FIELD_RANGES.items():
+            value = getattr(self, name)
+            if value is not None:
+                interval.check(name, value)
+
 
     def _resolve_pretrained(self) -> None:
         """The pretrained fields checked and their defaults resolved, so config.json says what ran."""
@@ -305,8 +337,6 @@ class TrainConfig:
             raise ValueError(f"backbone_weights must be a file's path, got {self.backbone_weights!r}")
         if self.backbone_lr is None:
             object.__setattr__(self, "backbone_lr", PRETRAINED_LR if self.backbone_weights else 1.0)
-        if not self.backbone_lr >= 0:
-            raise ValueError(f"backbone_lr must be >= 0 (a multiple of the head's learning rate), got {self.backbone_lr}")
         if self.resize is not None and self.input_size is not None and self.resize < self.input_size:
             raise ValueError(f"resize ({self.resize}) must be at least input_size ({self.input_size}): "
                              "images are resized, then cropped to input_size")
@@ -316,11 +346,7 @@ class TrainConfig:
         """The recipe's defaults, then ``overrides``."""
         if recipe not in RECIPES:
             raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
-        base = dict(recipe=recipe)
-        if recipe == "paper":
-            base.update(triplets="random", optimizer="sgd", lr=1e-3, weight_decay=5e-4, momentum=0.9,
-                        schedule="step", warmup_epochs=0, augment="none", margin=1.0, reduction="mean",
-                        eps=0.1, eps_anneal=0.0, batchnorm=False, precision="fp32")
+        base = dict(recipe=recipe, **RECIPE_SETTINGS[recipe])
         base.update(overrides)
         return cls(**base)
 

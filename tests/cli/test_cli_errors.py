@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -18,8 +19,8 @@ TINY = ["--data", "digits", "--queries-per-class", "5", "--train-per-class", "30
 @pytest.mark.parametrize("flags, says", [
     (["--threads", "-1"], "argument --threads: expected an integer >= 1, got -1"),
     (["--threads", "0"], "argument --threads: expected an integer >= 1, got 0"),
-    (["--input-size", "-5"], "argument --input-size: expected an integer >= 1, got -5"),
-    (["--input-size", "0"], "argument --input-size: expected an integer >= 1, got 0"),
+    (["--input-size", "-5"], "argument --input-size: expected an image side in pixels 1..4096, got -5"),
+    (["--input-size", "0"], "argument --input-size: expected an image side in pixels 1..4096, got 0"),
     (["--queries-per-class", "0"], "argument --queries-per-class: expected an integer >= 1, got 0"),
     (["--epochs", "two"], "argument --epochs: expected an integer >= 1, got 'two'"),
 ])
@@ -29,6 +30,60 @@ def test_bad_numbers_are_refused_at_parse_time_in_one_line(tmp_path, capsys, fla
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err.count("\n") == 1 and says in err and "usage" not in err
     assert not (tmp_path / "r").exists()
+
+
+#: Issue 36.3: every number flag of train and bench that is not finite or outside its range. Before: --margin nan
+#: trained (exit 0, NaN loss, "margin": NaN in config.json), --val-fraction -0.1 was quietly 0, --input-size 100000
+#: was an internal error (torch asked for 12 TB).
+BAD_NUMBERS = [
+    ("train", "--margin", "nan", "expected a finite number >= 0"), ("train", "--margin", "-1", ">= 0"),
+    ("train", "--margin", "inf", ">= 0"), ("train", "--lr", "0", "> 0"), ("train", "--lr", "nan", "> 0"),
+    ("train", "--weight-decay", "-0.1", ">= 0"), ("train", "--weight-decay", "inf", ">= 0"),
+    ("train", "--eps", "0.7", "in [0, 0.5]"), ("train", "--eps", "nan", "in [0, 0.5]"),
+    ("train", "--erase", "1.5", "a probability in [0, 1]"), ("train", "--erase", "-inf", "in [0, 1]"),
+    ("train", "--dropout", "1", "a probability in [0, 1)"), ("train", "--dropout", "nan", "in [0, 1)"),
+    ("train", "--backbone-lr", "-1", ">= 0"), ("train", "--backbone-lr", "nan", ">= 0"),
+    ("train", "--val-fraction", "-0.1", "a share in [0, 1)"), ("train", "--val-fraction", "1", "in [0, 1)"),
+    ("train", "--val-fraction", "nan", "in [0, 1)"), ("train", "--input-size", "100000", "1..4096"),
+    ("train", "--resize", "100000", "1..4096"), ("train", "--margin", "x", "got 'x'"),
+    ("bench", "--target-map", "2", "a MAP in [0, 1]"), ("bench", "--target-map", "nan", "in [0, 1]"),
+    ("bench", "--erase", "nan", "in [0, 1]"), ("bench", "--val-fraction", "-0.1", "in [0, 1)"),
+    ("bench", "--input-size", "100000", "1..4096"), ("bench", "--backbone-lr", "inf", ">= 0"),
+]
+
+
+@pytest.mark.parametrize("command, flag, value, says", BAD_NUMBERS)
+def test_number_flags_outside_their_range_are_refused_before_anything_is_created(tmp_path, capsys, command, flag,
+                                                                                  value, says):
+    where = ["--run", str(tmp_path / "r")] if command == "train" else ["--out", str(tmp_path / "r"), "--methods", "lsh"]
+    with pytest.raises(SystemExit) as exit_:
+        main([command, *where, *TINY, f"{flag}={value}"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and f"argument {flag}: " in err and says in err, err
+    assert not (tmp_path / "r").exists()
+
+
+def _number_flags(command: str) -> list:
+    from dnnh.cli.main import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    return [a for a in sub._actions if a.type is float or getattr(a.type, "__name__", "").startswith(("a ", "an "))
+            or a.dest in ("margin", "lr", "weight_decay", "eps", "erase", "dropout", "backbone_lr", "val_fraction",
+                          "target_map")]
+
+
+@pytest.mark.parametrize("command", ["train", "bench"])
+def test_no_number_flag_of_train_or_bench_takes_nan_or_inf(command):
+    """A float flag added later with type=float would take 'nan': every number flag must refuse it."""
+    import argparse as _argparse  # noqa: F401 - the module-level name is used by _number_flags
+
+    flags = _number_flags(command)
+    assert len(flags) >= (9 if command == "train" else 6)
+    for action in flags:
+        assert action.type is not float, f"{action.option_strings} is a bare float: it takes nan"
+        for text in ("nan", "inf", "-inf"):
+            with pytest.raises(argparse.ArgumentTypeError):
+                action.type(text)
 
 
 def test_run_naming_a_file_is_refused(tmp_path, capsys):

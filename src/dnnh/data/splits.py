@@ -237,7 +237,7 @@ def _counts(value: object, path: Path) -> dict[str, dict[str, int]] | None:
 
 def _carve_validation(train: np.ndarray, labels: np.ndarray, val_fraction: float,
                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    if val_fraction <= 0:
+    if val_fraction == 0:  # a negative or NaN share is refused below, not taken for "none"
         return train, np.empty(0, dtype=np.int64)
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
