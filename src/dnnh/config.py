@@ -77,9 +77,9 @@ PRETRAINED_LR = 0.1
 #: Training arithmetic: fp32, bf16 autocast, fp16 autocast with loss scaling (CUDA only); see dnnh.devices.
 PRECISIONS = ("fp32", "bf16", "fp16")
 #: Fields that change how fast a run goes, not what it computes.
-RUNTIME_FIELDS = ("threads", "num_workers", "device", "compile")
+RUNTIME_FIELDS = ("threads", "num_workers", "device", "compile", "feature_cache")
 #: Runtime fields a resumed run may change: it continues on another device, compiled or not.
-PLACEMENT_FIELDS = ("device", "compile")
+PLACEMENT_FIELDS = ("device", "compile", "feature_cache")
 #: Fields only the triplet objective reads (the later losses train on class-balanced batches).
 TRIPLET_FIELDS = ("margin", "smooth_loss", "distance", "reduction", "triplets")
 #: Fields one later loss reads, with that loss (every other objective ignores them).
@@ -253,7 +253,8 @@ class TrainConfig:
     schedule: str = "cosine"
     warmup_epochs: int = 1
     epochs: int = 30
-    augment: str = "auto"  # none | shift | shift-flip | crop-flip; auto: crop-flip for a pretrained backbone, else shift
+    augment: str = "auto"  # none | shift | shift-flip | crop-flip; auto: crop-flip for a pretrained backbone (none
+    # when it is frozen with a weights file: cached features), else shift
     max_shift: int = 2
     erase: float = 0.0  # probability of random erasing (Zhong et al. 2017) per training image
     seed: int = 0
@@ -281,6 +282,9 @@ class TrainConfig:
     freeze_backbone: bool = False
     freeze_bn: bool = False
     resize: int | None = None
+    # Where a frozen backbone's features are cached (dnnh.training.feature_cache; None: $DNNH_FEATURES,
+    # else ~/.cache/dnnh/features): a runtime field, the features are the same wherever they are kept.
+    feature_cache: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "device", resolve_device_name(self.device))
@@ -322,7 +326,11 @@ class TrainConfig:
     def _resolve_pretrained(self) -> None:
         """The pretrained fields checked and their defaults resolved, so config.json says what ran."""
         if self.augment == "auto":
-            object.__setattr__(self, "augment", "crop-flip" if self.pretrained else "shift")
+            # A frozen backbone with a file trains its head on cached features, which are not augmented.
+            frozen = self.pretrained and self.freeze_backbone and self.backbone_weights is not None
+            object.__setattr__(self, "augment", "none" if frozen else "crop-flip" if self.pretrained else "shift")
+        if self.feature_cache is not None:
+            object.__setattr__(self, "feature_cache", str(self.feature_cache))
         if not self.pretrained:
             given = [k for k in PRETRAINED_FIELDS if getattr(self, k) not in (None, False)]
             if given or self.augment == "crop-flip":

@@ -43,7 +43,8 @@ def test_registry_names_agree_with_the_config():
 
 def test_frozen_backbone_keeps_the_files_weights_and_the_run_records_the_file(digits, few, resnet18_file, tmp_path):
     lines = []
-    config = TrainConfig(backbone="resnet18", backbone_weights=str(resnet18_file), freeze_backbone=True, **TINY)
+    config = TrainConfig(backbone="resnet18", backbone_weights=str(resnet18_file), freeze_backbone=True,
+                         feature_cache=str(tmp_path / "features"), **TINY)  # trains on cached features (issue 32)
     result = train(config, digits, few, tmp_path / "run", progress=False, log=lines.append)
     state = torch.load(resnet18_file)
     saved = result.run.load_model()

@@ -248,6 +248,11 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
     batches and the loss live there; checkpoints hold CPU tensors, so the run resumes, evaluates
     and encodes on any device (:mod:`dnnh.devices`).
     """
+    from dnnh.training import head_training  # it imports this module's pieces: loaded here, not at the top
+
+    if head_training.uses_feature_cache(config):  # a frozen backbone with a file: the head trains on cached features
+        return head_training.train_head_on_features(config, dataset, split, run_dir, resume, progress, on_epoch_end,
+                                                    source, log, device)
     run_dir = Path(run_dir)
     if device is not None:
         config = config.replace(device=str(device))

@@ -1,0 +1,316 @@
+"""The hash head trained alone on a frozen backbone's cached features (``train --freeze-backbone``).
+
+A frozen pretrained backbone in eval mode is a fixed function of the image; without augmentation
+(the default for a frozen backbone with a weights file: ``augment`` resolves to ``none``) every
+epoch feeds it the same images, so its pooled features are computed once
+(:mod:`dnnh.training.feature_cache`) and only what sits above them trains: divide-and-encode's
+projection (the backbone's width D to 50q, linear + ReLU) and slices, or the fully connected
+head, and the objective's own parameters. An epoch is then matrix products on a few thousand
+rows: seconds instead of hours at 224 px on a CPU.
+
+Why a loop of its own, beside :func:`dnnh.training.train.one_epoch`: that loop's body is about
+images (the batch source and its device pipeline, augmentation, autocast of the backbone, the
+DDP gather, loss scaling), none of which exists here. This one reuses everything else: the run
+directory (:func:`~dnnh.training.train.open_or_resume`), the seeding and build order of
+:func:`~dnnh.training.train.start` (so the head starts from the weights the image path would
+give it), the batches and miners, the objectives, the optimizer and schedule, and
+:class:`~dnnh.training.train.TrainingState`'s checkpoint, so a run resumes exactly and the
+result is an ordinary run: its model.safetensors is the backbone (the recorded file's weights)
+plus the trained head, and ``dnnh encode``, ``eval``, ``search``, ``export`` and ``serve`` take
+raw images as for any run. Their codes equal :func:`head_bits`' on the cached features: the
+features are computed on the encoder's own inference path, and the head here runs the same
+fused copy in the same forward batches (tests/training/test_head_training.py).
+
+The head always trains and encodes in fp32 and the features are computed in fp32 (what the
+default encoding engine computes), whatever ``precision`` says: the bf16 arithmetic it would
+select is the backbone's, which the cache runs once in fp32 so that the codes match ``dnnh encode``.
+One process only: the head's steps are too small to share between processes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from dnnh import devices
+from dnnh.codes import CodeSet
+from dnnh.config import TrainConfig
+from dnnh.data.sources import DataSource
+from dnnh.data.splits import Split
+from dnnh.encoder.backends import CPU_FORWARD_BATCH
+from dnnh.encoder.names import ROLES
+from dnnh.errors import InputError
+from dnnh.locks import lock_folder
+from dnnh.metrics import mean_average_precision
+from dnnh.nn import DNNH
+from dnnh.nn.dnnh import HashNetwork
+from dnnh.nn.fuse import fuse_for_inference
+from dnnh.runs import Run
+from dnnh.training.distributed import Distributed
+from dnnh.training.feature_cache import FeatureKey, FeatureTable, cached_features
+from dnnh.training.finetune import load_pretrained, parameter_groups, set_train_modes
+from dnnh.training.objectives import make_objective
+from dnnh.training.train import (TrainingState, TrainResult, build_batches, build_optimizer, open_or_resume,
+                                 set_threshold_eps, threshold_eps)
+
+#: Feature rows read from the cache file and encoded at once (bounds memory on a 70,000-item database).
+ENCODE_ROWS = 8192
+
+
+def uses_feature_cache(config: TrainConfig) -> bool:
+    """Whether ``config`` trains from cached features: a frozen pretrained backbone with a weights file,
+    no image augmentation (``augment`` none, no random erasing)."""
+    return (config.pretrained and config.freeze_backbone and config.backbone_weights is not None
+            and config.augment == "none" and config.erase == 0)
+
+
+class HashHead(nn.Module):
+    """What sits above one network's backbone: the projection (divide-and-encode on a pretrained width)
+    and the hash head, features (n, D) -> outputs in [0, 1] (or the logits u). It holds the network's
+    own modules, so training it trains the model."""
+
+    def __init__(self, net: HashNetwork) -> None:
+        super().__init__()
+        self.projection, self.head = net.projection, net.head
+
+    def forward(self, features: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        x = features if self.projection is None else self.projection(features)
+        return self.head.logits(x) if logits else self.head(x)
+
+
+def _network(model: DNNH, role: str) -> HashNetwork:
+    return model.query_net if role == "query" and model.query_net is not None else model.net
+
+
+def head_outputs(model: DNNH, features: np.ndarray, role: str = "database",
+                 device: str | torch.device = "cpu") -> np.ndarray:
+    """The model's eval-mode outputs in [0, 1] on cached ``features`` (rows of a table or an array).
+
+    Computed as :class:`dnnh.encoder.backends.TorchBackend` computes the same layers on images: on
+    the fused inference copy, under inference mode, in forward batches of ``CPU_FORWARD_BATCH`` on
+    the CPU, so the bits equal ``dnnh encode``'s on the raw images.
+    """
+    net = _network(model, role)
+    width = int(net.head.in_features if net.projection is None else net.projection[0].in_features)
+    fused = fuse_for_inference(HashHead(net), example=torch.zeros(2, width)).to(device)
+    step = CPU_FORWARD_BATCH if torch.device(device).type == "cpu" else ENCODE_ROWS
+    out = np.empty((len(features), model.nbits), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(features), ENCODE_ROWS):
+            rows = torch.from_numpy(np.asarray(features[start:start + ENCODE_ROWS], dtype=np.float32))
+            for i in range(0, len(rows), step):
+                x = rows[i:i + step].to(device)
+                out[start + i:start + i + len(x)] = fused(x).float().cpu().numpy()
+    return out
+
+
+def head_bits(model: DNNH, features: np.ndarray, role: str = "database",
+              device: str | torch.device = "cpu") -> np.ndarray:
+    """0/1 codes (uint8) of cached ``features``: output > 0.5, as every encoder decides a bit."""
+    return (head_outputs(model, features, role, device) > 0.5).astype(np.uint8)
+
+
+def feature_key(run: Run, storage: str = "float32") -> FeatureKey:
+    """The cache key of ``run``'s frozen backbone on its data (fp32 arithmetic, see the module docstring)."""
+    config = run.config
+    return FeatureKey.of(config.backbone, config.backbone_weights["sha256"], run.prep, run.dataset["fingerprint"],
+                         precision="fp32", storage=storage)
+
+
+def split_items(split: Split) -> np.ndarray:
+    """Every item the split uses (queries, database, training, validation), sorted."""
+    return np.unique(np.concatenate([split.query, split.database, split.train, split.val]).astype(np.int64))
+
+
+def run_features(run: Run, dataset, backbone: Callable[[], nn.Module] | None = None, *,
+                 folder: str | Path | None = None, progress: bool = False,
+                 log: Callable[[str], None] | None = None, device: str | torch.device = "cpu") -> FeatureTable:
+    """The cached features of every item of ``run``'s split, computed first where missing.
+
+    ``backbone`` builds the frozen backbone when something must be computed (default: the run's
+    saved model's, which holds the recorded file's weights).
+    """
+    config = run.config
+    if not uses_feature_cache(config):
+        raise InputError(f"{run.path} does not train from cached features (it needs a frozen pretrained backbone "
+                         "with a weights file and no augmentation)")
+    make = backbone or (lambda: run.load_model().net.backbone)
+    return cached_features(feature_key(run), dataset, run.prep, split_items(run.split), make,
+                           folder if folder is not None else config.feature_cache, device=device,
+                           num_workers=config.num_workers, progress=progress, log=log)
+
+
+def split_codes(model: DNNH, table: FeatureTable, dataset, split: Split,
+                device: str | torch.device = "cpu") -> tuple[CodeSet, CodeSet]:
+    """The split's query and database codes from cached features (what ``Encoder.encode_split`` gives)."""
+    out = []
+    for role in ROLES:
+        idx = getattr(split, role)
+        out.append(CodeSet.from_bits(head_bits(model, _Rows(table, idx), role, device), ids=idx,
+                                     labels=dataset.labels[idx]))
+    return out[0], out[1]
+
+
+class _Rows:
+    """The rows of ``indices`` of a feature table, read a slice at a time (no copy of the whole database)."""
+
+    def __init__(self, table: FeatureTable, indices: np.ndarray) -> None:
+        self.table, self.indices = table, np.asarray(indices, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, part: slice) -> np.ndarray:
+        return self.table.rows(self.indices[part])
+
+
+@dataclass
+class HeadSetup:
+    """What stays fixed while a head trains: the run, labels, the cached features as tensors, the batches."""
+
+    config: TrainConfig
+    run: Run
+    labels: np.ndarray
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    train_features: torch.Tensor  # rows in train_idx order, on the device
+    val_features: np.ndarray
+    batcher: object
+    device: torch.device
+    backbone_note: str = ""
+
+
+def train_head_on_features(config: TrainConfig, dataset, split: Split, run_dir: str | Path, resume: bool = False,
+                           progress: bool = True, on_epoch_end: Callable[[int, dict], None] | None = None,
+                           source: DataSource | None = None, log: Callable[[str], None] | None = None,
+                           device: str | torch.device | None = None) -> TrainResult:
+    """:func:`dnnh.training.train.train` for a config :func:`uses_feature_cache` accepts; same arguments, same result."""
+    run_dir = Path(run_dir)
+    if device is not None:
+        config = config.replace(device=str(device))
+    place = devices.resolve_device(config.device)
+    ddp = Distributed.from_environment(place)
+    if ddp.world > 1:
+        raise InputError("training the hash head on cached features runs in one process: drop --nproc / torchrun")
+    if log is None and progress:
+        log = tqdm.write
+    with lock_folder(run_dir, "run directory"):
+        run = open_or_resume(config, dataset, split, run_dir, resume, source, ddp)
+        if resume:
+            run.check_data(dataset)  # the cache is keyed by the data the run recorded
+        setup, state = _start(config, run, dataset, ddp, resume, progress, log)
+        started = time.perf_counter()
+        for epoch in range(state.next_epoch, config.epochs):
+            record = _epoch(setup, state, epoch, progress)
+            validated = _validate_and_keep_best(setup, state, epoch, record)
+            state.history.append(record)
+            state.next_epoch = record["epoch"]
+            state.save(run)
+            run.write_history(state.history, state.best_epoch, state.best_val)
+            if log is not None:
+                val = f", val MAP {record['val_map']:.4f}" if validated else ""
+                log(f"epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.4f}, "
+                    f"{record['images_per_s']:.0f} features/s{val}")
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1, record)
+        seconds = time.perf_counter() - started
+        model = state.model
+        run.load_best_into(model)
+        set_threshold_eps(model, config.eps)
+        model.eval()
+        return TrainResult(model=model, prep=run.prep, history=state.history, best_epoch=state.best_epoch,
+                           best_val_map=state.best_val, seconds=seconds, run=run)
+
+
+def _start(config: TrainConfig, run: Run, dataset, ddp: Distributed, resume: bool, progress: bool,
+           log: Callable[[str], None] | None) -> tuple[HeadSetup, TrainingState]:
+    """:func:`dnnh.training.train.start`'s seeds and build order, then the cached features."""
+    labels, train_idx, val_idx, device = dataset.labels, run.split.train, run.split.val, ddp.device
+    devices.speed_switches(device)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    aug_gen = devices.generator(device, config.seed + 1)  # unused (no augmentation): kept for the checkpoint's entry
+    model = run.new_model().to(device)
+    checkpointed = resume and run.has_checkpoint
+    note = load_pretrained(model, config) if not checkpointed else ""
+    batcher = build_batches(config, labels[train_idx])
+    objective = make_objective(config.loss, config.objective_spec(), labels, train_idx).to(device)
+    groups, _ = parameter_groups(model, objective, config)
+    optimizer, schedule = build_optimizer(config, groups, len(batcher))
+    state = TrainingState(model, objective, optimizer, schedule, rng, aug_gen, device=device)
+    if checkpointed:
+        state.restore(run)
+    if log is not None and note:
+        log(note)
+    table = run_features(run, dataset, lambda: model.net.backbone, folder=config.feature_cache, progress=progress,
+                         log=log, device=device)  # the folder asked for now: a resumed run may keep them elsewhere
+    if log is not None:
+        log(f"training the hash head on cached features ({len(train_idx):,} training, {len(val_idx):,} validation "
+            f"items, width {table.width}) from {table.path}")
+    setup = HeadSetup(config, run, labels, train_idx, val_idx, torch.from_numpy(table.rows(train_idx)).to(device),
+                      table.rows(val_idx), batcher, device, note)
+    return setup, state
+
+
+def _epoch(setup: HeadSetup, state: TrainingState, epoch: int, progress: bool) -> dict:
+    """Every batch of ``epoch`` once: feature rows -> head -> loss -> step. Returns the epoch's record."""
+    config, model, objective = setup.config, state.model, state.objective
+    model.train()
+    set_train_modes(model, config)
+    set_threshold_eps(model, threshold_eps(config, epoch))
+    logits = objective.input == "logits"
+    head = HashHead(model.net)
+    query_head = HashHead(model.query_net) if model.query_net is not None else None
+    positions = list(setup.batcher.epoch(state.rng))  # positions into the training set: rows of train_features
+    bar = tqdm(total=len(positions), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
+               leave=False, unit="batch")
+    t0, seen, triplet_sum = time.perf_counter(), 0, 0
+    loss_sum = torch.zeros((), dtype=torch.float64, device=setup.device)  # summed where it is: no wait each step
+    for pos in positions:
+        idx = setup.train_idx[pos]
+        x = setup.train_features[torch.from_numpy(pos).to(setup.device)]
+        outputs = head(x, logits)
+        query_outputs = query_head(x, logits) if query_head is not None else None
+        loss, n_triplets = objective(outputs, torch.from_numpy(setup.labels[idx]).to(setup.device), query_outputs,
+                                     torch.from_numpy(idx).to(setup.device))
+        state.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        state.optimizer.step()
+        state.schedule.step()
+        seen += len(idx)
+        loss_sum += loss.detach().double() * len(idx)
+        triplet_sum += n_triplets  # an int, or a count the objective left on the device
+        bar.update(1)
+    bar.close()
+    devices.synchronize(setup.device)
+    seconds = time.perf_counter() - t0
+    return {"epoch": epoch + 1, "loss": float(loss_sum) / max(seen, 1), "images_per_s": seen / seconds,
+            "triplets_per_s": float(triplet_sum) / seconds, "seconds": seconds, "lr": state.schedule.get_last_lr()[0]}
+
+
+def _validate_and_keep_best(setup: HeadSetup, state: TrainingState, epoch: int, record: dict) -> bool:
+    """As :func:`dnnh.training.train.validate_and_keep_best`: validation features (query role) ranked
+    against the training features (database role); the best epoch's weights kept in the run."""
+    config, n_val = setup.config, len(setup.val_idx)
+    validate = n_val > 0 and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs)
+    if validate:
+        model, device = state.model, setup.device
+        q = head_bits(model, setup.val_features, "query", device)
+        d = head_bits(model, setup.train_features.cpu().numpy(), "database", device)
+        record["val_map"] = float(mean_average_precision(q, d, setup.labels[setup.val_idx],
+                                                         setup.labels[setup.train_idx]))
+    if (validate and record.get("val_map", -1.0) > state.best_val) or n_val == 0:
+        state.best_val, state.best_epoch = record.get("val_map", float("nan")), epoch + 1
+        setup.run.save_best(state.model, epoch + 1)
+    return validate
+
+
+__all__ = ["HashHead", "feature_key", "head_bits", "head_outputs", "run_features", "split_codes", "split_items",
+           "train_head_on_features", "uses_feature_cache"]
