@@ -4,10 +4,11 @@ An objective is called as ``objective(outputs, labels, query_outputs=None, indic
 returns ``(loss, count)``: the scalar to minimise and how many triplets or pairs it saw (for the
 throughput figures): an int where the host knows it from shapes, else a 0-dim integer tensor on the
 loss's device (DTSH's triplets depend on the labels), which the trainer sums there and reads once an
-epoch. No objective makes the host wait for the device (no ``.item()``, ``int()`` or ``bool()`` of a
-device value, no boolean-mask indexing, no ``nonzero``): masks multiply or ``torch.where`` instead,
-and means over a masked set divide by its count clamped to at least 1. ``outputs`` are the batch's network outputs; which ones is the objective's
-``input``: ``"codes"`` (approximate codes in [0, 1], what DNNH's triplet loss reads) or
+epoch. No loss makes the host wait for the device (no ``.item()``, ``int()`` or ``bool()`` of a device
+value, no boolean-mask indexing, no ``nonzero``): masks multiply or go through ``torch.where``, and a
+mean over a masked set divides by its count clamped to at least 1 (in-batch mining is the miner's
+affair, :mod:`dnnh.miners`). ``outputs`` are the batch's network outputs; which ones is the
+objective's ``input``: ``"codes"`` (approximate codes in [0, 1], what DNNH's triplet loss reads) or
 ``"logits"`` (the pre-sigmoid outputs u, what DPSH, DSH, CSQ, the classifier reference and CNNH
 read; their code is sign(u), the same bit as output > 0.5). ``query_outputs`` are the anchors'
 outputs from a separate query network, when the model has one; ``indices`` the batch's dataset

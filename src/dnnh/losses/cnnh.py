@@ -197,5 +197,6 @@ class CNNHLoss(Objective):
         try:
             targets = self.targets[rows]
         except IndexError as error:
-            raise IndexError("the CNNH objective was given items outside the training set it has targets for") from error
+            raise IndexError("the CNNH objective was given items outside the training set it has targets "
+                             "for") from error
         return F.binary_cross_entropy_with_logits(outputs, targets), int(outputs.shape[0])
