@@ -148,3 +148,21 @@ def test_a_file_saved_again_by_the_library_keeps_a_record_that_no_longer_matches
     codes.origin = None  # dropping the record is how a deliberate edit is saved
     codes.save(path)
     assert CodeSet.load(path).origin is None
+
+
+def test_search_refuses_database_codes_of_other_weights_than_its_queries(run_copy, tmp_path, capsys):
+    """After a retrain or resume, the run's codes_database.npz is of the old weights while the queries
+    are encoded with the new ones. Before: searched (exit 0), distances between two models' codes."""
+    from PIL import Image
+
+    from dnnh.data.digits import load_digits
+
+    image = tmp_path / "q.png"
+    Image.fromarray(load_digits().images[0, :, :, 0]).save(image)
+    assert main(["search", str(image), "--run", str(run_copy), "-k", "3", "--ids-only"]) == 0
+    later_weights(run_copy, tmp_path / "w.safetensors")
+    os.replace(tmp_path / "w.safetensors", run_copy / BEST_WEIGHTS)  # a retrain or resume since the codes
+    capsys.readouterr()
+    assert main(["search", str(image), "--run", str(run_copy), "-k", "3", "--ids-only"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "codes_database.npz holds codes of weights" in err

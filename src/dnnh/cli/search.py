@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         if not codes_path.exists():
             raise FileNotFoundError(f"{codes_path} not found; run `dnnh encode --run {args.run}` or pass --index")
         codes = CodeSet.load(codes_path)
+        check_same_model(codes, codes_path, encoder.weights_digest, args.run)
         index = HammingIndex(codes.nbits)
         index.add(codes.codes, ids=codes.ids)
     if index.ntotal == 0:
@@ -63,6 +64,19 @@ def run(args: argparse.Namespace) -> int:
             if i >= 0:
                 print(f"  {rank:3d}. id {i:8d}  distance {d}{describe(int(i))}")
     return 0
+
+
+def check_same_model(codes, path: Path, weights: str | None, run: Path) -> None:
+    """Refuse database codes whose record names other weights than the model encoding the queries:
+    the distances between codes of two models mean nothing (the run was retrained or resumed since)."""
+    from dnnh.errors import DataError
+
+    record = codes.origin or codes.provenance or {}
+    made = record.get("weights")
+    if made is not None and weights is not None and made != weights:
+        raise DataError(f"{path} holds codes of weights {made}, but {run}'s model (weights {weights}) encodes the "
+                        f"queries, and distances between two models' codes mean nothing; encode the database again "
+                        f"(dnnh encode --run {run}), or search with the model that made them")
 
 
 def _describer(run_path: Path):
