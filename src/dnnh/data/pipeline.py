@@ -9,6 +9,7 @@ trainer's torch generator, which keeps a resumed run identical to an uninterrupt
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, replace
 from typing import Iterator, Sequence
 
@@ -96,9 +97,26 @@ class Preprocessing:
         if side > self.input_size:
             top = (side - self.input_size) // 2  # torchvision's CenterCrop rounds the offset the same way
             x = x[:, :, top:top + self.input_size, top:top + self.input_size]
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        mean, std = self.statistics(x.device)
         return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+
+    def statistics(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mean and std as (1, C, 1, 1) float32 tensors on ``device``, made once per device.
+
+        Made per batch, ``torch.tensor(mean, device="cuda")`` is a blocking copy from the host: the
+        host waits for the GPU twice a batch (issue 34.8). The cache is not a field (not in
+        :meth:`to_dict`, not compared); a changed mean or std makes new tensors.
+        """
+        cache = self.__dict__.setdefault("_statistics", {})
+        key = (str(device), tuple(self.mean), tuple(self.std))
+        if key not in cache:
+            cache[key] = tuple(torch.tensor(values, dtype=torch.float32).view(1, -1, 1, 1).to(device)
+                               for values in (self.mean, self.std))
+        return cache[key]
+
+    def __getstate__(self) -> dict:
+        """Pickled (to a decoding worker, say) without the device tensors of :meth:`statistics`."""
+        return {k: v for k, v in self.__dict__.items() if k != "_statistics"}
 
 class _Failed:
     """A worker's error carried back as a value: DataLoader would re-raise it with the worker's whole
@@ -120,9 +138,35 @@ class _DecodeBatches(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor | _Failed:
         try:
-            return self.prep(self.dataset.load_images(self.batches[i]))
+            images = self.dataset.load_images(self.batches[i])
+            if self.prep is None:  # for a GPU: uint8 over PCIe (a quarter of float32), normalised there
+                return torch.from_numpy(np.ascontiguousarray(images))
+            return self.prep(images)
         except (ValueError, OSError) as exc:  # CorruptImageError, a missing file, mixed sizes
             return _Failed(exc)
+
+
+def to_device(array: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``array`` on ``device`` without making the host wait: on a GPU through pinned memory with a
+    non-blocking copy (a pageable or blocking copy waits for every kernel queued before it); on
+    the CPU the array itself, as a tensor."""
+    tensor = array if isinstance(array, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(array))
+    if device.type == "cpu":
+        return tensor
+    if device.type == "cuda" and not tensor.is_pinned():
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
+
+
+def decode_workers(asked: int, device: torch.device, cores: int | None = None) -> int:
+    """Decoding processes for image files: ``asked`` on the CPU (the other cores train); on a GPU at
+    least the cores less one, at most 16, since nothing else needs the host there and two workers
+    cannot feed a 224 px backbone (issue 34.12). 0 stays 0 (decoding in the training process)."""
+    if asked == 0 or device.type == "cpu":
+        return asked
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(asked, min(cores - 1, 16))
 
 
 class BatchSource:
@@ -130,15 +174,17 @@ class BatchSource:
 
     On the CPU (the default) a cached set is one float tensor and batches are slices of it. On a
     GPU a cached set is copied there once as uint8 (a quarter of the float size) and each batch
-    is scaled and normalised there, so a training step asks nothing of the host; uncached arrays
-    go up as uint8 batches, and file datasets keep the worker pool, with pinned memory and
-    non-blocking copies.
+    is scaled and normalised there; the positions of all the batches of one call go up in one
+    non-blocking copy, so a training step asks nothing of the host. Uncached arrays go up as
+    uint8 batches; file datasets are decoded by a worker pool (:func:`decode_workers`), which on
+    a GPU ships uint8 through pinned memory and leaves the scaling to the GPU.
     """
 
     def __init__(self, dataset: ArrayDataset | FileDataset, prep: Preprocessing, cache_indices: np.ndarray | None = None,
                  num_workers: int = 2, device: torch.device | str | None = None) -> None:
-        self.dataset, self.prep, self.num_workers = sized(dataset, prep.load_size), prep, num_workers
         self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.dataset, self.prep = sized(dataset, prep.load_size), prep
+        self.num_workers = decode_workers(num_workers, self.device)
         self.cache: torch.Tensor | None = None  # float batches on the CPU, uint8 images on a GPU
         self.position: np.ndarray | None = None
         if cache_indices is not None and isinstance(dataset, ArrayDataset):
@@ -157,25 +203,35 @@ class BatchSource:
 
     def batches(self, batches: Sequence[np.ndarray]) -> Iterator[torch.Tensor]:
         if self.cache is not None:
-            for b in batches:
-                pos = self.position[b]
-                if (pos < 0).any():
-                    raise IndexError("batch asks for items outside the cached training set")
-                rows = self.cache[torch.from_numpy(pos).to(self.device)]
-                yield self.prep.tensor(rows) if self.on_gpu else rows
+            yield from self._cached(batches)
             return
         if isinstance(self.dataset, ArrayDataset) or self.num_workers == 0:
             for b in batches:
                 images = self.dataset.load_images(b)
-                if self.on_gpu:
-                    yield self.prep.tensor(torch.from_numpy(images).to(self.device, non_blocking=True))
-                else:
-                    yield self.prep(images)
+                yield self.prep.tensor(to_device(images, self.device)) if self.on_gpu else self.prep(images)
             return
-        loader = torch.utils.data.DataLoader(_DecodeBatches(self.dataset, batches, self.prep), batch_size=None,
-                                             shuffle=False, num_workers=self.num_workers, prefetch_factor=4,
-                                             persistent_workers=False, pin_memory=self.on_gpu)
+        decode = _DecodeBatches(self.dataset, batches, None if self.on_gpu else self.prep)
+        loader = torch.utils.data.DataLoader(decode, batch_size=None, shuffle=False, num_workers=self.num_workers,
+                                             prefetch_factor=4, persistent_workers=False,
+                                             pin_memory=self.device.type == "cuda")
         for item in loader:
             if isinstance(item, _Failed):
                 raise item.error
-            yield item.to(self.device, non_blocking=True) if self.on_gpu else item
+            yield self.prep.tensor(item.to(self.device, non_blocking=True)) if self.on_gpu else item
+
+    def _cached(self, batches: Sequence[np.ndarray]) -> Iterator[torch.Tensor]:
+        """Batches cut from the cache (checked on the host first, so a bad index is one line, not a GPU fault)."""
+        positions = [self.position[b] for b in batches]
+        if any((pos < 0).any() for pos in positions):
+            raise IndexError("batch asks for items outside the cached training set")
+        if not self.on_gpu:
+            for pos in positions:
+                yield self.cache[torch.from_numpy(pos)]
+            return
+        if not positions:
+            return
+        on_device = to_device(np.concatenate(positions), self.device)  # one copy for all the batches
+        start = 0
+        for pos in positions:
+            yield self.prep.tensor(self.cache[on_device[start:start + len(pos)]])
+            start += len(pos)

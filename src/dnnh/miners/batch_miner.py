@@ -9,6 +9,12 @@ its farthest positive and its closest negative.
 
 The miner owns its distance (pytorch-metric-learning's design): ``mine(embeddings, labels)``
 measures the batch itself, so it can be paired with any loss that uses the same distance.
+
+Two answers: :meth:`BatchTripletMiner.triplet_mask` is a (B, B, B) boolean mask, the same shape
+whatever the data, computed without the host ever waiting for a GPU; :meth:`~BatchTripletMiner.mine`
+gives the index lists (a, p, n) of that mask's triplets, whose length depends on the data, so on a
+GPU ``nonzero`` makes the host wait for the device once a step (issue 34.8). Training on a GPU
+scores the mask (:class:`dnnh.training.objectives.MaskMinedTriplets`); the CPU keeps the lists.
 """
 
 from __future__ import annotations
@@ -44,23 +50,44 @@ class BatchTripletMiner:
         return self.from_matrix(self.distance.matrix(anchors.detach(), embeddings.detach()), labels)
 
     @torch.no_grad()
-    def from_matrix(self, distances: torch.Tensor, labels: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Indices (a, p, n) from the batch's (B, B) matrix in this miner's distance (or similarity)."""
+    def triplet_mask(self, embeddings: torch.Tensor, labels: torch.Tensor,
+                     anchor_embeddings: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, B, B) boolean mask, ``mask[a, p, n]`` true for each triplet the strategy picks (see :meth:`mine`).
+
+        Its shape is fixed by the batch, so on a GPU nothing here waits for the device.
+        """
+        anchors = embeddings if anchor_embeddings is None else anchor_embeddings
+        return self.mask_from_matrix(self.distance.matrix(anchors.detach(), embeddings.detach()), labels)
+
+    @torch.no_grad()
+    def mask_from_matrix(self, distances: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The mask of :meth:`triplet_mask` from the batch's (B, B) matrix in this miner's distance (or similarity)."""
         d = -distances if self.distance.is_similarity else distances  # smaller is closer from here on
         mask = self.valid_mask(labels)
-        if self.strategy == "batch-hard":
+        if self.strategy == "batch-hard":  # each anchor with a positive and a negative: its hardest of each
             rel = relevance(labels, labels)
             eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
             pos_d = d.masked_fill(~rel | eye, float("-inf"))
             neg_d = d.masked_fill(rel, float("inf"))
             has = torch.isfinite(pos_d.max(1).values) & torch.isfinite(neg_d.min(1).values)
-            anchors = torch.nonzero(has).squeeze(1)
-            return anchors, pos_d.argmax(1)[anchors], neg_d.argmin(1)[anchors]
+            n = len(labels)
+            hardest_p = torch.nn.functional.one_hot(pos_d.argmax(1), n).bool()
+            hardest_n = torch.nn.functional.one_hot(neg_d.argmin(1), n).bool()
+            return hardest_p[:, :, None] & hardest_n[:, None, :] & has[:, None, None]
         d_ap, d_an = d[:, :, None], d[:, None, :]
         if self.strategy == "semi-hard":
             mask &= (d_an > d_ap) & (d_an < d_ap + self.margin)
         elif self.strategy == "hard":
             mask &= d_an <= d_ap
-        a, p, n = torch.nonzero(mask, as_tuple=True)
+        return mask
+
+    @torch.no_grad()
+    def from_matrix(self, distances: torch.Tensor, labels: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Indices (a, p, n) from the batch's (B, B) matrix: the mask's triplets, anchor by anchor.
+
+        ``nonzero`` gives them a length that depends on the data: on a GPU the host waits for it
+        (use :meth:`triplet_mask` there).
+        """
+        a, p, n = torch.nonzero(self.mask_from_matrix(distances, labels), as_tuple=True)
         return a, p, n

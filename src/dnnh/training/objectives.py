@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+import torch
 
 from dnnh.config import LOSSES, MINING_STRATEGIES, ObjectiveSpec
 from dnnh.losses import (ClassifierLoss, CNNHLoss, CSQLoss, DPNLoss, DPSHLoss, DSHLoss, DTSHLoss, GreedyHashLoss,
@@ -31,12 +32,39 @@ def _n_classes(labels: np.ndarray) -> int:
     return int(labels.max()) + 1 if labels.ndim == 1 else int(labels.shape[1])
 
 
-def _triplet(spec: ObjectiveSpec, labels: np.ndarray, train_idx: np.ndarray) -> Objective:
+class MaskMinedTriplets(MinedTriplets):
+    """:class:`MinedTriplets` that scores the miner's (B, B, B) triplet mask instead of its index lists.
+
+    The same loss up to summation order, with no shape that depends on the data: mining by index
+    lists (``nonzero``) makes the host wait for a GPU once a step, this does not (issue 34.8). It
+    computes the hinge of all B^3 (anchor, positive, negative) combinations (16.7 M at a batch of
+    256: 64 MB in fp32, and as much for its gradient) and averages over the mask. The trainer uses
+    it on a GPU (``make_objective(..., sync_free=True)``); the CPU keeps the index lists, whose
+    arithmetic is the one every CPU figure was measured with, and where the wait costs nothing.
+    """
+
+    def forward(self, outputs: torch.Tensor, labels: torch.Tensor, query_outputs: torch.Tensor | None = None,
+                indices: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean loss and the triplet count (a 0-dim tensor on the device: reading it would wait)."""
+        anchors = outputs if query_outputs is None else query_outputs
+        mask = self.miner.triplet_mask(outputs, labels, anchors)
+        matrix = self.loss.distance.matrix(anchors, outputs)
+        hinge = self.loss._hinge(matrix[:, :, None], matrix[:, None, :])  # [a, p, n]: d(a, p) against d(a, n)
+        total = torch.where(mask, hinge, 0.0).sum()
+        count = mask.sum()
+        # TripletRankingLoss's reductions over the masked triplets: "mean" over them all, "active" over
+        # those that still violate the margin; no triplet gives a zero still attached to the graph.
+        over = (mask & (hinge > 0)).sum() if self.loss.reduction == "active" else count
+        return total / over.clamp_min(1), count
+
+
+def _triplet(spec: ObjectiveSpec, labels: np.ndarray, train_idx: np.ndarray, sync_free: bool = False) -> Objective:
     loss = TripletRankingLoss(margin=spec.margin, distance=spec.distance, reduction=spec.reduction,
                               smooth=spec.smooth)
     if spec.triplets == "random":
         return ThreeStreamTriplets(loss)
-    return MinedTriplets(loss, BatchTripletMiner(spec.triplets, margin=spec.margin, distance=spec.distance))
+    mined = MaskMinedTriplets if sync_free else MinedTriplets
+    return mined(loss, BatchTripletMiner(spec.triplets, margin=spec.margin, distance=spec.distance))
 
 
 OBJECTIVES: dict[str, Callable[[ObjectiveSpec, np.ndarray, np.ndarray], Objective]] = {
@@ -61,8 +89,15 @@ if tuple(OBJECTIVES) != LOSSES:  # pragma: no cover - caught by the first import
 __all__ = ["LOSSES", "OBJECTIVES", "ObjectiveSpec", "make_objective"]
 
 
-def make_objective(name: str, spec: ObjectiveSpec, labels: np.ndarray, train_idx: np.ndarray) -> Objective:
-    """The objective called ``name`` (one of :data:`LOSSES`), built for this dataset's labels."""
+def make_objective(name: str, spec: ObjectiveSpec, labels: np.ndarray, train_idx: np.ndarray,
+                   sync_free: bool = False) -> Objective:
+    """The objective called ``name`` (one of :data:`LOSSES`), built for this dataset's labels.
+
+    ``sync_free``: for a GPU, the form that never makes the host wait (in-batch mining scores a
+    mask, :class:`MaskMinedTriplets`); the other objectives have one form.
+    """
     if name not in OBJECTIVES:
         raise ValueError(f"loss must be one of {LOSSES}, got {name!r}")
+    if name == "triplet":
+        return _triplet(spec, np.asarray(labels), np.asarray(train_idx), sync_free=sync_free)
     return OBJECTIVES[name](spec, np.asarray(labels), np.asarray(train_idx))

@@ -29,7 +29,8 @@ from tqdm.auto import tqdm
 from dnnh import devices
 from dnnh.data.dataset import ArrayDataset, FileDataset
 from dnnh.data.augment import random_crop
-from dnnh.data.pipeline import BatchSource, Preprocessing, random_erase, shift_augment
+from dnnh.data.pipeline import BatchSource, Preprocessing, random_erase, shift_augment, to_device
+from dnnh.data.progress import Progress
 from dnnh.data.sources import DataSource
 from dnnh.data.splits import Split
 from dnnh.encoder import Encoder
@@ -57,11 +58,20 @@ class TrainResult:
     run: Run
 
 
-def build_optimizer(config: TrainConfig, params: list[torch.nn.Parameter], steps_per_epoch: int):
+def build_optimizer(config: TrainConfig, params: list[torch.nn.Parameter], steps_per_epoch: int,
+                    device: torch.device = torch.device("cpu")):
+    """The optimizer and its learning-rate schedule.
+
+    On CUDA the optimizer is torch's fused kernel: one launch for every parameter, and fp16's loss
+    scaler hands it the overflow flag on the device instead of reading it on the host every step
+    (``GradScaler.step`` otherwise calls ``.item()``). The CPU keeps the default (foreach) kernels.
+    """
+    fused = {"fused": True} if device.type == "cuda" else {}
     if config.optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                              **fused)
     else:
-        opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, **fused)
     total, warmup = config.epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch
 
     def factor(step: int) -> float:
@@ -271,7 +281,7 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
             log(setup.backbone_note)
         started = time.perf_counter()
         for epoch in range(state.next_epoch, config.epochs):
-            record = one_epoch(setup, state, epoch, progress)
+            record = one_epoch(setup, state, epoch, progress, log)
             validated = validate_and_keep_best(setup, state, epoch, record)
             end_epoch(setup, state, record)
             if log is not None:
@@ -320,9 +330,10 @@ def start(config: TrainConfig, run: Run, dataset: ArrayDataset | FileDataset, dd
     model = ddp.prepare(run.new_model()).to(device, memory_format=torch.channels_last)
     note = load_pretrained(model, config) if not (resume and run.has_checkpoint) else ""
     batcher = build_batches(config, labels[train_idx])
-    objective = make_objective(config.loss, config.objective_spec(), labels, train_idx).to(device)
+    objective = make_objective(config.loss, config.objective_spec(), labels, train_idx,
+                               sync_free=device.type != "cpu").to(device)  # on a GPU: no host wait (issue 34.8)
     groups, parameters = parameter_groups(model, objective, config)
-    optimizer, schedule = build_optimizer(config, groups, len(batcher))
+    optimizer, schedule = build_optimizer(config, groups, len(batcher), device)
     cached = np.union1d(train_idx, val_idx)
     crops = config.augment == "crop-flip" and run.prep.resize is not None  # training cuts random crops itself
     eval_source = BatchSource(dataset, run.prep, cache_indices=cached, num_workers=config.num_workers, device=device) if crops else None
@@ -339,9 +350,16 @@ def start(config: TrainConfig, run: Run, dataset: ArrayDataset | FileDataset, dd
     return setup, state
 
 
-def one_epoch(setup: Setup, state: TrainingState, epoch: int, progress: bool) -> dict:
-    """Every batch of ``epoch`` (0-based) once: augment, forward, loss, step. Returns the epoch's record."""
-    config, ddp, model, objective = setup.config, setup.ddp, state.model, state.objective
+def one_epoch(setup: Setup, state: TrainingState, epoch: int, progress: bool,
+              log: Callable[[str], None] | None = None) -> dict:
+    """Every batch of ``epoch`` (0-based) once: augment, forward, loss, step. Returns the epoch's record.
+
+    On a GPU no step makes the host wait for the device: the epoch's dataset indices and labels go
+    up in one non-blocking copy before the first step, the loss and the triplet count are summed
+    on the device and read once at the end, and the loss is read for the progress display only
+    when it is drawn (:class:`dnnh.data.progress.Progress`; tests/training/test_host_syncs.py).
+    """
+    config, ddp, model, objective, device = setup.config, setup.ddp, state.model, state.objective, setup.device
     model.train()
     set_train_modes(model, config)
     if ddp.rank > 0:  # dropout masks: rank 0 continues the checkpointed stream, the others their own
@@ -349,33 +367,32 @@ def one_epoch(setup: Setup, state: TrainingState, epoch: int, progress: bool) ->
     set_threshold_eps(model, threshold_eps(config, epoch))
     batches = [setup.train_idx[b] for b in setup.batcher.epoch(state.rng)]  # global batches; this rank encodes a share
     shares = [ddp.share(len(b)) for b in batches]
-    bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
-               leave=False, unit="batch")
-    t0, seen, loss_sum, triplet_sum = time.perf_counter(), 0, 0.0, 0
+    every = np.concatenate(batches) if batches else np.empty(0, dtype=np.int64)
+    indices, labels = to_device(every, device), to_device(setup.labels[every], device)  # one copy each an epoch
+    ends = np.cumsum([0] + [len(b) for b in batches]).tolist()
+    shown = Progress(len(every), f"epoch {epoch + 1}/{config.epochs}", shown=progress, log=log)
+    t0, loss_sum, triplet_sum = time.perf_counter(), torch.zeros((), dtype=torch.float64, device=device), 0
     local = [b[start:stop] for b, (start, stop) in zip(batches, shares)]
     forward = model.logits if objective.input == "logits" else model
-    for idx, (start, stop), images in zip(batches, shares, setup.source.batches(local)):
-        images = augment(config, images, state.aug_gen, share=(start, stop, len(idx)), crop=setup.run.prep.input_size)
-        with devices.autocast(setup.device, config.precision):
+    for i, ((start, stop), images) in enumerate(zip(shares, setup.source.batches(local))):
+        idx, n = indices[ends[i]:ends[i + 1]], ends[i + 1] - ends[i]
+        images = augment(config, images, state.aug_gen, share=(start, stop, n), crop=setup.run.prep.input_size)
+        with devices.autocast(device, config.precision):
             outputs = ddp.gather(forward(images))  # the head runs in fp32 inside (see HashNetwork)
             query_outputs = ddp.gather(forward(images, role="query")) if config.separate_query_network else None
-        loss, n_triplets = objective(outputs, torch.from_numpy(setup.labels[idx]).to(setup.device, non_blocking=True),
-                                     query_outputs, torch.from_numpy(idx).to(setup.device, non_blocking=True))
+        loss, n_triplets = objective(outputs, labels[ends[i]:ends[i + 1]], query_outputs, idx)
         state.optimizer.zero_grad(set_to_none=True)
         state.scaler.scale(loss).backward()  # a disabled scaler (all but fp16 on CUDA) passes the loss through
         ddp.average_gradients(setup.parameters)
         state.scaler.step(state.optimizer)
         state.scaler.update()
         state.schedule.step()
-        seen += len(idx)
-        loss_sum += loss.detach().double() * len(idx)  # summed on the device: no wait for the GPU each step
-        triplet_sum += n_triplets
-        bar.update(1)
-        if progress:
-            bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
-    bar.close()
-    devices.synchronize(setup.device)
-    seconds = time.perf_counter() - t0
+        loss_sum += loss.detach().double() * n  # summed on the device: no wait for the GPU each step
+        triplet_sum += n_triplets  # an int, or a count the objective left on the device
+        shown.update(n, note=lambda loss=loss: f"loss {loss.item():.4f}")  # read only when drawn
+    shown.close()
+    devices.synchronize(device)
+    seconds, seen = time.perf_counter() - t0, len(every)
     return {"epoch": epoch + 1, "loss": float(loss_sum) / max(seen, 1), "images_per_s": seen / seconds,
             "triplets_per_s": float(triplet_sum) / seconds, "seconds": seconds, "lr": state.schedule.get_last_lr()[0]}
 
