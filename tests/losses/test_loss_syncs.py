@@ -2,10 +2,11 @@
 
 On a GPU the host waits for the device whenever a loss reads a device value (``.item()``, ``int()``,
 ``bool()``), selects with a boolean mask or calls ``nonzero`` (the result's size depends on the data).
-A CPU run cannot time that, but it can record the calls: :class:`HostSyncRecorder` sees every tensor
-call of a loss's forward and backward, and each loss must make none. Each rewritten loss (DPSH, DSH,
-DTSH, HashNet, CNNH) is checked against a plain loop over its pairs, triplets or elements on random
-batches, degenerate ones included (one item, one class, an item without a label).
+A CPU run cannot time that, but :class:`dnnh.testing.syncs.HostSyncCounter` records the calls; here
+every tensor a loss touches counts as on the device (:class:`EveryTensorOnTheDevice`), and each loss's
+forward and backward must make none. Each rewritten loss (DPSH, DSH, DTSH, HashNet, CNNH) is checked
+against a plain loop over its pairs, triplets or elements on random batches, degenerate ones included
+(one item, one class, an item without a label).
 """
 
 from __future__ import annotations
@@ -14,49 +15,33 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.overrides import TorchFunctionMode
 
 from dnnh.losses import (CNNHLoss, DPSHLoss, DSHLoss, DTSHLoss, HashNetLoss, ThreeStreamTriplets,
                          TripletRankingLoss)
+from dnnh.testing.syncs import HostSyncCounter
 from dnnh.training.objectives import LOSSES, ObjectiveSpec, make_objective
 
-#: Tensor calls that make the host wait for a GPU (whatever their arguments).
-WAITING_CALLS = frozenset({"item", "tolist", "nonzero", "argwhere", "masked_select", "__bool__", "__int__",
-                           "__float__", "__index__", "cpu", "numpy", "unique", "unique_consecutive"})
+class EveryTensorOnTheDevice(HostSyncCounter):
+    """:class:`HostSyncCounter` for code whose every tensor lives on the GPU in training, as a loss's do.
+
+    The counter's fake mode follows tensors made or moved to ``cuda``; a loss's masks are made with
+    ``device=u.device`` and its buffers moved by ``Module.to``, which that tracking does not reach, so
+    here every tensor counts as on the device.
+    """
+
+    def on_device(self, value: object) -> bool:
+        return isinstance(value, torch.Tensor)
 
 
-def _boolean_index(index: object) -> bool:
-    if isinstance(index, torch.Tensor):
-        return index.dtype == torch.bool
-    return isinstance(index, (tuple, list)) and any(_boolean_index(part) for part in index)
-
-
-class HostSyncRecorder(TorchFunctionMode):
-    """Records, by name, every tensor call made inside it that would make the host wait on a GPU:
-    :data:`WAITING_CALLS`, indexing or assigning through a boolean mask, and one-argument ``torch.where``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[str] = []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        name = getattr(func, "__name__", repr(func))
-        if (name in WAITING_CALLS or (name in ("__getitem__", "__setitem__") and _boolean_index(args[1]))
-                or (name == "where" and len(args) + len(kwargs) == 1)):
-            self.calls.append(name)
-        return func(*args, **kwargs)
-
-
-def test_the_recorder_sees_each_kind_of_wait():
+def test_the_counter_sees_each_kind_of_wait_on_cpu_tensors():
     x = torch.randn(4, 3)
-    with HostSyncRecorder() as recorder:
+    with EveryTensorOnTheDevice() as counter:
         mask = x > 0
         x[mask].sum(), x[:, mask[0]], bool(mask.any()), int(mask.sum()), float(x.sum()), x.sum().item()
         torch.nonzero(mask), torch.where(mask), x.tolist()
-        x[torch.tensor([0, 2])], torch.where(mask, x, 0.0), x[:, None], len(x)  # none of these waits
-    assert recorder.calls == ["__getitem__", "__getitem__", "__bool__", "__int__", "__float__", "item", "nonzero",
-                              "where", "tolist"]
+        x[torch.tensor([0, 2])], torch.where(mask, x, 0.0), x[:, None], len(x), x.to(torch.float64)  # no wait
+    assert counter.syncs == ["mask-index", "mask-index", "__bool__", "__int__", "__float__", "item", "nonzero",
+                             "nonzero", "tolist"]
 
 
 # Plain loops: each pair, triplet or element on its own, torch scalars so that autograd gives the gradient.
@@ -210,10 +195,10 @@ def test_no_loss_makes_the_host_wait(name, multilabel):
     idx = torch.tensor([0, 1, 4, 5, 8, 9, 2, 6])
     raw = torch.randn(8, 8, requires_grad=True)
     outputs = torch.sigmoid(raw) if objective.input == "codes" else raw
-    with HostSyncRecorder() as recorder:
+    with EveryTensorOnTheDevice() as counter:
         loss, count = objective(outputs, torch.from_numpy(labels)[idx], None, idx)
         loss.backward()
-    assert recorder.calls == [] and torch.isfinite(loss) and raw.grad is not None
+    assert counter.syncs == [] and torch.isfinite(loss) and raw.grad is not None
 
 
 @pytest.mark.parametrize("reduction", ["mean", "active"])
@@ -223,11 +208,11 @@ def test_the_triplet_loss_makes_the_host_wait_nowhere_but_in_the_miner(reduction
     loss = TripletRankingLoss(margin=1.0, reduction=reduction, smooth=smooth)
     codes = torch.rand(9, 8, requires_grad=True)
     a, p, n = torch.tensor([0, 1, 3]), torch.tensor([1, 2, 4]), torch.tensor([6, 7, 8])
-    with HostSyncRecorder() as recorder:
+    with EveryTensorOnTheDevice() as counter:
         value = loss.from_matrix(loss.distance.matrix(codes, codes), a, p, n)
         value = value + ThreeStreamTriplets(loss)(codes, torch.zeros(9, dtype=torch.long))[0]
         value.backward()
-    assert recorder.calls == [] and torch.isfinite(value)
+    assert counter.syncs == [] and torch.isfinite(value)
 
 
 def test_a_count_left_on_the_device_reaches_the_epoch_record_as_a_number(tmp_path):
