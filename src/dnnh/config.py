@@ -287,11 +287,11 @@ class TrainConfig:
     feature_cache: str | None = None
 
     def __post_init__(self) -> None:
+        self._check_numbers()  # first: before a device is looked for or a weights file read
         object.__setattr__(self, "device", resolve_device_name(self.device))
         object.__setattr__(self, "precision", resolve_precision(self.precision, self.device))
         self._resolve_pretrained()
         object.__setattr__(self, "nbits", check_nbits(self.nbits))
-        self._check_numbers()  # first: before a device is looked for or a weights file read
         checks = {
             "recipe": (self.recipe, RECIPES), "loss": (self.loss, LOSSES), "triplets": (self.triplets, TRIPLET_MODES),
             "optimizer": (self.optimizer, ("adamw", "sgd")), "schedule": (self.schedule, ("cosine", "step")),
@@ -311,10 +311,6 @@ class TrainConfig:
             raise ValueError(f"epochs must be positive and batch_size > 1, got "
                              f"epochs={self.epochs}, batch_size={self.batch_size}")
 
-    @property
-    def pretrained(self) -> bool:
-        """Whether the backbone is one of the pretrained-layout networks (:data:`PRETRAINED_BACKBONES`)."""
-        return self.backbone in PRETRAINED_BACKBONES
     def _check_numbers(self) -> None:
         """Every number field finite and in its range (:data:`FIELD_RANGES`); InputError naming the first."""
         for name, interval in FIELD_RANGES.items():
@@ -322,6 +318,10 @@ class TrainConfig:
             if value is not None:
                 interval.check(name, value)
 
+    @property
+    def pretrained(self) -> bool:
+        """Whether the backbone is one of the pretrained-layout networks (:data:`PRETRAINED_BACKBONES`)."""
+        return self.backbone in PRETRAINED_BACKBONES
 
     def _resolve_pretrained(self) -> None:
         """The pretrained fields checked and their defaults resolved, so config.json says what ran."""

@@ -35,4 +35,9 @@ class LockedError(DnnhError, ValueError):
     """A folder another dnnh process is writing (:mod:`dnnh.locks`)."""
 
 
-__all__ = ["ChangedDataError", "DataError", "DnnhError", "InputError", "InputTypeError", "LockedError"]
+class DivergedError(DnnhError, FloatingPointError):
+    """Training whose loss or weights became NaN or infinite: stopped, its last good checkpoint kept."""
+
+
+__all__ = ["ChangedDataError", "DataError", "DivergedError", "DnnhError", "InputError", "InputTypeError",
+           "LockedError"]

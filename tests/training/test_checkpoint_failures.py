@@ -56,3 +56,61 @@ def test_failing_each_write_in_turn_resumes_to_the_uninterrupted_run(tmp_path, d
         assert all(torch.equal(best[k], best_full[k]) for k in best_full), f"best weights, failure at write {fail_at}"
         assert all(torch.equal(last["model"][k], last_full["model"][k]) for k in last_full["model"]), fail_at
         assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history], fail_at
+
+
+def _poison_after(monkeypatch, first_epoch: int) -> dict:
+    """Make every loss NaN from epoch ``first_epoch + 1`` on (switched on at the end of ``first_epoch``)."""
+    import dnnh.training.train as training
+
+    poison = {"on": False}
+    real = training.make_objective
+
+    def make(*args, **kwargs):
+        objective = real(*args, **kwargs)
+        forward = objective.forward
+
+        def poisoned(*a, **k):
+            loss, count = forward(*a, **k)
+            return (loss * float("nan") if poison["on"] else loss), count
+        objective.forward = poisoned
+        return objective
+
+    monkeypatch.setattr(training, "make_objective", make)
+    return {"poison": poison, "on_epoch_end": lambda epoch, record: poison.update(on=epoch >= first_epoch)}
+
+
+def test_a_nan_loss_stops_the_run_in_one_line_keeping_the_last_good_checkpoint(tmp_path, digits, small_split,
+                                                                              tiny_config, monkeypatch):
+    """Issue 36.3. Before: a NaN loss trained every epoch to the end, checkpointed and scored a NaN model."""
+    from dnnh.errors import DivergedError
+
+    hooks = _poison_after(monkeypatch, first_epoch=1)
+    run_dir = tmp_path / "run"
+    with pytest.raises(DivergedError) as error:
+        train(tiny_config.replace(epochs=3), digits, small_split, run_dir, progress=False,
+              on_epoch_end=hooks["on_epoch_end"])
+    message = str(error.value)
+    assert "\n" not in message and "epoch 2" in message and "loss became nan" in message
+    assert "checkpoint of epoch 1" in message
+    best, last = _state(run_dir)
+    assert int(last["epoch"]) == 0  # the checkpoint stores the last finished epoch 0-based: epoch 1
+    assert all(bool(torch.isfinite(v).all()) for v in best.values())
+    assert all(bool(torch.isfinite(v).all()) for v in last["model"].values() if v.is_floating_point())
+    import json
+
+    assert [h["epoch"] for h in json.loads((run_dir / "history.json").read_text())["history"]] == [1]
+
+
+def test_weights_that_became_nan_with_a_finite_loss_stop_the_run_too():
+    """The epoch-end check also reads the weights (one flag, one wait an epoch): a last step can leave NaN
+    weights behind a finite mean loss."""
+    from dnnh.errors import DivergedError
+    from dnnh.training.preflight import check_epoch_finite
+
+    model = torch.nn.Linear(2, 2)
+    check_epoch_finite({"epoch": 1, "loss": 0.5}, model, 0, "run")  # finite: nothing happens
+    with torch.no_grad():
+        model.weight[0, 0] = float("inf")
+    with pytest.raises(DivergedError, match="epoch 4: the weights became NaN or infinite; the run keeps its "
+                                            "checkpoint of epoch 3 in run"):
+        check_epoch_finite({"epoch": 4, "loss": 0.5}, model, 3, "run")

@@ -106,12 +106,14 @@ def run(args: argparse.Namespace) -> int:
     from dnnh.data.lists import reported_topk
     from dnnh.evaluation import evaluate_run, format_report, unseen_summary
     from dnnh.runs import SPLIT, Run
+    from dnnh.training.preflight import check_before_writing
     from dnnh.training.train import train
 
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return launch(args)
     main_rank = os.environ.get("RANK", "0") == "0"
     config = config_from_args(args)
+    check_before_writing(config)  # an input size or weights file the backbone cannot take: before any file
     if main_rank:  # a run another process writes is refused now, before the data loads (seconds, and
         check_unlocked(args.run)  # memory the first run then competes for); train() holds the lock
     source = data_source(args)

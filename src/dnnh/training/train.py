@@ -35,6 +35,7 @@ from dnnh.data.sources import DataSource
 from dnnh.data.splits import Split
 from dnnh.encoder import Encoder
 from dnnh.locks import lock_folder
+from dnnh.training.preflight import check_before_writing, check_epoch_finite
 from dnnh.losses import Objective
 from dnnh.metrics import mean_average_precision
 from dnnh.miners import ClassBalancedBatches, RandomTripletBatches
@@ -260,6 +261,7 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
     """
     from dnnh.training import head_training  # it imports this module's pieces: loaded here, not at the top
 
+    check_before_writing(config)  # what the config cannot train is refused before the run folder exists
     if head_training.uses_feature_cache(config):  # a frozen backbone with a file: the head trains on cached features
         return head_training.train_head_on_features(config, dataset, split, run_dir, resume, progress, on_epoch_end,
                                                     source, log, device)
@@ -282,6 +284,7 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
         started = time.perf_counter()
         for epoch in range(state.next_epoch, config.epochs):
             record = one_epoch(setup, state, epoch, progress, log)
+            check_epoch_finite(record, state.model, state.next_epoch, run_dir)  # NaN: stop, last checkpoint kept
             validated = validate_and_keep_best(setup, state, epoch, record)
             end_epoch(setup, state, record)
             if log is not None:

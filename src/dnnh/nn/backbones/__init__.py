@@ -123,16 +123,30 @@ def _looks_like(state: Mapping[str, torch.Tensor], but_not: str) -> str:
     return ""
 
 
-def load_backbone_weights(module: nn.Module, name: str, path: str | Path) -> WeightsFile:
-    """Load the file at ``path`` into backbone ``module`` (named ``name``), strictly; its provenance."""
+def _fitting_state(name: str, path: str | Path, expected: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The file's tensors under ``expected``'s keys, or DataError saying what does not fit (and what it fits)."""
     spec = backbone_spec(name)
     raw = read_state_dict(path)
     state = adapt_state_dict(raw, spec.heads, spec.renames)
-    expected = module.state_dict()
     problem = fit_report(state, expected)
     if problem is not None:
         raise DataError(f"{Path(path).name} does not fit {name} ({spec.layout} layout): {problem}"
                          f"{_looks_like(raw, name)}")
+    return state
+
+
+def check_backbone_weights(name: str, path: str | Path) -> None:
+    """Refuse ``path`` for backbone ``name`` as :func:`load_backbone_weights` would, with the network built on
+    the meta device (no memory): training checks this before it creates a run folder."""
+    with torch.device("meta"):
+        expected = backbone_spec(name).build().state_dict()
+    _fitting_state(name, path, expected)
+
+
+def load_backbone_weights(module: nn.Module, name: str, path: str | Path) -> WeightsFile:
+    """Load the file at ``path`` into backbone ``module`` (named ``name``), strictly; its provenance."""
+    expected = module.state_dict()
+    state = _fitting_state(name, path, expected)
     for key, value in expected.items():  # files from before PyTorch 0.4.1 have no batch counters
         if key.endswith("num_batches_tracked") and key not in state:
             state[key] = torch.zeros_like(value)
