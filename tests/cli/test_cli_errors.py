@@ -200,3 +200,19 @@ def test_a_type_error_of_ours_is_internal_but_a_user_error_of_the_wrong_type_is_
         err = capsys.readouterr().err
         assert err == f"dnnh eval: error: {user_error}\n"
     assert issubclass(InputTypeError, TypeError) and issubclass(ChangedDataError, ValueError)
+
+
+@pytest.mark.parametrize("raised, says", [
+    (RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you "
+                  "tried to allocate 12000000000000 bytes. Error code 12 (Cannot allocate memory)"),
+     "out of memory (torch asked for 12000000000000 bytes)"),
+    (type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; ...)"),
+     "out of memory (torch asked for 20.00 GiB)"),
+])
+def test_torch_running_out_of_memory_is_one_line_not_an_internal_error(monkeypatch, capsys, raised, says):
+    """Issue 36.3's --input-size 100000 was 'internal error: RuntimeError: ... DefaultCPUAllocator'; the size is
+    now bounded, and any allocation torch cannot make (a large dataset at a large side) is the user's one line."""
+    monkeypatch.setattr("dnnh.cli.eval.run", lambda args: (_ for _ in ()).throw(raised))
+    assert main(["eval", "--run", "x"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error" not in err and says in err, err

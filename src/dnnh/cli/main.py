@@ -101,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug of ours: still one line, the traceback behind --debug
         if args.debug:
             raise
+        if _out_of_memory(exc):  # torch's allocators raise RuntimeError, not MemoryError
+            print(f"dnnh {args.command}: error: {_out_of_memory(exc)}", file=sys.stderr)
+            return 1
         print(f"dnnh {args.command}: internal error: {type(exc).__name__}: {_one_line(exc)} "
               "(rerun with --debug for the traceback, and please report it)", file=sys.stderr)
         return 1
@@ -112,6 +115,17 @@ def _one_line_warning(command: str):
     def show(message, category, filename, lineno, file=None, line=None) -> None:
         print(f"dnnh {command}: warning: {' '.join(str(message).split())}", file=file or sys.stderr)
     return show
+
+
+def _out_of_memory(exc: BaseException) -> str:
+    """"out of memory (...)" when ``exc`` is torch's failure to allocate (CPU or CUDA), else ""."""
+    text = str(exc)
+    if not isinstance(exc, RuntimeError) or not (type(exc).__name__ == "OutOfMemoryError"
+                                                 or "can't allocate memory" in text or "out of memory" in text):
+        return ""
+    amount = re.search(r"allocate (\d[\d.]* ?[KMGT]?i?B|\d+ bytes)", text)
+    asked = f"torch asked for {amount.group(1)}" if amount else " ".join(text.split())[:160]
+    return f"out of memory ({asked}); a smaller --batch-size, --input-size or dataset needs less"
 
 
 def _one_line(exc: BaseException) -> str:
