@@ -70,6 +70,22 @@ def resolve_device(spec: str | torch.device | None = "auto",
     return torch.device("cuda", index if index is not None else torch.cuda.current_device())
 
 
+def recorded_device(name: str | None) -> torch.device:
+    """The device a run recorded (``config.device``) where this machine has it, else the CPU.
+
+    What scoring right after training uses (``dnnh train``, the bench): the GPU a run trained on
+    encodes its split there in a second instead of minutes on the host (issue 34.4); a GPU run
+    opened on a machine without that GPU scores on the CPU.
+    """
+    try:
+        kind, index = parse_device(name or "cpu")
+    except DeviceError:
+        return torch.device("cpu")
+    if kind != "cuda" or not cuda_available() or (index or 0) >= torch.cuda.device_count():
+        return torch.device("cpu")
+    return torch.device("cuda", index if index is not None else torch.cuda.current_device())
+
+
 def device_name(device: torch.device) -> str:
     """``cpu``, or ``cuda:N`` with the index filled in (what config.json records)."""
     if device.type != "cuda":

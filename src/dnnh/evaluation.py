@@ -118,7 +118,10 @@ def evaluate_run(run: Run, dataset: Any | None = None, topk: int | None = None, 
     if codes is not None:
         query, database = codes
     else:
-        encoder = encoder or Encoder.from_run(run)
+        if encoder is None:  # on the device the run trained on when it is here (a GPU run: there, not the CPU)
+            from dnnh.devices import recorded_device
+
+            encoder = Encoder.from_run(run, device=recorded_device(run.config.device))
         query, database = encoder.encode_split(dataset, run.split, progress=progress)
         origin = encoder_origin(encoder, run, dataset)
         query.stamp_origin(origin)

@@ -160,3 +160,64 @@ def test_training_on_the_gpu_resumes_on_the_cpu(tmp_path, digits, small_split, t
     gpu = Encoder.from_run(tmp_path / "r", device="cuda").encode_items(digits, small_split.query)
     cpu = Encoder.from_run(tmp_path / "r", device="cpu").encode_items(digits, small_split.query)
     assert (gpu != cpu).mean() < 0.02  # the same weights; only outputs within rounding of 0.5 may differ
+
+
+@pytest.fixture(scope="module")
+def cpu_run(tmp_path_factory, digits):
+    """A finished tiny run trained on the CPU, shared by the encoder-device tests."""
+    from dnnh.data.splits import paper_split
+    from dnnh.training.config import TrainConfig
+
+    split = paper_split(digits.labels, queries_per_class=5, train_per_class=30, val_fraction=0.2, seed=0)
+    config = TrainConfig.from_recipe("modern", bits=12, input_size=8, epochs=1, batch_size=40, per_class=4,
+                                     num_workers=0, threads=1, device="cpu", precision="fp32")
+    return train(config, digits, split, tmp_path_factory.mktemp("encode") / "r", progress=False).run
+
+
+@pytest.mark.parametrize("asked", ["cuda", "cuda:0", "CUDA:0"])
+def test_torch_bf16_on_the_gpu_takes_any_name_of_it(cpu_run, digits, monkeypatch, asked):
+    """Issue 34.5: ``--engine torch-bf16 --device cuda`` was refused: torch.device("cuda", 0) != torch.device("cuda")."""
+    from support.fake_cuda import fake_gpu
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with fake_gpu(monkeypatch):
+        encoder = Encoder.from_run(cpu_run.path, engine="torch-bf16", device=asked)
+        codes = encoder.encode_items(digits, cpu_run.split.query[:20])
+    assert encoder.backend.name == "torch-bf16" and encoder.device == torch.device("cuda", 0)
+    assert "on cuda:0 (faked H100" in encoder.reason and codes.shape == (20, 12)
+
+
+def test_auto_on_the_gpu_is_the_torch_engine_there(cpu_run, monkeypatch):
+    """Issue 34.5: ``--engine auto --device cuda`` compared CPU engines only, then refused the device."""
+    from support.fake_cuda import fake_gpu
+
+    with fake_gpu(monkeypatch):
+        encoder = Encoder.from_run(cpu_run.path, engine="auto", device="cuda")
+    assert encoder.backend.name == "torch" and encoder.device == torch.device("cuda", 0)
+    assert encoder.reason.startswith("auto chose torch: the GPU")
+    with pytest.raises(ValueError, match="applies to the torch engines"):  # a CPU engine asked onto a GPU
+        with fake_gpu(monkeypatch):
+            Encoder.from_run(cpu_run.path, engine="onnxruntime", device="cuda")
+
+
+def test_a_gpu_run_is_scored_on_its_gpu_after_training(tmp_path, digits, small_split, tiny_config, monkeypatch):
+    """Issue 34.4: ``dnnh train`` scored a GPU run on the CPU (``Encoder.from_run(run)`` without the device)."""
+    from dnnh import evaluation
+
+    asked = []
+    real = evaluation.Encoder.from_run
+
+    def spy(run, *args, **kwargs):
+        asked.append(kwargs.get("device"))
+        return real(run, *args, **kwargs)
+    monkeypatch.setattr(evaluation.Encoder, "from_run", spy)
+    from support.fake_cuda import fake_gpu
+
+    with fake_gpu(monkeypatch):
+        result = train(tiny_config.replace(epochs=1, device="cuda"), digits, small_split, tmp_path / "r",
+                       progress=False)
+        evaluation.evaluate_run(result.run, digits, write=False)
+    assert asked and torch.device(asked[-1]) == torch.device("cuda", 0)
+    monkeypatch.setattr(devices, "cuda_available", lambda: False)  # the same run opened without that GPU
+    evaluation.evaluate_run(Run.open(tmp_path / "r"), digits, write=False)
+    assert torch.device(asked[-1]) == torch.device("cpu")

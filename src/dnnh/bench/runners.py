@@ -24,6 +24,7 @@ import numpy as np
 
 from dnnh.bench.methods import Method, resolve_method
 from dnnh.bench.report import utc_now
+from dnnh.devices import recorded_device
 from dnnh.codes import CodeSet
 from dnnh.data.sources import DataSource
 from dnnh.data.splits import Split
@@ -215,7 +216,8 @@ def run_features(method: Method, nbits: int, ctx: BenchContext, seed: int | None
     """A shallow method on the penultimate (50q) features of this bench's dnnh model at ``nbits``."""
     if nbits not in ctx._features:
         ctx._features.clear()  # one code length at a time: 70,000 x 2,400 floats is 670 MB
-        encoder = Encoder.from_run(ctx.run_dir(ctx.method("dnnh"), nbits, ctx.features_seed))
+        features_run = Run.open(ctx.run_dir(ctx.method("dnnh"), nbits, ctx.features_seed))
+        encoder = Encoder.from_run(features_run, device=recorded_device(features_run.config.device))
         ctx._features[nbits] = {part: encoder.features(ctx.dataset, getattr(ctx.split, part))
                                 for part in ("train", "query", "database")}
     return _fit_shallow(method, nbits, ctx, ctx._features[nbits])
@@ -304,7 +306,8 @@ def run_deep(method: Method, nbits: int, ctx: BenchContext, seed: int | None = N
     """Train (or continue) the method's run under ``OUT/runs/<entry>``, then score it on the split."""
     run_dir = ctx.run_dir(method, nbits, seed)
     trained = train_run(method, nbits, ctx, run_dir, ctx.common_for(seed))
-    query, database = Encoder.from_run(trained.result.run).encode_split(ctx.dataset, ctx.split)
+    place = recorded_device(trained.config.device)  # where it trained: a GPU encodes the split in seconds
+    query, database = Encoder.from_run(trained.result.run, device=place).encode_split(ctx.dataset, ctx.split)
     extra = {"run_dir": f"runs/{ctx.entry_name(method, nbits, seed)}", **training_record(trained)}
     return _finish(method, nbits, ctx, query, database, trained.seconds, extra, seed)
 

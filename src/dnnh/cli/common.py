@@ -73,8 +73,10 @@ def folder_path(text: str) -> Path:
 
 
 def show_bars() -> bool:
-    """Progress bars only on a terminal: logs written to a file get one line per epoch instead."""
-    return sys.stderr.isatty()
+    """Whether commands show their progress: always (issue 36.15). On a terminal as bars; with stderr
+    redirected to a log as a plain line every 30 s (:class:`dnnh.data.progress.Progress`), so a long
+    epoch or the encoding of a large set is never silent. ``--quiet`` still turns it off where offered."""
+    return True
 
 
 def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:

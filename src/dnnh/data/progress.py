@@ -51,11 +51,6 @@ class Progress:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @property
-    def rate(self) -> float:
-        """Images per second so far."""
-        return self.done / max(time.perf_counter() - self.started, 1e-9)
-
     def update(self, n: int, note: Callable[[], str] | None = None) -> None:
         """``n`` more images done; ``note()`` (e.g. ``"loss 0.4321"``) only when it is written."""
         self.done += n
@@ -69,7 +64,8 @@ class Progress:
                 self.last = now
         elif now - self.last >= LINE_EVERY_S:
             extra = f", {note()}" if note is not None else ""
-            self.log(f"{self.what}: {self.done:,}/{self.total:,} images, {self.rate:.0f} img/s{extra}")
+            rate = self.done / max(now - self.started, 1e-9)
+            self.log(f"{self.what}: {self.done:,}/{self.total:,} images, {rate:.0f} img/s{extra}")
             self.last = now
 
     def close(self) -> None:

@@ -39,9 +39,16 @@ def disagreement(reference: np.ndarray, outputs: np.ndarray, tolerance: float = 
     return int(differ.sum()), int((np.abs(reference[differ] - 0.5) > tolerance).sum())
 
 
-def choose_auto(run, data: Any = None, sample: int = AUTO_SAMPLE) -> EngineChoice:
-    """The backend ``auto`` picks for ``run`` (see the module docstring), with the reason for the pick."""
+def choose_auto(run, data: Any = None, sample: int = AUTO_SAMPLE, device: torch.device | None = None) -> EngineChoice:
+    """The backend ``auto`` picks for ``run`` (see the module docstring), with the reason for the pick.
+
+    On a GPU (``device`` of type cuda) the torch engine there: the candidates of
+    :data:`AUTO_ORDER` run on the CPU, which a GPU outpaces, and they could not honour ``--device``.
+    """
     model = run.load_model()
+    if device is not None and device.type == "cuda":
+        return EngineChoice(TorchBackend(model), "auto chose torch: the GPU outpaces the CPU engines it would "
+                                                 "compare (onnxruntime runs on the CPU)")
     try:
         images = run_images(run, run.split.database, data, sample)
     except (FileNotFoundError, ValueError, OSError) as exc:
@@ -77,9 +84,12 @@ def make_backend(engine: str, run, data: Any = None) -> EncoderBackend:
     return open_backend(engine, run, data).backend
 
 
-def open_backend(engine: str | None, run, data: Any = None) -> EngineChoice:
-    """The backend of ``engine`` (None: :data:`~dnnh.encoder.names.DEFAULT_ENGINE`) with its reason."""
+def open_backend(engine: str | None, run, data: Any = None, device: torch.device | None = None) -> EngineChoice:
+    """The backend of ``engine`` (None: :data:`~dnnh.encoder.names.DEFAULT_ENGINE`) with its reason.
+
+    ``device``: where the caller will run it (a resolved device), which only ``auto`` consults.
+    """
     engine = check_engine(engine)
     if engine == AUTO:
-        return choose_auto(run, data)
+        return choose_auto(run, data, device=device)
     return EngineChoice(BACKENDS[engine](run, data), f"engine: {engine}")

@@ -144,6 +144,13 @@ class _FusedTorch:
         """Bit k is 1 when output k > 0.5 (docs/METHOD.md §6), as uint8 (n, nbits)."""
         return self._forward(batch, lambda model, x: (model(x, role=role) > 0.5).to(torch.uint8))
 
+    def to(self, device: torch.device | str) -> "_FusedTorch":
+        """Compute on ``device`` from now on (the model moves there; its inference copy is made again)."""
+        self.model.to(device)
+        self.device = torch.device(device)
+        self._copy = None
+        return self
+
     def features(self, batch: torch.Tensor) -> np.ndarray:
         """What the backbone gives the hash layer (a pretrained one before its projection)."""
         def backbone(model: DNNH, x: torch.Tensor) -> torch.Tensor:
@@ -166,12 +173,6 @@ class TorchBackend(_FusedTorch):
         self._setup(model)
         self.device = next(model.parameters()).device
 
-    def to(self, device: torch.device) -> "TorchBackend":
-        self.model.to(device)
-        self.device = torch.device(device)
-        self._copy = None
-        return self
-
 
 class TorchBf16Backend(_FusedTorch):
     """The backbone in bfloat16 (weights cast once, see :class:`_FusedTorch` and the module docstring)."""
@@ -182,6 +183,34 @@ class TorchBf16Backend(_FusedTorch):
     def __init__(self, model, device: str | None = None) -> None:
         self._setup(model)
         self.device = device or bf16_device()
+
+
+def place_backend(backend: EncoderBackend, place: torch.device, reason: str) -> str:
+    """Make ``backend`` compute on ``place`` (a resolved device, ``cuda:N`` with its index) and return
+    ``reason`` saying where; refuse in one line what cannot run there.
+
+    The torch engines move there (torch-bf16 only where bf16 runs in hardware: CUDA from compute
+    capability 8.0, CPUs with AMX or AVX512-BF16). The onnxruntime engines run on the CPU: asking
+    for another device is refused. Devices compare by type and index, so ``cuda`` is ``cuda:0``
+    when GPU 0 is the current one (issue 34.5).
+    """
+    from dnnh.devices import bf16_supported, describe_device, resolve_device
+
+    if isinstance(backend, _FusedTorch):
+        if backend.dtype == torch.bfloat16 and not bf16_supported(place):
+            raise ValueError(f"engine {backend.name} needs bf16 in hardware; {describe_device(place)} has none "
+                             "(use --engine torch there)")
+        backend.to(place)
+        return f"{reason} on {describe_device(place)}" if place.type != "cpu" else reason
+    own = resolve_device(getattr(backend, "device", "cpu"))
+    if own != place:
+        raise ValueError(f"engine {backend.name} runs on {describe_device(own)}; --device {device_label(place)} "
+                         "applies to the torch engines (torch, torch-bf16)")
+    return reason
+
+
+def device_label(device: torch.device) -> str:
+    return device.type if device.index is None else f"{device.type}:{device.index}"
 
 
 class OnnxRuntimeBackend:
