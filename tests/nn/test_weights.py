@@ -132,7 +132,7 @@ def _read_with_timeout(path, seconds: float = 20.0):
     return outcome[0]
 
 
-@pytest.mark.parametrize("make", ["self", "pair"])
+@pytest.mark.parametrize("make", ["self", "pair", "deep"])
 def test_a_dict_that_refers_to_itself_is_refused_not_followed_forever(make, tmp_path):
     """Issue 36.1. Before: the unwrapping followed state_dict back to the same dict at full CPU, forever.
 
@@ -143,8 +143,12 @@ def test_a_dict_that_refers_to_itself_is_refused_not_followed_forever(make, tmp_
     first: dict = {}
     if make == "self":
         first["state_dict"] = first
-    else:  # two dicts that wrap each other
+    elif make == "pair":  # two dicts that wrap each other
         first["state_dict"] = {"model": first}
+    else:  # no loop, but deeper than any checkpoint: refused rather than followed
+        first = {"conv1.weight": torch.zeros(1)}
+        for _ in range(12):
+            first = {"state_dict": first}
     torch.save(first, tmp_path / "loop.pth")
     code = ("import sys\nfrom dnnh.nn.weights import read_state_dict\ntry:\n    read_state_dict(sys.argv[1])\n"
             "except Exception as exc:\n    print(type(exc).__name__, exc)")
@@ -154,7 +158,8 @@ def test_a_dict_that_refers_to_itself_is_refused_not_followed_forever(make, tmp_
     except subprocess.TimeoutExpired:
         pytest.fail("reading a weights file whose dict refers to itself did not return within 120 s")
     out = done.stdout.strip()
-    assert out.startswith("DataError ") and "loop.pth" in out and "refers back to itself" in out, done
+    says = "nest more than 8 deep" if make == "deep" else "entry refers back to itself"
+    assert out.startswith("DataError ") and "loop.pth" in out and says in out, done
     assert "\n" not in out
 
 

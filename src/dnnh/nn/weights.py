@@ -147,14 +147,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 def _unwrap(state: object, name: str) -> dict[str, torch.Tensor]:
     seen: set[int] = set()  # a dict that wraps itself (or a pair that wrap each other) would be followed forever
     while isinstance(state, Mapping) and not any(isinstance(v, torch.Tensor) for v in state.values()):
-        inner = next((state[k] for k in WRAPPERS if isinstance(state.get(k), Mapping)), None)
-        if inner is None:
+        key = next((k for k in WRAPPERS if isinstance(state.get(k), Mapping)), None)
+        if key is None:
             break
         seen.add(id(state))
-        if id(inner) in seen or len(seen) > MAX_WRAPPING:
-            raise DataError(f"{name} holds no state dict: a wrapper ({', '.join(WRAPPERS)}) refers back to itself "
-                            f"or they nest more than {MAX_WRAPPING} deep")
-        state = inner
+        if id(state[key]) in seen:
+            raise DataError(f"{name} holds no state dict: its {key!r} entry refers back to itself (a loop of "
+                            "wrappers)")
+        if len(seen) > MAX_WRAPPING:
+            raise DataError(f"{name} holds no state dict: its wrappers nest more than {MAX_WRAPPING} deep")
+        state = state[key]
     if not isinstance(state, Mapping) or not state:
         raise DataError(f"{name} holds no state dict (a mapping of parameter names to tensors)")
     if isinstance(state.get("state_dict"), Mapping):  # a checkpoint with tensors beside its state_dict
