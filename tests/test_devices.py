@@ -137,18 +137,21 @@ def test_the_cpu_generator_draws_what_torch_generator_did():
     assert torch.equal(torch.rand(10, generator=a), torch.rand(10, generator=b))
 
 
-def test_compile_falls_back_to_eager_in_one_line_when_it_cannot_compile():
+def test_compile_falls_back_to_eager_in_one_line_when_it_cannot_compile(monkeypatch):
     torch.manual_seed(0)
     module = torch.nn.Linear(3, 2)
     x = torch.randn(4, 3)
     want = module(x)
     said = []
 
-    def probe():
+    def no_compiler(graph, example_inputs):
         raise RuntimeError("no compiler here\nsecond line of a long trace")
-    assert devices.compile_in_place([module], probe, log=said.append) is False
+    monkeypatch.setattr(devices, "COMPILE_BACKEND", no_compiler)
+    forward = devices.CompiledForward(module, log=said.append)
+    assert torch.equal(forward(x), want) and forward.state == "eager"  # the same batch, eager
     assert said == ["--compile: cannot compile here (no compiler here); training uncompiled"]
-    assert module._compiled_call_impl is None and torch.equal(module(x), want)
+    assert torch.equal(forward(x), want) and len(said) == 1  # said once; the module itself never changed
+    assert module._compiled_call_impl is None
 
 
 def test_cpu_describes_itself_and_has_no_gpu_figures(no_cuda):

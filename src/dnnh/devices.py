@@ -185,34 +185,61 @@ def speed_switches(device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
-def compile_in_place(modules: list[torch.nn.Module], probe: Callable[[], object],
-                     log: Callable[[str], None] | None = None) -> bool:
-    """``torch.compile`` each of ``modules`` in place (their state_dict keys stay as they are), or
-    leave them eager, saying so in one line, where this machine cannot compile.
+#: The torch.compile backend ``--compile`` uses (tests name a capturing one to see the graphs without a C compiler).
+COMPILE_BACKEND = "inductor"
 
-    Compilation is lazy: the first call compiles, so ``probe`` (a forward pass on a small batch)
-    is run at once to find out here rather than mid-training; later surprises (a graph the
-    compiler cannot take) fall back to eager per frame (dynamo's ``suppress_errors``). True when
-    compiled.
+
+class CompiledForward:
+    """``--compile``: the training step's forward (``model`` or ``model.logits``) under ``torch.compile``.
+
+    Why the function and not the backbone in place: ``Module.compile()`` on a NIN backbone (an
+    ``nn.Sequential``) captured nothing (dynamo does not trace ``Sequential.forward`` as a frame), so
+    ``--compile`` was a silent no-op for every NIN backbone (issue 34.2). Compiling the call the loop
+    makes captures the whole network, backbone and head, and leaves the model's modules and their
+    state_dict keys as they are (the inference copy and the checkpoints never see the compiler).
+
+    ``dynamic=False``, and no probe on a made-up batch: the first training step compiles for the real
+    batch shape (a two-image probe made dynamo mark the batch dimension dynamic). Compilation happens
+    at that first call; if it fails (no C compiler or Triton for inductor, an unsupported Python...)
+    one line says so and the run continues eager from that same batch. Later surprises in a frame
+    fall back to eager for that frame (dynamo's ``suppress_errors``, set once compiling worked).
     """
-    import torch._dynamo
 
-    for module in modules:
-        module.compile()
-    try:
-        probe()
-    except Exception as exc:  # no C compiler or Triton for inductor, an unsupported Python...
-        for module in modules:
-            module._compiled_call_impl = None  # back to the eager __call__ (what Module.compile set)
-        torch._dynamo.reset()
-        if log is not None:
-            log(f"--compile: cannot compile here ({_first_line(exc)}); training uncompiled")
-        return False
-    torch._dynamo.config.suppress_errors = True
-    return True
+    def __init__(self, forward: Callable[..., torch.Tensor], log: Callable[[str], None] | None = None) -> None:
+        self.eager, self.log = forward, log
+        self.compiled = torch.compile(forward, dynamic=False, backend=COMPILE_BACKEND)
+        self.state = "untried"  # then "compiled" or "eager"
+
+    def __call__(self, *args, **kwargs) -> torch.Tensor:
+        if self.state == "eager":
+            return self.eager(*args, **kwargs)
+        if self.state == "compiled":
+            return self.compiled(*args, **kwargs)
+        import torch._dynamo
+
+        try:
+            with torch._dynamo.config.patch(suppress_errors=False):  # failures seen here, not hidden per frame
+                out = self.compiled(*args, **kwargs)
+        except Exception as exc:  # raised while compiling, before the graph ran
+            torch._dynamo.reset()
+            self.state = "eager"
+            if self.log is not None:
+                self.log(f"--compile: cannot compile here ({_first_line(exc)}); training uncompiled")
+            return self.eager(*args, **kwargs)
+        self.state = "compiled"
+        torch._dynamo.config.suppress_errors = True
+        return out
 
 
 def _first_line(exc: BaseException) -> str:
+    """The first line of what went wrong, under dynamo's wrapping (``backend='inductor' raised:``)."""
+    seen = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = getattr(exc, "inner_exception", None) or exc.__cause__
+        if inner is None:
+            break
+        exc = inner
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 

@@ -133,17 +133,35 @@ def test_an_augmentation_state_of_another_generator_restarts_the_stream_determin
     assert torch.equal(state_with(same.get_state()), torch.rand(4, generator=want))  # a CPU state is set as is
 
 
-def test_compile_tries_at_once_and_falls_back_in_one_line(tmp_path, digits, small_split, tiny_config, monkeypatch):
+def test_compile_falls_back_in_one_line_at_the_first_step(tmp_path, digits, small_split, tiny_config, monkeypatch):
     said = []
 
-    def no_compiler(modules, probe, log):
-        assert modules and all(isinstance(m, torch.nn.Module) for m in modules)  # the backbones
-        log("--compile: cannot compile here (no compiler); training uncompiled")
-        return False
-    monkeypatch.setattr(devices, "compile_in_place", no_compiler)
+    def no_compiler(graph, example_inputs):
+        raise RuntimeError("no compiler")
+    monkeypatch.setattr(devices, "COMPILE_BACKEND", no_compiler)
     result = train(tiny_config.replace(epochs=1, compile=True), digits, small_split, tmp_path / "r",
                    progress=False, log=said.append)
-    assert said[0].startswith("--compile: cannot compile here") and result.history
+    assert said[0] == "--compile: cannot compile here (no compiler); training uncompiled" and result.history
+
+
+def test_compile_captures_the_nin_network_at_the_real_batch_shape(tmp_path, digits, small_split, tiny_config,
+                                                                  monkeypatch):
+    """Issue 34.2: ``Module.compile()`` on a NIN backbone (an nn.Sequential) captured no graph, silently; a
+    two-image probe then made the batch dimension dynamic."""
+    inputs = []
+
+    def capture(graph, example_inputs):  # dynamo's captured graph, run eager: what inductor would be given
+        inputs.append([tuple(t.shape) for t in example_inputs if isinstance(t, torch.Tensor)])
+        return graph.forward
+    monkeypatch.setattr(devices, "COMPILE_BACKEND", capture)
+    config = tiny_config.replace(epochs=1, compile=True, backbone="nin-small")
+    train(config, digits, small_split, tmp_path / "r", progress=False)
+    assert inputs, "--compile captured no graph"
+    images = [shape for graph in inputs for shape in graph if len(shape) == 4 and shape[1:] == (1, 8, 8)]
+    assert images and {shape[0] for shape in images} == {config.batch_size}  # the real batch, no probe's 2
+    assert all(isinstance(d, int) for graph in inputs for shape in graph for d in shape)  # static shapes
+    weights = [shape for graph in inputs for shape in graph if shape == (32, 1, 5, 5)]
+    assert weights, "the backbone's first convolution is not in the graph"
 
 
 @pytest.mark.cuda

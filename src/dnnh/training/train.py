@@ -40,7 +40,6 @@ from dnnh.losses import Objective
 from dnnh.metrics import mean_average_precision
 from dnnh.miners import ClassBalancedBatches, RandomTripletBatches
 from dnnh.nn import DNNH, PiecewiseThreshold
-from dnnh.nn.dnnh import HashNetwork
 from dnnh.runs import Run
 from dnnh.config import TrainConfig
 from dnnh.training.distributed import Distributed
@@ -235,6 +234,7 @@ class Setup:
     ddp: Distributed
     eval_source: BatchSource | None = None  # centre-cropped images when training crops at random (else source)
     backbone_note: str = ""  # where a pretrained backbone started: its weights file, or random initialisation
+    forward: Callable[..., torch.Tensor] | None = None  # --compile: the compiled forward (else the model's own)
 
     @property
     def device(self) -> torch.device:
@@ -346,8 +346,8 @@ def start(config: TrainConfig, run: Run, dataset: ArrayDataset | FileDataset, dd
                   ddp, eval_source=eval_source, backbone_note=note)
     state = TrainingState(model, objective, optimizer, schedule, rng, aug_gen, device=device,
                           scaler=devices.grad_scaler(device, config.precision))
-    if config.compile:
-        compile_backbones(model, run.prep, device, config.precision, log)
+    if config.compile:  # the loop's forward under torch.compile, tried at the first step (devices.CompiledForward)
+        setup.forward = devices.CompiledForward(model.logits if objective.input == "logits" else model, log)
     if resume and run.has_checkpoint:
         state.restore(run)
     return setup, state
@@ -376,7 +376,7 @@ def one_epoch(setup: Setup, state: TrainingState, epoch: int, progress: bool,
     shown = Progress(len(every), f"epoch {epoch + 1}/{config.epochs}", shown=progress, log=log)
     t0, loss_sum, triplet_sum = time.perf_counter(), torch.zeros((), dtype=torch.float64, device=device), 0
     local = [b[start:stop] for b, (start, stop) in zip(batches, shares)]
-    forward = model.logits if objective.input == "logits" else model
+    forward = setup.forward or (model.logits if objective.input == "logits" else model)
     for i, ((start, stop), images) in enumerate(zip(shares, setup.source.batches(local))):
         idx, n = indices[ends[i]:ends[i + 1]], ends[i + 1] - ends[i]
         images = augment(config, images, state.aug_gen, share=(start, stop, n), crop=setup.run.prep.input_size)
@@ -413,26 +413,6 @@ def augment(config: TrainConfig, images: torch.Tensor, generator: torch.Generato
     if config.erase > 0:
         images = random_erase(images, generator, config.erase, share=share)
     return images
-
-
-def compile_backbones(model: DNNH, prep: Preprocessing, device: torch.device, precision: str,
-                      log: Callable[[str], None] | None) -> bool:
-    """``--compile``: torch.compile each backbone in place (weights' names unchanged), tried at once on a
-    two-image batch in eval mode (no batch-norm statistics move, no random numbers are drawn);
-    where it cannot compile, one line and eager training."""
-    backbones = [module.backbone for module in model.modules() if isinstance(module, HashNetwork)]
-    sample = torch.zeros(2, prep.channels, prep.input_size, prep.input_size, device=device)
-
-    def probe() -> None:
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad(), devices.autocast(device, precision):
-                model(sample.contiguous(memory_format=torch.channels_last))
-        finally:
-            model.train(was_training)
-
-    return devices.compile_in_place(backbones, probe, log)
 
 
 def validate_and_keep_best(setup: Setup, state: TrainingState, epoch: int, record: dict) -> bool:
