@@ -28,6 +28,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from dnnh.codes.origin import arrays_digest
+
 KEY = "provenance"
 FIELDS = ("run", "weights", "split", "part", "of", "set")
 #: The record's digest of the part's arrays (absent from parts written before issue 36.4, as are engine, precision).
@@ -138,11 +140,18 @@ def check_set(parts: Sequence[tuple[Path, tuple[int, int]]]) -> str | None:
         if rec["set"] != first["set"]:
             raise ValueError(f"{path} is part of another encode ({describe(rec)}) than {first_path.name} "
                              f"({describe(first)}); give the parts of one `dnnh encode --shard I/N` set")
-    from dnnh.codes.codeset import CodeSet  # here: codeset imports this module
-
-    for path, _, _ in carrying:
-        problem = CodeSet.load(path, verify=False).unaltered_problem()
-        if problem:
-            raise ValueError(f"{path} is not a part of the set of {first_path.name} ({describe(first)}): {problem}; "
+    for path, _, rec in carrying:
+        digest = part_digest(path)
+        if rec.get(CODES_DIGEST) and rec[CODES_DIGEST] != digest:
+            raise ValueError(f"{path} is not a part of the set of {first_path.name} ({describe(first)}): its codes, ids "
+                             f"or labels are not the ones its provenance record describes (digest {digest}, recorded "
+                             f"{rec[CODES_DIGEST]}): the record was copied from another part, or the part edited; "
                              "encode that part again")
     return None
+
+
+def part_digest(path: Path) -> str:
+    """:meth:`dnnh.codes.CodeSet.content_digest` of a codes file, read here (CodeSet imports this module)."""
+    with np.load(path, allow_pickle=False) as z:
+        labels = np.asarray(z["labels"]) if "labels" in z.files else None
+        return arrays_digest(z["codes"], np.asarray(z["ids"]).astype(np.int64), labels)
