@@ -6,6 +6,7 @@ Set DNNH_CHROMIUM to use another Chromium binary.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -34,12 +35,9 @@ if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
     pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install -y chromium (or set DNNH_CHROMIUM)", allow_module_level=True)
 
 
-@pytest.fixture(scope="module")
-def server(tiny_run, tmp_path_factory):
-    """The app in a uvicorn thread on 127.0.0.1, on a port the kernel picked."""
-    from dnnh.serve import create_app
-
-    app = create_app(tiny_run, store=tmp_path_factory.mktemp("browser-store") / "s")
+@contextlib.contextmanager
+def serving(app):
+    """``app`` in a uvicorn thread on 127.0.0.1, on a port the kernel picked; yields its URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
@@ -50,11 +48,22 @@ def server(tiny_run, tmp_path_factory):
     while not srv.started and time.monotonic() < deadline:
         time.sleep(0.02)
     assert srv.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    srv.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
-    app.state.service.close()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        app.state.service.close()
+
+
+@pytest.fixture(scope="module")
+def server(tiny_run, tmp_path_factory):
+    """The app, read-only (no token)."""
+    from dnnh.serve import create_app
+
+    with serving(create_app(tiny_run, store=tmp_path_factory.mktemp("browser-store") / "s")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -209,3 +218,44 @@ def test_the_api_docs_render_with_no_internet(browser, server):
     pg.wait_for_selector(".opblock-summary-path[data-path='/api/search']")
     assert outside == []  # nothing was asked of another host
     context.close()
+
+
+def test_the_button_says_search_until_there_is_something_to_search_again(page, query_file):
+    """Issue 36.17. Before: the only button read "Search again" before any search."""
+    button = page.locator("#search-button")
+    assert button.inner_text() == "Search"
+    page.get_by_label("Choose an image").set_input_files(str(query_file))
+    wait_for_results(page, K)
+    assert button.inner_text() == "Search again"
+
+
+def test_a_click_on_a_result_empties_the_file_chooser(page, query_file):
+    """Issue 36.17. Before: after a click on a result the file chooser still named the uploaded file,
+    though the query was now the item (and choosing that file again did nothing: no change event)."""
+    chooser = page.get_by_label("Choose an image")
+    chooser.set_input_files(str(query_file))
+    wait_for_results(page, K)
+    assert chooser.evaluate("el => el.files.length") == 1
+    first = page.locator("#results button.result").first
+    target = first.get_attribute("data-id")
+    first.click()
+    page.wait_for_selector(f"#query-view[data-item-id='{target}']")
+    assert chooser.evaluate("el => [el.value, el.files.length]") == ["", 0]
+    chooser.set_input_files(str(query_file))  # the same file again is a new search
+    page.wait_for_function("() => !document.querySelector('#query-view').dataset.itemId")
+    assert "query-digit.png" in page.locator("#query-caption").inner_text()
+
+
+def test_the_header_says_whether_writes_are_on(browser, page, tiny_run, tmp_path):
+    """Issue 36.17. Before: the header said "read-only" without a token and nothing with one."""
+    from dnnh.serve import create_app
+
+    assert "read-only" in page.locator("#service-info").inner_text()
+    with serving(create_app(tiny_run, store=tmp_path / "s", token="browser-test-token-0123")) as url:
+        context = browser.new_context()
+        pg = context.new_page()
+        pg.goto(url + "/")
+        pg.wait_for_selector("body[data-ready='true']")
+        info = pg.locator("#service-info").inner_text()
+        context.close()
+    assert "writes on (with the token)" in info and "read-only" not in info

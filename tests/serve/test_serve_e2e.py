@@ -161,3 +161,20 @@ def test_a_busy_port_is_one_line(tiny_run, capsys):
         assert main(["serve", "--run", str(tiny_run), "--port", str(port)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in err and "choose another --port" in err, err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_clean_stop_by_ctrl_c_or_sigterm_exits_0_with_the_store_saved(tiny_run, tmp_path, sig):
+    """Issue 36.17. Before: Ctrl-C (SIGINT) exited 130 and printed "interrupted", as if aborted, and
+    SIGTERM died by the signal (-15), though each had shut the server down and saved the store."""
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    store = tmp_path / "store"
+    server = Server(tiny_run, store, tmp_path / "serve.log", "--token-file", str(token_file))
+    body, ctype = multipart([("new.png", png_bytes(np.zeros((8, 8), np.uint8)))])
+    status, _ = server.request("POST", "/api/items", body, {"Content-Type": ctype, "Authorization": f"Bearer {TOKEN}"})
+    assert status == 201 and (store / "wal.log").stat().st_size > 0
+    assert server.kill(sig) == 0, server.log.read_text()
+    log = server.log.read_text()
+    assert "interrupted" not in log and "dnnh serve: stopped" in log, log
+    assert (store / "wal.log").stat().st_size == 0  # the final snapshot holds the add

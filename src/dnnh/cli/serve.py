@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib.util
+import signal
 import socket
 import sys
+import threading
 from pathlib import Path
 
 from dnnh.cli.common import add_device_arg, encoder_device, positive_int
@@ -117,11 +119,36 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr, flush=True)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
                                 timeout_graceful_shutdown=5)
-        server = uvicorn.Server(config)
-        server.run(sockets=[sock])
+        _serve_until_stopped(uvicorn.Server(config), sock)
     finally:
         sock.close()
+    print("dnnh serve: stopped" + ("" if service.store.close_error else "; the store is saved"), file=sys.stderr)
     return 1 if service.store.close_error else 0  # the shutdown printed it in one line
+
+
+class _Stopped(Exception):
+    """SIGTERM, raised where uvicorn raises the signal again after its shutdown."""
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise _Stopped
+
+
+def _serve_until_stopped(server, sock: socket.socket) -> None:
+    """Run uvicorn until Ctrl-C or SIGTERM. uvicorn closes the connections and the app (the store's
+    final snapshot) and then raises the signal again; a shutdown that finished is a clean stop (exit
+    0), not an abort (130, or death by SIGTERM). A second Ctrl-C cuts the shutdown short: that one is
+    an interrupt (the log keeps every acknowledged write)."""
+    main_thread = threading.current_thread() is threading.main_thread()  # only it may set a handler
+    previous = signal.signal(signal.SIGTERM, _raise_stopped) if main_thread else None
+    try:
+        server.run(sockets=[sock])
+    except (KeyboardInterrupt, _Stopped):
+        if server.force_exit or not server.started:
+            raise KeyboardInterrupt from None
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})

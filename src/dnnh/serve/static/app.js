@@ -111,6 +111,7 @@
 
   async function run(fetcher, onAnswer) {
     const mine = ++generation;
+    $("search-button").textContent = "Search again";  // there is now a query to search again
     showError("");
     setStatus("Searching…");
     $("search-button").disabled = true;
@@ -147,6 +148,7 @@
 
   function searchItem(id, moveFocus) {
     current = { kind: "item", id: id };
+    $("file-input").value = "";  // the query is the item now, not the file the chooser would still name
     return run(() => api("api/items/" + encodeURIComponent(id) + "/similar?" + query()), (answer) => {
       const q = answer.query || { id: id };
       showQuery(q.image_url || "", "Item #" + q.id + (q.label ? " · label " + q.label : ""), q.id);
@@ -185,7 +187,8 @@
     api("api/health").then((h) => {
       $("k-input").max = String(h.k_max);
       $("service-info").textContent = h.ntotal.toLocaleString() + " items · " + h.nbits + "-bit codes" +
-        (h.dataset ? " · dataset " + h.dataset : "") + (h.writable ? "" : " · read-only");
+        (h.dataset ? " · dataset " + h.dataset : "") +
+        (h.writable ? " · writes on (with the token)" : " · read-only");
       document.body.dataset.ready = "true";
     }).catch((err) => {
       $("service-info").textContent = "Service unavailable.";
