@@ -121,18 +121,10 @@ def retrained_copy(run, folder):
     """The run copied with other weights (the same split, so the same ids)."""
     import shutil
 
-    import torch
-
-    from dnnh.runs import Run
+    from support.retrain import other_weights
 
     shutil.copytree(run, folder)
-    other = Run.open(folder)
-    model = other.load_model()
-    torch.manual_seed(3)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p))
-    other.save_best(model, epoch=1)
+    other_weights(folder, 3)
     return folder
 
 

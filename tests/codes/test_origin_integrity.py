@@ -16,13 +16,13 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
+from support.retrain import other_weights
 
 from dnnh.cli.main import main
 from dnnh.codes import CodeSet
 from dnnh.encoder import Encoder
 from dnnh.locks import lock_folder
-from dnnh.runs import BEST_WEIGHTS, Run, save_weights
+from dnnh.runs import BEST_WEIGHTS, Run
 
 
 def digest(data: bytes) -> str:
@@ -38,13 +38,7 @@ def run_copy(tiny_run, tmp_path):
 
 def later_weights(run_dir, path):
     """What a train writing this run would save next: other weights of the same architecture."""
-    model = Run.open(run_dir).load_model()
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p))
-    save_weights(model, path)
-    return path.read_bytes()
+    return other_weights(run_dir, 1, to=path).read_bytes()
 
 
 @pytest.mark.parametrize("command", [["eval", "--reencode"], ["encode", "--reencode"]])

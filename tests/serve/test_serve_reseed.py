@@ -12,17 +12,16 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install -e '.[serve]'")
 pytest.importorskip("httpx", reason="the serve extra is not installed: pip install -e '.[serve]'")
 
 from support.builders import png_bytes
+from support.retrain import other_weights
 from support.serving import TOKEN, make_client
 
 from dnnh.codes import CodeSet
 from dnnh.data.digits import load_digits
-from dnnh.runs import Run
 from dnnh.serve import create_app
 from dnnh.serve.journal import StoreError
 
@@ -31,13 +30,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 def resume_writes_new_weights(run_dir) -> None:
     """What `dnnh train --resume` leaves: the same run, another model.safetensors."""
-    run = Run.open(run_dir)
-    model = run.load_model()
-    torch.manual_seed(5)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p))
-    run.save_best(model, epoch=3)
+    other_weights(run_dir, 5)
 
 
 def distance(client, image: np.ndarray, item: int) -> int:
