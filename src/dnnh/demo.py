@@ -22,6 +22,12 @@ DEMO_METHODS = ("dnnh", "lsh", "itq")
 DEMO_SPLIT = SplitSpec(protocol="paper", queries_per_class=10, train_per_class=100)
 
 
+#: One line under the table: what its columns are (the table itself has room for names only).
+TABLE_LEGEND = ("MAP: mean average precision of the queries' Hamming rankings over the whole database; "
+                "P@r2: precision of the database items within Hamming distance 2 of a query (an empty ball "
+                "scores 0); train s: seconds to train (DNNH: the whole run, with its per-epoch validation)")
+
+
 def run_demo(out_dir: str | Path = "runs/demo", nbits: tuple[int, ...] = DEMO_BITS, epochs: int | None = None,
              seed: int = 0, progress: bool = True, log: Callable[[str], None] = print) -> list[ResultRow]:
     """Train, encode and score; a previous demo in ``out_dir`` is replaced, not resumed."""
@@ -35,4 +41,4 @@ def run_demo(out_dir: str | Path = "runs/demo", nbits: tuple[int, ...] = DEMO_BI
     return [entry_row(e) for e in result.entries]
 
 
-__all__ = ["DEMO_BITS", "DEMO_METHODS", "format_table", "run_demo"]
+__all__ = ["DEMO_BITS", "DEMO_METHODS", "TABLE_LEGEND", "format_table", "run_demo"]
