@@ -20,6 +20,7 @@ from support.builders import png_bytes
 from support.retrain import other_weights
 from support.serving import TOKEN, make_client
 
+from dnnh.cli.main import main
 from dnnh.codes import CodeSet
 from dnnh.data.digits import load_digits
 from dnnh.serve import create_app
@@ -86,3 +87,10 @@ def test_the_run_codes_of_other_weights_are_not_what_a_new_store_is_seeded_with(
     with make_client(app) as client:
         assert distance(client, images[item], item) == 0
 
+
+
+def test_serve_help_says_what_reseed_does(capsys):
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--reseed" in text and "encode the store's items again with the run's model" in text

@@ -53,6 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--index", type=Path, help="start a new store from this index (dnnh index build) "
                                              "instead of the run's database codes")
     p.add_argument("--store", type=Path, help="folder of the durable store (default: RUN/serve)")
+    p.add_argument("--reseed", action="store_true",
+                   help="encode the store's items again with the run's model as it is now (a store whose codes "
+                        "other weights made, after a retrain or --resume, is refused without it); items added "
+                        "through the server are encoded from their stored images, ids, labels and deletes kept")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
@@ -109,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         app = create_app(args.run, index=args.index, store=args.store, token=token, engine=args.engine,
                          max_upload_mb=args.max_upload_mb, max_megapixels=args.max_megapixels, k_max=args.max_k,
                          max_decode_mb=args.max_decode_mb, max_concurrent_uploads=args.max_concurrent_uploads,
-                         allowed_hosts=allowed_hosts(args.host, args.allow_host), **on_gpu)
+                         allowed_hosts=allowed_hosts(args.host, args.allow_host), reseed=args.reseed, **on_gpu)
         service = app.state.service
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
