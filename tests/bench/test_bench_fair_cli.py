@@ -21,7 +21,7 @@ def test_cli_tunes_trains_every_seed_and_records_a_command_that_reads_it_all_bac
     assert re.search(r"\| dpsh \| 0\.\d{4} ± 0\.\d{4} \(2\) \|", printed)
     tuning = json.loads((out / "tuning.json").read_text())
     rec = tuning["methods"]["dpsh"]
-    assert tuning["bits"] == 12 and rec["grid"] == {"lr": [3e-4, 1e-3, 3e-3], "eta": [0.01, 0.1]}
+    assert tuning["bits"] == 12 and rec["grid"] == {"lr": [3e-4, 1e-3, 3e-3], "eta": [0.02, 0.2]}
     assert rec["finished"] == 6 and len(list((out / "tune" / "raw").iterdir())) == 6
     entries = json.loads((out / "results.json").read_text())["entries"]
     assert [(e["method"], e["seed"]) for e in entries] == [("dpsh", 0), ("dpsh", 1)]

@@ -119,3 +119,20 @@ def test_crop_flip_asked_for_trains_on_images_and_caches_nothing(digits, few, re
     config = frozen(resnet18_file, tmp_path / "features", augment="crop-flip", epochs=1)
     train(config, digits, few, tmp_path / "run", progress=False)
     assert not (tmp_path / "features").exists()
+
+
+def test_dnnh_train_scores_from_the_cache_and_dnnh_eval_on_raw_images_agrees(resnet18_file, cache, tmp_path, capsys):
+    from dnnh.cli.main import main
+
+    run = tmp_path / "run"
+    flags = ["--data", "digits", "--queries-per-class", "2", "--train-per-class", "10", "--val-fraction", "0.2",
+             "--backbone", "resnet18", "--backbone-weights", str(resnet18_file), "--freeze-backbone",
+             "--feature-cache", str(cache), "--input-size", "32", "--bits", "12", "--epochs", "1", "--batch-size", "40",
+             "--threads", "1", "--workers", "0", "--precision", "fp32"]
+    assert main(["train", "--run", str(run), *flags]) == 0
+    trained = capsys.readouterr().out
+    assert "scoring the codes of the cached features" in trained
+    assert main(["eval", "--run", str(run)]) == 0  # codes without an origin: eval encodes the raw images
+    evaluated = capsys.readouterr().out
+    map_line = [line for line in trained.splitlines() if line.strip().startswith("MAP")]
+    assert map_line and map_line[0] in evaluated

@@ -9,6 +9,7 @@ Layout of ``OUT``::
     codes/<method>_<bits>_{query,database}.npz   the codes behind each record
     runs/<method>_<bits>/       deep training runs (checkpoints; resumable), runs/<method>_<bits>_s<seed>/
     tuning.json, tune/          the tuning of the deep methods (:mod:`dnnh.bench.tuning`), when tuned
+    raw/floor_<name>.json       with --floors: ranking without hashing (:mod:`dnnh.bench.floors`)
     results.json, results.md    all entries of this invocation, the table and its context
     pr_curves_<bits>.png, precision_at_k_<bits>.png, map_vs_bits.png (two or more lengths;
                                 error bars with several seeds)
@@ -30,6 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from dnnh.atomic import atomic_write_text
 from dnnh.bench.adopt import adopt_run
+from dnnh.bench.floors import run_floors
 from dnnh.bench.methods import Method, resolve_methods
 from dnnh.bench.report import aggregate, format_markdown, machine_info, utc_now, write_plots
 from dnnh.bench.runners import RUNNERS, BenchContext, load_finished, signature
@@ -165,6 +167,7 @@ class BenchOptions:
     tune_only: bool = False
     grids: Grids | None = None
     adopt: Sequence[str | Path] = ()
+    floors: bool = False
 
     def __post_init__(self) -> None:
         seeds = parse_seeds(self.seeds) if self.seeds is not None else None
@@ -200,7 +203,12 @@ def run_bench(data: DataSource | str | Path | Any, out: str | Path, methods: Seq
     length), see :mod:`dnnh.bench.tuning`; ``grids`` replaces the default grid of the methods it
     names; ``tune_only``: stop after tuning. A folder once tuned trains each tuned method with
     its choice. ``adopt``: run folders trained outside the bench, brought in as the entries they
-    match (:mod:`dnnh.bench.adopt`).
+    match (:mod:`dnnh.bench.adopt`). ``floors``: also score ranking without hashing (raw pixels by
+    cosine and Euclidean distance; the frozen features by cosine), :mod:`dnnh.bench.floors`.
+
+    With ``training={"backbone": B, "backbone_weights": FILE, "freeze_backbone": True}`` the
+    backbone's features are computed once, before anything trains (``feature_cache``: where they
+    are kept), and every deep method trains its head on them; the shallow methods read them too.
     """
     opts = replace(options, **settings) if options is not None else BenchOptions(**settings)
     chosen = resolve_methods(methods)
@@ -220,6 +228,9 @@ def _run_bench(data: Any, out: Path, chosen: list[Method], nbits_list: list[int]
         if m.kind == "deep":
             for b in nbits_list:
                 m.train_config(b, ctx.common)
+    table = ctx.frozen_features()  # once, before any run: every head, shallow method and floor reads them
+    if table is not None:
+        ctx.log(f"frozen {table.record['key']['backbone']} features of {len(table.items):,} items: {table.path}")
     name = getattr(ctx.dataset, "name", str(data))
     command = opts.command or f"dnnh.bench.run_bench({name!r}, {str(out)!r}, methods={[m.name for m in chosen]}, " \
                               f"nbits={nbits_list})"
@@ -231,6 +242,8 @@ def _run_bench(data: Any, out: Path, chosen: list[Method], nbits_list: list[int]
     ctx.methods = {m.name: m for m in chosen}
     layout = _plan(ctx, chosen, nbits_list, opts, tuning)
     entries: dict[tuple[str, int, int | None], dict] = {}
+    if opts.floors:
+        ctx.floors = run_floors(ctx, opts.log)
     if opts.tune_only:
         summary = _write_summary(out, ctx, layout, entries, command, opts.target_map, plots=False)
         return BenchResult(out=out, entries=[], split=ctx.split, speed=[], summary=summary)
@@ -351,6 +364,13 @@ def _write_summary(out: Path, ctx: BenchContext, layout: _Layout, entries: dict[
     }
     if several:
         summary.update(seeds=layout.seeds, seeds_at=layout.seeds_at, cells=aggregate(ordered))
+    if any(m.kind == "shallow" for m in chosen):
+        summary["shallow_inputs"] = ctx.inputs_label()
+    table = ctx.frozen_features()
+    if table is not None:
+        summary["features"] = _features_record(table)
+    if ctx.floors:
+        summary["floors"] = ctx.floors
     if layout.tuning is not None:
         summary["tuning"] = layout.tuning
         summary["tuned"] = {m.name: dict(m.tuned) for m in chosen if m.tuned}
@@ -365,15 +385,31 @@ def _write_summary(out: Path, ctx: BenchContext, layout: _Layout, entries: dict[
 
 def _deep_settings(chosen: list[Method], nbits_list: list[int], common: dict[str, Any]) -> str:
     """The backbone and input size every deep method uses, and the options the bench set for all."""
-    from dnnh.nn import PRESETS
+    from dnnh.training.finetune import image_sizes
+    from dnnh.training.head_training import uses_feature_cache
 
     deep = [m for m in chosen if m.kind == "deep"]
     if not deep:
         return ""
     config = deep[0].train_config(nbits_list[0], common)
-    size = config.input_size or PRESETS[config.backbone].input_size
+    size, resize = image_sizes(config)
     options = ", ".join(f"{k}={v}" for k, v in sorted(common.items()))
-    return f"backbone {config.backbone}, input size {size}; options set for all: {options}"
+    how = ("; the backbone frozen: each head trained on its cached features (no augmentation)"
+           if uses_feature_cache(config) else "")
+    return (f"backbone {config.backbone}, input size {size}" + (f" (resized to {resize}, centre crop)" if resize else "")
+            + f"{how}; options set for all: {options}")
+
+
+def _features_record(table: Any) -> dict:
+    """What results say about the frozen features: the entry, its size, and how long computing it took."""
+    record = table.record
+    rows = table.path.parent / record["file"]
+    return {"backbone": record["key"]["backbone"], "weights_sha256": record["key"]["weights_sha256"],
+            "preprocessing": record["key"]["preprocessing"], "entry": str(table.path), "items": len(table.items),
+            "width": table.width, "dtype": record["dtype"], "size_mb": rows.stat().st_size / 1e6,
+            "computed_images": record["computed_images"], "seconds": record["seconds"],
+            "images_per_s": record["images_per_s"], "torch_threads": record.get("torch_threads"),
+            "device": record.get("device")}
 
 
 def shell_command(argv: Sequence[str]) -> str:

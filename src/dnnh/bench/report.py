@@ -254,6 +254,35 @@ def _all_classes_section(entries: Sequence[dict], multi_seed: bool, map_label: s
             "to them (Sablayrolles et al. 2017's unseen@all).", "", table]
 
 
+def _features_lines(features: dict | None) -> list[str]:
+    """The header line of a bench whose backbone is frozen: which features, how big, what computing them cost."""
+    if not features:
+        return []
+    prep = features["preprocessing"]
+    size = f"{prep['input_size']} px" + (f" (resized to {prep['resize']}, centre crop)" if prep.get("resize") else "")
+    return [f"- frozen features: {features['backbone']} (weights sha256 {features['weights_sha256'][:12]}) at {size}, "
+            f"{features['items']:,} items x {features['width']} {features['dtype']} ({features['size_mb']:.0f} MB, "
+            f"`{features['entry']}`); computed once for every method, seed and length: {features['computed_images']:,} "
+            f"images in {features['seconds']:.0f} s ({features['images_per_s'] or 0:.1f} img/s, "
+            f"{features['torch_threads']} threads, {features['device']}) when first asked for"]
+
+
+def _floors_section(floors: Sequence[dict], map_label: str) -> list[str]:
+    """Ranking without hashing (raw pixels, frozen features): the lines the hashed methods stand above or below."""
+    if not floors:
+        return []
+    unseen = any(f.get("map_all_classes") is not None for f in floors)
+    head = f"| floor | {map_label} |" + (" unseen@all |" if unseen else "") + " s |"
+    lines = ["", "## Floors: ranking without hashing", "",
+             "The database ranked by a real-valued similarity of unhashed inputs (ties by index, the same MAP as "
+             "the table): raw pixels in [0, 1] by cosine and by Euclidean distance, the frozen features by cosine. "
+             "Records: `raw/floor_<name>.json`.", "", head, "|---|---|" + ("---|" if unseen else "") + "---|"]
+    for f in floors:
+        extra = f" {f['map_all_classes']:.4f} |" if unseen else ""
+        lines.append(f"| {f['floor']} | {f['map']:.4f} |{extra} {f['seconds']:.1f} |")
+    return lines
+
+
 def format_markdown(summary: dict) -> str:
     """results.md from the combined results (the dict written to results.json)."""
     entries = summary["entries"]
@@ -269,6 +298,8 @@ def format_markdown(summary: dict) -> str:
              f"- data: {summary['dataset']['name']}, {summary['dataset']['size']} items; {split['summary']} "
              f"(split.json, sha256 {split['sha256'][:12]})",
              *([f"- deep methods share: {summary['deep_settings']}"] if summary["deep_settings"] else []),
+             *([f"- shallow methods read: {summary['shallow_inputs']}"] if summary.get("shallow_inputs") else []),
+             *_features_lines(summary.get("features")),
              f"- {map_label}: mean average precision over {ranked} (Hamming ranking, ties by database index); "
              f"P@r{summary['radius']}: precision within Hamming radius {summary['radius']} (an empty ball "
              "scores 0); train s: wall seconds to fit (deep: the whole run, with per-epoch validation)", ""]
@@ -288,6 +319,7 @@ def format_markdown(summary: dict) -> str:
     else:
         lines.append(format_table([entry_row(e) for e in entries], map_label=map_label))
     lines += _all_classes_section(entries, multi_seed=len(seeds) > 1, map_label=map_label)
+    lines += _floors_section(summary.get("floors") or [], map_label)
     deep = [e for e in entries if e["kind"] == "deep"]
     if deep:
         lines += ["", "## Deep runs", ""] + _deep_table(deep, seeds=len(seeds) > 1)

@@ -9,6 +9,13 @@ refused, so one results table never mixes settings; settings a method never read
 for the classifier) are not part of its signature, so changing them voids nothing. A deep entry
 is one training seed: the bench's own seed keeps the plain name (``dnnh_48``), other seeds add
 ``_s<seed>`` (``dnnh_48_s1``), so a single-seed folder grows into a multi-seed one unchanged.
+
+A bench whose backbone is frozen with a weights file (``--backbone B --backbone-weights FILE
+--freeze-backbone``) computes the backbone's features once (:func:`BenchContext.frozen_features`,
+:mod:`dnnh.training.feature_cache`): every deep method then trains its head on them and is
+encoded from them (the bits ``dnnh encode`` gives on the raw images), and the shallow methods
+and ``<shallow>@features`` read the same features instead of raw pixels (their signature names
+the features, so a folder never mixes the two).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from dnnh.baselines.catalog import SHALLOW_CATALOG
 from dnnh.bench.methods import Method, resolve_method
 from dnnh.bench.report import utc_now
 from dnnh.devices import recorded_device
@@ -33,6 +41,8 @@ from dnnh.evaluation import score_split
 from dnnh.metrics import RetrievalReport
 from dnnh.runs import CONFIG, Run
 from dnnh.config import TrainConfig, config_differences, predates_reform
+from dnnh.training.finetune import make_preprocessing
+from dnnh.training.head_training import config_features, split_codes, uses_feature_cache
 from dnnh.training.train import train
 
 ENTRY_FORMAT = "dnnh-bench-entry/1"
@@ -59,6 +69,8 @@ class BenchContext:
     log: Callable[[str], None] | None = None  # where deep runs' epoch lines go without progress bars
     _pixels: dict[str, np.ndarray] = field(default_factory=dict)
     _features: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+    _frozen: dict[str, Any] = field(default_factory=dict)  # the frozen backbone's config, table and rows, once
+    floors: list[dict] = field(default_factory=list)  # the floor records (dnnh.bench.floors), with --floors
 
     @property
     def default_seed(self) -> int:
@@ -84,6 +96,52 @@ class BenchContext:
     def features_seed(self) -> int:
         """The seed of the dnnh run whose features the ``<shallow>@features`` methods read."""
         return self.seeds[0] if self.seeds else self.default_seed
+
+    def frozen_config(self) -> TrainConfig | None:
+        """The shared training config when the bench's backbone is frozen with a weights file (its heads train
+        on cached features, which the shallow methods and floors read too); None otherwise."""
+        if "config" not in self._frozen:
+            config = TrainConfig.from_recipe("modern", **{**self.common, "nbits": 8})  # nbits: any, decides nothing
+            self._frozen["config"] = config if uses_feature_cache(config) else None
+        return self._frozen["config"]
+
+    def features_identity(self) -> dict | None:
+        """What the frozen features are (backbone, weights file's sha256, preprocessing), for signatures."""
+        config = self.frozen_config()
+        if config is None:
+            return None
+        prep = make_preprocessing(config, self.dataset, self.split.train)
+        return {"backbone": config.backbone, "weights_sha256": config.backbone_weights["sha256"],
+                "preprocessing": prep.to_dict()}
+
+    def frozen_features(self) -> Any:
+        """The cached features of every item of the split (a :class:`~dnnh.training.feature_cache.FeatureTable`),
+        computed once for the whole bench; None when the backbone is not frozen with a file."""
+        config = self.frozen_config()
+        if config is None:
+            return None
+        if "table" not in self._frozen:
+            self._frozen["table"] = config_features(config, self.dataset, self.split, progress=self.progress,
+                                                    log=self.log)
+        return self._frozen["table"]
+
+    def shallow_inputs(self) -> dict[str, np.ndarray]:
+        """What the shallow methods fit and encode: the frozen features when there are, else raw pixels."""
+        table = self.frozen_features()
+        if table is None:
+            return self.pixels()
+        if "rows" not in self._frozen:
+            self._frozen["rows"] = {part: table.rows(getattr(self.split, part))
+                                    for part in ("train", "query", "database")}
+        return self._frozen["rows"]
+
+    def inputs_label(self) -> str:
+        """How results say what the shallow methods read."""
+        config = self.frozen_config()
+        if config is None:
+            return "raw pixels"
+        size = make_preprocessing(config, self.dataset, self.split.train).input_size
+        return f"frozen {config.backbone} features ({config.backbone_weights['name']}, {size} px)"
 
     def pixels(self) -> dict[str, np.ndarray]:
         """Raw-pixel features of train / query / database items, computed once per bench."""
@@ -114,6 +172,8 @@ def signature(method: Method, nbits: int, ctx: BenchContext, seed: int | None = 
 
     params = make_shallow(method.shallow, nbits, random_state=ctx.seed).get_params()
     sig = {"kind": method.kind, "estimator": method.shallow, "params": params}
+    if method.kind == "shallow" and ctx.frozen_config() is not None:  # pixel entries keep their old signature
+        sig["inputs"] = ctx.features_identity()
     if method.kind == "features":
         sig["features_from"] = signature(ctx.method("dnnh"), nbits, ctx, ctx.features_seed)
     return normalise(sig)
@@ -179,7 +239,7 @@ def _finish(method: Method, nbits: int, ctx: BenchContext, query: CodeSet, datab
             "finished": utc_now(), **extra, "report": report.to_dict()}
 
 
-def _fit_shallow(method: Method, nbits: int, ctx: BenchContext, features: dict[str, np.ndarray]) -> dict:
+def _fit_shallow(method: Method, nbits: int, ctx: BenchContext, features: dict[str, np.ndarray], inputs: str) -> dict:
     """Fit on the training items (the deep methods' training images), encode queries and database.
 
     BLAS is pinned to one thread: on a busy small machine its spinning threads made small matrix
@@ -203,24 +263,30 @@ def _fit_shallow(method: Method, nbits: int, ctx: BenchContext, features: dict[s
         encode_seconds = time.perf_counter() - t1
     query = CodeSet.from_bits(q_bits, split.query, labels[split.query])
     database = CodeSet.from_bits(db_bits, split.database, labels[split.database])
-    extra = {"estimator": repr(model), "encode_seconds": encode_seconds,
-             "features": "pixels" if method.kind == "shallow" else f"penultimate features of runs/dnnh_{nbits}"}
+    extra = {"estimator": repr(model), "encode_seconds": encode_seconds, "features": inputs}
+    if ctx.frozen_config() is not None:
+        extra["description"] = f"{SHALLOW_CATALOG[method.shallow][1]} on the {ctx.inputs_label()}"
     return _finish(method, nbits, ctx, query, database, seconds, extra)
 
 
 def run_shallow(method: Method, nbits: int, ctx: BenchContext, seed: int | None = None) -> dict:
-    return _fit_shallow(method, nbits, ctx, ctx.pixels())
+    """A shallow method on raw pixels, or on the frozen backbone's cached features when the bench has one."""
+    return _fit_shallow(method, nbits, ctx, ctx.shallow_inputs(),
+                        "pixels" if ctx.frozen_config() is None else ctx.inputs_label())
 
 
 def run_features(method: Method, nbits: int, ctx: BenchContext, seed: int | None = None) -> dict:
-    """A shallow method on the penultimate (50q) features of this bench's dnnh model at ``nbits``."""
+    """A shallow method on the penultimate features of this bench's dnnh model at ``nbits``: its 50q features,
+    or with a frozen backbone the backbone's own (the cached features, the same numbers)."""
+    if ctx.frozen_config() is not None:
+        return _fit_shallow(method, nbits, ctx, ctx.shallow_inputs(), ctx.inputs_label())
     if nbits not in ctx._features:
         ctx._features.clear()  # one code length at a time: 70,000 x 2,400 floats is 670 MB
         features_run = Run.open(ctx.run_dir(ctx.method("dnnh"), nbits, ctx.features_seed))
         encoder = Encoder.from_run(features_run, device=recorded_device(features_run.config.device))
         ctx._features[nbits] = {part: encoder.features(ctx.dataset, getattr(ctx.split, part))
                                 for part in ("train", "query", "database")}
-    return _fit_shallow(method, nbits, ctx, ctx._features[nbits])
+    return _fit_shallow(method, nbits, ctx, ctx._features[nbits], f"penultimate features of runs/dnnh_{nbits}")
 
 
 def _resumable_config(method: Method, nbits: int, common: dict[str, Any], run: Run) -> TrainConfig:
@@ -306,9 +372,16 @@ def run_deep(method: Method, nbits: int, ctx: BenchContext, seed: int | None = N
     """Train (or continue) the method's run under ``OUT/runs/<entry>``, then score it on the split."""
     run_dir = ctx.run_dir(method, nbits, seed)
     trained = train_run(method, nbits, ctx, run_dir, ctx.common_for(seed))
-    place = recorded_device(trained.config.device)  # where it trained: a GPU encodes the split in seconds
-    query, database = Encoder.from_run(trained.result.run, device=place).encode_split(ctx.dataset, ctx.split)
     extra = {"run_dir": f"runs/{ctx.entry_name(method, nbits, seed)}", **training_record(trained)}
+    t0 = time.perf_counter()
+    if uses_feature_cache(trained.config):  # the head on the cached features: dnnh encode's bits, without the backbone
+        query, database = split_codes(trained.result.model, ctx.frozen_features(), ctx.dataset, ctx.split,
+                                      device=next(trained.result.model.parameters()).device)
+        extra["codes_from"] = "cached features"
+    else:
+        place = recorded_device(trained.config.device)  # where it trained: a GPU encodes the split in seconds
+        query, database = Encoder.from_run(trained.result.run, device=place).encode_split(ctx.dataset, ctx.split)
+    extra["encode_seconds"] = time.perf_counter() - t0
     return _finish(method, nbits, ctx, query, database, trained.seconds, extra, seed)
 
 

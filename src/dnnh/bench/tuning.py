@@ -14,7 +14,7 @@ dnnh        margin              bits / 24, bits / 12 (the default)
 dnnh-fc     margin              bits / 24, bits / 12
 classifier  weight_decay        5e-4 (the default), 5e-3
 csq         lam                 1e-4 (the reference's), 0.1
-dpsh        eta (per element)   0.01, 0.1 (the references')
+dpsh        eta (per element)   0.02, 0.2 (the default: the references' 0.1 in effect)
 dsh         alpha               0.001 (DeepHash-pytorch's scale), 0.01 (the paper's)
 orthohash   ortho_margin        0.2 (the reference's), 0.4
 dtsh        dtsh_alpha          5 (the reference's, in bits), 10
@@ -65,7 +65,7 @@ OWN: dict[str, tuple[str, Callable[[int], tuple[float, float]]]] = {
     "dnnh-fc": ("margin", lambda bits: (bits / 24, bits / 12)),
     "classifier": ("weight_decay", lambda bits: (5e-4, 5e-3)),
     "csq": ("lam", lambda bits: (1e-4, 0.1)),
-    "dpsh": ("eta", lambda bits: (0.01, 0.1)),
+    "dpsh": ("eta", lambda bits: (0.02, 0.2)),
     "dsh": ("alpha", lambda bits: (1e-3, 1e-2)),
     "orthohash": ("ortho_margin", lambda bits: (0.2, 0.4)),
     "dtsh": ("dtsh_alpha", lambda bits: (5.0, 10.0)),

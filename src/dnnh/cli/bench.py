@@ -50,6 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--adopt", action="append", metavar="RUN", default=[],
                    help="a run folder trained outside the bench to bring in as the entry it matches (same split, "
                         "same decisive config); may be repeated")
+    p.add_argument("--floors", action="store_true", help="also rank without hashing: raw pixels (cosine, Euclidean) "
+                   "and, with a frozen backbone, its features (cosine), scored with the same MAP (dnnh.bench.floors)")
     p.add_argument("--quiet", action="store_true", help="print only the results table")
     p.set_defaults(func=run)
 
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
                        target_map=args.target_map, command=shell_command(equivalent_argv(args)),
                        progress=not args.quiet and show_bars(), log=(lambda message: None) if args.quiet else print,
                        seeds=args.seeds, seeds_at=args.seeds_at, tune=args.tune or args.tune_only,
-                       tune_bits=args.tune_bits, tune_only=args.tune_only, adopt=args.adopt)
+                       tune_bits=args.tune_bits, tune_only=args.tune_only, adopt=args.adopt, floors=args.floors)
     print()
     print((result.out / "results.md").read_text())
     print(f"bench finished in {time.perf_counter() - t0:.0f}s; results in {result.out}")

@@ -141,7 +141,8 @@ SHARED_TRAINING_FLAGS = {"backbone": "backbone", "input_size": "input_size", "ep
                          "erase": "erase", "dropout": "dropout", "val_every": "val_every", "threads": "threads",
                          "num_workers": "workers", "precision": "precision", "backbone_weights": "backbone_weights",
                          "backbone_lr": "backbone_lr", "freeze_backbone": "freeze_backbone", "freeze_bn": "freeze_bn",
-                         "resize": "resize", "device": "device", "compile": "compile"}
+                         "resize": "resize", "device": "device", "compile": "compile",
+                         "deterministic": "deterministic", "feature_cache": "feature_cache"}
 
 
 def add_shared_training_args(p: argparse.ArgumentParser, every: bool = False) -> None:
@@ -170,6 +171,9 @@ def add_shared_training_args(p: argparse.ArgumentParser, every: bool = False) ->
     p.add_argument("--resize", type=field_number("resize"), help="pretrained backbones: side images are resized to "
                                                                  "before the crop of --input-size (default 8/7 of "
                                                                  "it: 256 for 224)")
+    p.add_argument("--feature-cache", type=folder_path, metavar="DIR",
+                   help="where a frozen backbone's features are kept (--freeze-backbone with a weights file trains the "
+                        "hash head on them, computed once; default $DNNH_FEATURES, else ~/.cache/dnnh/features)")
     p.add_argument("--epochs", type=positive_int, help=f"training epochs{of} (default {per_recipe('epochs')})")
     p.add_argument("--batch-size", type=int_at_least(2),
                    help=f"batch size{of}: images per batch, or triplets per batch with random triplets (default "
@@ -194,7 +198,10 @@ def add_shared_training_args(p: argparse.ArgumentParser, every: bool = False) ->
     p.add_argument("--workers", type=non_negative_int, help="decoding worker processes for image files (default 2)")
     add_device_arg(p, f"train{of}")
     p.add_argument("--compile", action="store_true", default=None,
-                   help="torch.compile the backbone (opt-in; where it cannot compile, one line and eager training)")
+                   help="torch.compile the network (opt-in; where it cannot compile, one line and eager training)")
+    p.add_argument("--deterministic", action="store_true", default=None,
+                   help="deterministic kernels (cuDNN's fixed convolutions, torch's deterministic algorithms; a "
+                        "warning where an operation has none): same-seed GPU runs equal, at some speed (docs/SCALING.md)")
 
 
 #: What ``--device`` says in every command's help.
@@ -249,6 +256,8 @@ def training_options(args: argparse.Namespace) -> dict[str, Any]:
                if getattr(args, dest, None) is not None}
     if "backbone_weights" in options:
         options["backbone_weights"] = str(options["backbone_weights"])
+    if "feature_cache" in options:
+        options["feature_cache"] = str(options["feature_cache"])
     if hasattr(args, "device"):  # train and bench: where they train, auto's choice said once
         from dnnh.devices import device_name
 

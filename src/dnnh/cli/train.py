@@ -100,6 +100,17 @@ def launch(args: argparse.Namespace) -> int:
     return subprocess.run(command).returncode
 
 
+def cached_codes(result, dataset, say):
+    """A head trained on cached features is scored on them: ``dnnh encode``'s bits without a second pass of the
+    backbone over every image (tests/training/test_head_training.py); None for any other run (encoded now)."""
+    from dnnh.training.head_training import run_features, split_codes, uses_feature_cache
+
+    if not uses_feature_cache(result.run.config):
+        return None
+    say("scoring the codes of the cached features (dnnh eval encodes the raw images again)")
+    return split_codes(result.model, run_features(result.run, dataset), dataset, result.run.split)
+
+
 def run(args: argparse.Namespace) -> int:
     import os
 
@@ -131,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     say(f"trained in {result.seconds:.1f}s; best validation MAP {result.best_val_map:.4f} at epoch {result.best_epoch}")
     topk, metric = reported_topk(dataset, args.topk)  # a list folder reports its dataset's published mAP@K
     say(f"scoring: {metric}")
-    report = evaluate_run(result.run, dataset, topk=topk)
+    report = evaluate_run(result.run, dataset, topk=topk, codes=cached_codes(result, dataset, say))
     print(format_report(report))
     unseen = unseen_summary(result.run)
     if unseen:

@@ -46,16 +46,16 @@ from dnnh.data.sources import DataSource
 from dnnh.data.splits import Split
 from dnnh.encoder.backends import CPU_FORWARD_BATCH
 from dnnh.encoder.names import ROLES
-from dnnh.errors import InputError
+from dnnh.errors import ChangedDataError, InputError
 from dnnh.locks import lock_folder
 from dnnh.metrics import mean_average_precision
-from dnnh.nn import DNNH
+from dnnh.nn import DNNH, build_backbone
 from dnnh.nn.dnnh import HashNetwork
 from dnnh.nn.fuse import fuse_for_inference
 from dnnh.runs import Run
 from dnnh.training.distributed import Distributed
 from dnnh.training.feature_cache import FeatureKey, FeatureTable, cached_features
-from dnnh.training.finetune import load_pretrained, parameter_groups, set_train_modes
+from dnnh.training.finetune import load_pretrained, make_preprocessing, parameter_groups, set_train_modes
 from dnnh.training.objectives import make_objective
 from dnnh.training.train import (TrainingState, TrainResult, build_batches, build_optimizer, open_or_resume,
                                  set_threshold_eps, threshold_eps)
@@ -144,6 +144,32 @@ def run_features(run: Run, dataset, backbone: Callable[[], nn.Module] | None = N
     make = backbone or (lambda: run.load_model().net.backbone)
     return cached_features(feature_key(run), dataset, run.prep, split_items(run.split), make,
                            folder if folder is not None else config.feature_cache, device=device,
+                           num_workers=config.num_workers, progress=progress, log=log)
+
+
+def frozen_backbone(config: TrainConfig) -> nn.Module:
+    """The config's backbone loaded from its recorded weights file, refused when the file changed since."""
+    recorded = config.backbone_weights
+    backbone = build_backbone(config.backbone, weights=recorded["path"])
+    if backbone.weights_file.sha256 != recorded["sha256"]:
+        raise ChangedDataError(f"{recorded['path']} changed since it was recorded (sha256 {recorded['sha256'][:12]}..., "
+                               f"now {backbone.weights_file.sha256[:12]}...); pass the file again")
+    return backbone
+
+
+def config_features(config: TrainConfig, dataset, split: Split, *, fingerprint: dict | None = None,
+                    progress: bool = False, log: Callable[[str], None] | None = None) -> FeatureTable:
+    """The cached features every run of ``config`` on ``dataset``'s ``split`` reads (the same entry as
+    :func:`run_features` of such a run: the same key), computed first where missing. The bench calls it
+    once before its runs, so the extraction is timed on its own and no run pays for it."""
+    if not uses_feature_cache(config):
+        raise InputError("the config does not train from cached features (it needs a frozen pretrained backbone "
+                         "with a weights file and no augmentation)")
+    prep = make_preprocessing(config, dataset, split.train)
+    key = FeatureKey.of(config.backbone, config.backbone_weights["sha256"], prep,
+                        fingerprint if fingerprint is not None else dataset.fingerprint())
+    return cached_features(key, dataset, prep, split_items(split), lambda: frozen_backbone(config),
+                           config.feature_cache, device=devices.resolve_device(config.device),
                            num_workers=config.num_workers, progress=progress, log=log)
 
 
@@ -312,5 +338,5 @@ def _validate_and_keep_best(setup: HeadSetup, state: TrainingState, epoch: int, 
     return validate
 
 
-__all__ = ["HashHead", "feature_key", "head_bits", "head_outputs", "run_features", "split_codes", "split_items",
+__all__ = ["HashHead", "config_features", "feature_key", "frozen_backbone", "head_bits", "head_outputs", "run_features", "split_codes", "split_items",
            "train_head_on_features", "uses_feature_cache"]
