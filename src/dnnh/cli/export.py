@@ -3,9 +3,10 @@
     dnnh export --run runs/x --out model.onnx [--role query|database] [--opset 17] [--force]
 
 Input ``images``: uint8 [N, S, S, C] at the run's input size S and channels C (the graph does not
-resize: resize images to S x S first). Outputs ``bits`` uint8 [N, nbits] and ``codes`` uint8
-[N, ceil(nbits/8)], packed with bit 0 in the least significant bit of byte 0 (the bytes
-``dnnh encode`` writes). Needs ``pip install 'dnnh[onnx]'``.
+resize: resize images to S x S first, after turning them upright by their EXIF orientation, as dnnh
+does when it reads a file: PIL.ImageOps.exif_transpose). Outputs ``bits`` uint8 [N, nbits] and
+``codes`` uint8 [N, ceil(nbits/8)], packed with bit 0 in the least significant bit of byte 0 (the
+bytes ``dnnh encode`` writes). Needs ``pip install 'dnnh[onnx]'``.
 """
 
 from __future__ import annotations

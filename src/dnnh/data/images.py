@@ -1,4 +1,8 @@
-"""Decoding one image file into uint8 (H, W, C), whatever its mode (L, RGB, RGBA, P, I;16 ...).
+"""Decoding one image file into uint8 (H, W, C), whatever its mode (L, RGB, RGBA, P, I;16 ...), upright.
+
+Every decode applies the file's EXIF Orientation tag first (:func:`turn_upright`), so a phone's
+portrait photo, stored sideways with a tag, is read as it is seen: in training, encoding, search
+and the service alike (they all decode here).
 
 High-depth images are scaled into 0..255, never clipped (Pillow's own ``convert("L")`` clips a
 16-bit image, turning almost every pixel of a gradient into 255):
@@ -21,7 +25,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
+
 from dnnh.errors import DataError
 
 
@@ -86,12 +91,24 @@ def scale_to_uint8(values: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)  # the clip only guards rounding
 
 
+def turn_upright(img: Image.Image) -> None:
+    """Apply the EXIF Orientation tag in place, as every image viewer does: phones store a portrait
+    photo's pixels sideways with a tag that says how to turn them. An unreadable EXIF block leaves
+    the pixels as stored (they decode; only the tag is lost)."""
+    try:
+        ImageOps.exif_transpose(img, in_place=True)
+    except DECODE_ERRORS:
+        pass
+
+
 def read_image(path: str | Path, channels: int = 3, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Decode ``path`` to uint8 (H, W, channels); RGBA is composited on white, palettes expanded,
-    16-bit and float images scaled (module docstring)."""
+    """Decode ``path`` to uint8 (H, W, channels), upright (its EXIF orientation applied); RGBA is
+    composited on white, palettes expanded, 16-bit and float images scaled (module docstring); then
+    resized to ``size`` (H, W), bilinear."""
     try:
         with Image.open(path) as img:
             img.load()
+            turn_upright(img)
             if img.mode.startswith(_HIGH_DEPTH_MODES):
                 img = Image.fromarray(scale_to_uint8(np.asarray(img)))  # uint8 (H, W): mode L
             if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):

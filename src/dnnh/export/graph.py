@@ -6,7 +6,9 @@
   channels. The graph does **not** resize: give it images already at the run's input size
   (onnxruntime refuses other shapes with "Got invalid dimensions for input: images"). A run of
   the 224 px pipeline (``resize`` in its preprocessing, the pretrained backbones) takes images
-  at the resize side (256) instead and cuts the centre crop (224) inside the graph.
+  at the resize side (256) instead and cuts the centre crop (224) inside the graph. Images are
+  upright: dnnh applies a file's EXIF orientation when it decodes it (a phone's portrait photo is
+  stored sideways with a tag), so do the same before the graph (``PIL.ImageOps.exif_transpose``).
 * inside: the run's preprocessing as :class:`~dnnh.data.pipeline.Preprocessing` does it (cast to
   float, divide by 255, the centre crop when there is one, subtract the per-channel mean,
   divide by the per-channel std), then the
@@ -158,6 +160,7 @@ def export_onnx(run, out: str | Path, *, role: str = "database", opset: int = DE
         "nbits": str(model.nbits), "code_bytes": str(code_bytes(model.nbits)),
         "input_size": str(side), "crop": str(run.prep.input_size), "channels": str(run.prep.channels),
         "input_layout": (f"uint8 [N, {side}, {side}, {run.prep.channels}] (NHWC); "
+                         "upright (EXIF orientation applied, as dnnh decodes files); "
                          "images must already be at the input size: the graph does not resize"
                          + (f" (it takes the centre {run.prep.input_size}x{run.prep.input_size} crop)"
                             if side > run.prep.input_size else "")),
