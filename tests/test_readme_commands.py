@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -90,3 +92,29 @@ def test_every_benchmark_readme_names_exists():
     assert named, "README names no benchmark"
     missing = sorted(n for n in named if not (README.parent / "benchmarks" / n).is_file())
     assert not missing, missing
+
+
+#: The flags and shell operators through which README's commands write files.
+_WRITES = ("--out", "--token-file", "-o", ">")
+
+
+def written_paths(commands_: list[str]) -> list[str]:
+    """Every path README's commands write to (``--out``, ``--token-file``, ``curl -o``, ``> file``)."""
+    found = []
+    for command in commands_:
+        argv = shlex.split(command)
+        found += [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg in _WRITES]
+    return found
+
+
+def test_readme_commands_write_only_where_git_ignores():
+    """Issue 36.16. Before: `token`, `fmnist-48.onnx` (and `42.png`, `db.dhi`, `parts/`, `results/`)
+    landed in the working tree as untracked files a `git add .` would commit."""
+    git = shutil.which("git")
+    if git is None or subprocess.run([git, "rev-parse"], cwd=README.parent, capture_output=True).returncode:
+        pytest.skip("not a git work tree")
+    paths = [p for p in written_paths(ALL) if not p.startswith("/")]
+    assert {"runs/token", "runs/fmnist-48.onnx"} <= set(paths), paths
+    kept = [p for p in paths if subprocess.run([git, "check-ignore", "-q", "--no-index", p],
+                                               cwd=README.parent).returncode != 0]
+    assert not kept, f"README's commands write files git would track: {kept}"
