@@ -118,3 +118,31 @@ def test_readme_commands_write_only_where_git_ignores():
     kept = [p for p in paths if subprocess.run([git, "check-ignore", "-q", "--no-index", p],
                                                cwd=README.parent).returncode != 0]
     assert not kept, f"README's commands write files git would track: {kept}"
+
+
+def test_a_comment_naming_a_split_names_the_one_the_command_draws():
+    """Issue 36.16. Before: "# paper protocol" beside a command whose run prints "auto split"."""
+    named = []
+    for block in code_blocks(README.read_text()):
+        for line in block.splitlines():
+            command, _, comment = line.partition("  # ")
+            said = re.search(r"\b(auto|paper|cifar10-1|cifar10-2|lists|unseen) (?:split|protocol)\b", comment)
+            if command.startswith("dnnh ") and said:
+                named.append(said.group(1))
+                assert build_parser().parse_args(shlex.split(command)[1:]).protocol == said.group(1), line
+    assert named, "no README command comment names its split"
+
+
+def test_readme_deletes_the_id_an_add_returned_not_a_fixed_item():
+    """Issue 36.16. Before: `DELETE /api/items/1797` deleted a real item on any run but the digits demo."""
+    deletes = [c for c in ALL if "-X DELETE" in c]
+    assert deletes and all(re.search(r"/api/items/ID\b", c) for c in deletes), deletes
+    assert "the id your add returned" in README.read_text()
+
+
+def test_the_224_px_backbone_command_says_how_long_it_takes_and_how_to_try_it_small():
+    """Issue 36.16. Before: README's resnet18 command took about 4 hours on 2 cores and nothing said so."""
+    section = README.read_text().split("\n## Pretrained backbones", 1)[1].split("\n## ", 1)[0]
+    assert re.search(r"resnet18 command takes about [\d-]+ hours", section)
+    small = [c for c in DNNH if "--backbone resnet18" in c and "--data digits" in c]
+    assert small and "--epochs 1" in small[0] and "--train-per-class" in small[0]
