@@ -77,9 +77,9 @@ PRETRAINED_LR = 0.1
 #: Training arithmetic: fp32, bf16 autocast, fp16 autocast with loss scaling (CUDA only); see dnnh.devices.
 PRECISIONS = ("fp32", "bf16", "fp16")
 #: Fields that change how fast a run goes, not what it computes.
-RUNTIME_FIELDS = ("threads", "num_workers", "device", "compile", "feature_cache")
+RUNTIME_FIELDS = ("threads", "num_workers", "device", "compile", "feature_cache", "deterministic")
 #: Runtime fields a resumed run may change: it continues on another device, compiled or not.
-PLACEMENT_FIELDS = ("device", "compile", "feature_cache")
+PLACEMENT_FIELDS = ("device", "compile", "feature_cache", "deterministic")
 #: Fields only the triplet objective reads (the later losses train on class-balanced batches).
 TRIPLET_FIELDS = ("margin", "smooth_loss", "distance", "reduction", "triplets")
 #: Fields one later loss reads, with that loss (every other objective ignores them).
@@ -270,6 +270,9 @@ class TrainConfig:
     # (dnnh.devices). On CUDA "auto" precision means bf16 from compute capability 8.0, else fp16.
     device: str = "auto"
     compile: bool = False
+    # deterministic: torch's deterministic kernels and cuDNN's fixed convolutions (dnnh.devices.deterministic_algorithms);
+    # same-seed runs are then equal on a GPU too, where every operation has such a kernel (docs/SCALING.md).
+    deterministic: bool = False
     # Pretrained backbones (PRETRAINED_BACKBONES; issue 23). backbone_weights: a weights file (a path;
     # stored as weights_provenance's dict, so config.json says which file by name, size and sha256);
     # None: random initialisation. backbone_lr: the backbone's learning rate as a multiple of the

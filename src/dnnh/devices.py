@@ -19,8 +19,9 @@ The hash head, threshold and loss stay fp32 on every device (see :class:`dnnh.nn
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-from typing import Callable
+import os
+from contextlib import AbstractContextManager, contextmanager
+from typing import Callable, Iterator
 
 import torch
 
@@ -176,13 +177,43 @@ def local_device(device: torch.device, local_rank: int) -> torch.device:
     return torch.device("cuda", local_rank)
 
 
-def speed_switches(device: torch.device) -> None:
-    """Settings that only pay on a GPU: cuDNN picks the fastest convolution for the fixed input size,
-    and TF32 matmuls for the fp32 parts (the hash head and loss keep fp32's range)."""
+def speed_switches(device: torch.device, deterministic: bool = False) -> None:
+    """cuDNN's autotuner on a GPU: the fastest convolution for the fixed input size (not when
+    ``deterministic``: the autotuner may pick another algorithm on the next run).
+
+    TF32 is not switched on (issue 34.7). torch's defaults stand: cuDNN convolutions (the backbone's;
+    ``torch.backends.cudnn.conv.fp32_precision`` is ``tf32``) may use TF32 in an fp32 run, while
+    matmuls (the hash head's and the loss's; ``torch.backends.cuda.matmul.fp32_precision``) stay IEEE
+    fp32, so the head, threshold and loss keep full fp32 and nothing later in the process (encoding,
+    another library) inherits a changed setting. On Ampere and later, ``--precision auto`` trains the
+    backbone in bf16 anyway.
+    """
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = not deterministic
+
+
+@contextmanager
+def deterministic_algorithms(enabled: bool) -> Iterator[None]:
+    """``--deterministic`` for the duration: torch's deterministic kernels (``warn_only``: an operation
+    without one warns instead of failing the run; on CUDA NIN's global average pool's backward is
+    one) and cuDNN's fixed convolutions; the process's own settings come back afterwards.
+
+    cuBLAS reads ``CUBLAS_WORKSPACE_CONFIG`` when CUDA starts: set here, it counts only when training
+    is the process's first use of the GPU (set it in the environment otherwise).
+    """
+    if not enabled:
+        yield
+        return
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+              torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before[2], before[3]
 
 
 #: The torch.compile backend ``--compile`` uses (tests name a capturing one to see the graphs without a C compiler).

@@ -241,8 +241,10 @@ class Run:
         if self.reformed is not None:
             raise ValueError(f"{self.path} was trained with the {self.config.loss} loss {self.reformed[1]}; this dnnh "
                              "computes that loss differently, so the run cannot be continued: train it again")
-        # Where it runs may change (a GPU run resumes on a CPU): compare the rest.
-        saved, given = ({k: v for k, v in c.to_dict().items() if k not in PLACEMENT_FIELDS} for c in (self.config, config))
+        # Where it runs may change (a GPU run resumes on a CPU), and with it the arithmetic --precision auto
+        # resolves to there (bf16 on an Ampere GPU, fp32 on an AVX2 CPU; fp16 runs on no CPU): compare the rest.
+        may_change = (*PLACEMENT_FIELDS, "precision")
+        saved, given = ({k: v for k, v in c.to_dict().items() if k not in may_change} for c in (self.config, config))
         if given != saved:
             raise ValueError(f"--resume needs the same training config as {self.path / CONFIG}; it differs "
                              f"({config_differences(saved, given)})")

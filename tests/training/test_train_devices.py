@@ -239,3 +239,117 @@ def test_a_gpu_run_is_scored_on_its_gpu_after_training(tmp_path, digits, small_s
     monkeypatch.setattr(devices, "cuda_available", lambda: False)  # the same run opened without that GPU
     evaluation.evaluate_run(Run.open(tmp_path / "r"), digits, write=False)
     assert torch.device(asked[-1]) == torch.device("cpu")
+
+
+CLI_TINY = ["--data", "digits", "--protocol", "paper", "--queries-per-class", "5", "--train-per-class", "30",
+            "--bits", "12", "--input-size", "8", "--batch-size", "40", "--threads", "1", "--workers", "0",
+            "--epochs", "1", "--quiet"]
+
+
+def _as_if_trained_on(run_dir, device: str, precision: str) -> None:
+    """Rewrite a CPU run's config.json as a run trained on ``device`` in ``precision`` would have it."""
+    path = run_dir / "config.json"
+    saved = json.loads(path.read_text())
+    saved["config"].update(device=device, precision=precision)
+    path.write_text(json.dumps(saved))
+
+
+@pytest.mark.parametrize("trained_in", ["fp16", "bf16"])
+def test_the_command_line_resumes_a_gpu_run_on_the_cpu_without_repeating_precision(tmp_path, trained_in, capsys):
+    """Issue 34.6: ``--precision auto`` resolved again for the new device and the resume was refused
+    (precision: saved fp16, given fp32), against README's promise that the device is not part of a run."""
+    from dnnh.cli.main import main
+
+    run_dir = tmp_path / "r"
+    assert main(["train", *CLI_TINY, "--run", str(run_dir), "--device", "cpu"]) == 0
+    _as_if_trained_on(run_dir, "cuda:0", trained_in)  # a T4 (fp16) or an A100 (bf16) ran auto
+    capsys.readouterr()
+    assert main(["train", *CLI_TINY, "--run", str(run_dir), "--resume", "--device", "cpu"]) == 0
+    assert "MAP (whole database)" in capsys.readouterr().out
+
+
+def test_the_command_line_resumes_a_cpu_run_on_a_gpu_without_repeating_precision(tmp_path, monkeypatch, capsys):
+    from dnnh.cli.main import main
+
+    from support.fake_cuda import fake_gpu
+
+    run_dir = tmp_path / "r"
+    assert main(["train", *CLI_TINY, "--run", str(run_dir), "--device", "cpu", "--precision", "fp32"]) == 0
+    with fake_gpu(monkeypatch):  # auto resolves to bf16 on the faked H100
+        assert main(["train", *CLI_TINY, "--run", str(run_dir), "--resume", "--device", "cuda"]) == 0
+    capsys.readouterr()
+    assert main(["train", *CLI_TINY, "--run", str(run_dir), "--resume", "--device", "cpu", "--bits", "16"]) != 0
+    assert "nbits: saved 12, given 16" in capsys.readouterr().err  # what decides the run still may not change
+
+
+def test_tf32_is_not_switched_on_for_the_whole_process(monkeypatch):
+    """Issue 34.7: TF32 matmuls were switched on process-wide, for the hash head, the loss and every later encode."""
+    matmul = torch.backends.cuda.matmul
+    before = (matmul.allow_tf32, matmul.fp32_precision)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", torch.backends.cudnn.benchmark)  # put back afterwards
+    try:
+        devices.speed_switches(torch.device("cuda", 0))
+        assert (matmul.allow_tf32, matmul.fp32_precision) == before == (False, "none")  # IEEE fp32 matmuls
+        assert torch.backends.cudnn.benchmark  # cuDNN's autotuner stays on for a GPU run
+        devices.speed_switches(torch.device("cuda", 0), deterministic=True)
+        assert not torch.backends.cudnn.benchmark
+    finally:
+        matmul.fp32_precision = before[1]
+
+
+def _saves(monkeypatch) -> list[int]:
+    saved = []
+    real = Run.save_checkpoint
+
+    def spy(run, model, state):
+        saved.append(state["epoch"] + 1)
+        return real(run, model, state)
+    monkeypatch.setattr(Run, "save_checkpoint", spy)
+    return saved
+
+
+def test_checkpoints_at_most_every_interval_and_after_the_last_epoch_and_resume_stays_exact(
+        tmp_path, digits, small_split, tiny_config, monkeypatch):
+    """Issue 34.8: a checkpoint every epoch took as long as an epoch on a GPU."""
+    config = tiny_config.replace(epochs=3, erase=0.5)
+    full = train(config, digits, small_split, tmp_path / "full", progress=False)
+    saved = _saves(monkeypatch)
+    with pytest.raises(Interrupt):  # killed after epoch 2, before any checkpoint was due
+        train(config, digits, small_split, tmp_path / "cut", progress=False, on_epoch_end=stop_after(2),
+              checkpoint_every_s=3600)
+    assert saved == [] and not (tmp_path / "cut" / "checkpoint" / "state.pt").exists()
+    resumed = train(config, digits, small_split, tmp_path / "cut", resume=True, progress=False,
+                    checkpoint_every_s=3600)
+    assert saved == [3]  # the last epoch only
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
+    a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "cut" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_gpu_run_checkpoints_by_time_not_every_epoch(tmp_path, digits, small_split, tiny_config, monkeypatch):
+    from support.fake_cuda import fake_gpu
+
+    saved = _saves(monkeypatch)
+    with fake_gpu(monkeypatch):
+        train(tiny_config.replace(epochs=3, device="cuda"), digits, small_split, tmp_path / "r", progress=False)
+    assert saved == [3]  # three epochs of seconds: one checkpoint (before: one an epoch)
+    saved.clear()
+    train(tiny_config.replace(epochs=3), digits, small_split, tmp_path / "cpu", progress=False)
+    assert saved == [1, 2, 3]  # the CPU keeps one an epoch
+
+
+def test_deterministic_switches_torch_for_the_run_only_and_is_recorded(tmp_path, monkeypatch):
+    """Issue 34.10: a switch for same-seed equality on a GPU (cuDNN's fixed algorithms, deterministic kernels)."""
+    from dnnh.cli.main import main
+
+    seen = []
+    real = train_module.one_epoch
+
+    def spy(setup, *args, **kwargs):
+        seen.append((torch.are_deterministic_algorithms_enabled(), setup.config.deterministic))
+        return real(setup, *args, **kwargs)
+    monkeypatch.setattr(train_module, "one_epoch", spy)
+    assert main(["train", *CLI_TINY, "--run", str(tmp_path / "r"), "--device", "cpu", "--deterministic"]) == 0
+    assert seen == [(True, True)] and not torch.are_deterministic_algorithms_enabled()  # the process's own again
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["config"]["deterministic"] is True
+    assert main(["train", *CLI_TINY, "--run", str(tmp_path / "r"), "--device", "cpu", "--resume"]) == 0  # runtime

@@ -50,7 +50,9 @@ from dnnh.nn.backbones import BACKBONES
 from dnnh.nn.dnnh import DNNH, HashNetwork
 
 _PRODUCERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
-_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+#: SyncBatchNorm (training on several GPUs, :meth:`dnnh.training.distributed.Distributed.prepare`) is a batch
+#: norm like the others in eval mode: it folds the same way (issue 34.11).
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 _DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
 

@@ -132,6 +132,9 @@ def on_cpu(value: Any) -> Any:
     return value
 
 
+#: Seconds between two checkpoints on a GPU (and after the last epoch): see :func:`end_epoch`.
+GPU_CHECKPOINT_EVERY_S = 60.0
+
 #: Checkpoint entries only some devices write (see :meth:`TrainingState._device_entries`).
 OPTIONAL_ENTRIES = ("cuda_rng", "grad_scaler")
 
@@ -157,6 +160,7 @@ class TrainingState:
     next_epoch: int = 0
     device: torch.device = torch.device("cpu")
     scaler: torch.amp.GradScaler | None = None  # loss scaling (fp16 on CUDA); None or disabled elsewhere
+    saved_at: float = 0.0  # time.perf_counter() of the last checkpoint (or the start): not itself saved
 
     def entries(self) -> dict[str, tuple[Callable[[], Any], Callable[[Any], None]]]:
         """{checkpoint key: (read it, set it)}, in the order they are restored."""
@@ -235,6 +239,7 @@ class Setup:
     eval_source: BatchSource | None = None  # centre-cropped images when training crops at random (else source)
     backbone_note: str = ""  # where a pretrained backbone started: its weights file, or random initialisation
     forward: Callable[..., torch.Tensor] | None = None  # --compile: the compiled forward (else the model's own)
+    checkpoint_every_s: float = 0.0  # see train(): 0 on the CPU (every epoch), GPU_CHECKPOINT_EVERY_S on a GPU
 
     @property
     def device(self) -> torch.device:
@@ -245,7 +250,7 @@ class Setup:
 def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split, run_dir: str | Path,
           resume: bool = False, progress: bool = True, on_epoch_end: Callable[[int, dict], None] | None = None,
           source: DataSource | None = None, log: Callable[[str], None] | None = None,
-          device: str | torch.device | None = None) -> TrainResult:
+          device: str | torch.device | None = None, checkpoint_every_s: float | None = None) -> TrainResult:
     """Train ``config`` on ``dataset``'s ``split`` into ``run_dir``.
 
     ``source``: where the data came from (recorded so the run can reload it; default: the
@@ -258,6 +263,11 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
     device's own ``auto`` precision build the config with ``device=`` instead. The model, the
     batches and the loss live there; checkpoints hold CPU tensors, so the run resumes, evaluates
     and encodes on any device (:mod:`dnnh.devices`).
+
+    ``checkpoint_every_s``: the checkpoint is written after an epoch when this long has passed since
+    the last one, and after the last epoch (None: every epoch on the CPU, at most every
+    :data:`GPU_CHECKPOINT_EVERY_S` on a GPU, whose epochs can take less time than writing one). A
+    resumed run continues from the last checkpoint written and still equals an uninterrupted run.
     """
     from dnnh.training import head_training  # it imports this module's pieces: loaded here, not at the top
 
@@ -276,24 +286,33 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
     if not ddp.is_main:
         progress, log = False, None
     lock = lock_folder(run_dir, "run directory")  # refuses a file's path, on every rank
-    with lock if ddp.is_main else nullcontext():
-        run = open_or_resume(config, dataset, split, run_dir, resume, source, ddp)
-        setup, state = start(config, run, dataset, ddp, resume, log)
-        if log is not None and setup.backbone_note:
-            log(setup.backbone_note)
-        started = time.perf_counter()
-        for epoch in range(state.next_epoch, config.epochs):
-            record = one_epoch(setup, state, epoch, progress, log)
-            check_epoch_finite(record, state.model, state.next_epoch, run_dir)  # NaN: stop, last checkpoint kept
-            validated = validate_and_keep_best(setup, state, epoch, record)
-            end_epoch(setup, state, record)
-            if log is not None:
-                val = f", val MAP {record['val_map']:.4f}" if validated else ""
-                log(f"epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.4f}, "
-                    f"{record['images_per_s']:.0f} img/s{val}")
-            if on_epoch_end is not None:
-                on_epoch_end(epoch + 1, record)
-        return finish(setup, state, time.perf_counter() - started)
+    try:
+        with lock if ddp.is_main else nullcontext(), devices.deterministic_algorithms(config.deterministic):
+            run = open_or_resume(config, dataset, split, run_dir, resume, source, ddp)
+            if resume and log is not None and run.config.precision != config.precision:
+                log(f"resuming in {config.precision} on {devices.device_name(place)}: the run trained in "
+                    f"{run.config.precision} so far (on {run.config.device})")
+            setup, state = start(config, run, dataset, ddp, resume, log)
+            if checkpoint_every_s is not None:
+                setup.checkpoint_every_s = checkpoint_every_s
+            if log is not None and setup.backbone_note:
+                log(setup.backbone_note)
+            started = state.saved_at = time.perf_counter()
+            for epoch in range(state.next_epoch, config.epochs):
+                record = one_epoch(setup, state, epoch, progress, log)
+                check_epoch_finite(record, state.model, state.next_epoch, run_dir)  # NaN: stop, last checkpoint kept
+                validated = validate_and_keep_best(setup, state, epoch, record)
+                end_epoch(setup, state, record)
+                ddp.barrier()  # the others wait for rank 0's validation and files here, not in the next collective
+                if log is not None:
+                    val = f", val MAP {record['val_map']:.4f}" if validated else ""
+                    log(f"epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.4f}, "
+                        f"{record['images_per_s']:.0f} img/s{val}")
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch + 1, record)
+            return finish(setup, state, time.perf_counter() - started)
+    finally:
+        ddp.close()  # the process group this run started ends with it
 
 
 def open_or_resume(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split, run_dir: Path,
@@ -326,7 +345,7 @@ def start(config: TrainConfig, run: Run, dataset: ArrayDataset | FileDataset, dd
     device, so its initial weights are the same on every device."""
     labels, train_idx, val_idx = dataset.labels, run.split.train, run.split.val
     device = ddp.device
-    devices.speed_switches(device)
+    devices.speed_switches(device, config.deterministic)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     aug_gen = devices.generator(device, config.seed + 1)  # on the CPU: the generator of before issue 22
@@ -343,7 +362,8 @@ def start(config: TrainConfig, run: Run, dataset: ArrayDataset | FileDataset, dd
     batches = BatchSource(dataset, run.prep.uncropped() if crops else run.prep, cache_indices=cached,
                           num_workers=config.num_workers, device=device)
     setup = Setup(config, run, labels, train_idx, val_idx, batcher, batches, Encoder(model, run.prep), parameters,
-                  ddp, eval_source=eval_source, backbone_note=note)
+                  ddp, eval_source=eval_source, backbone_note=note,
+                  checkpoint_every_s=GPU_CHECKPOINT_EVERY_S if device.type == "cuda" else 0.0)
     state = TrainingState(model, objective, optimizer, schedule, rng, aug_gen, device=device,
                           scaler=devices.grad_scaler(device, config.precision))
     if config.compile:  # the loop's forward under torch.compile, tried at the first step (devices.CompiledForward)
@@ -434,13 +454,24 @@ def validate_and_keep_best(setup: Setup, state: TrainingState, epoch: int, recor
     return validate
 
 
-def end_epoch(setup: Setup, state: TrainingState, record: dict) -> None:
-    """Add ``record`` to the history and checkpoint the epoch (rank 0 writes the files)."""
+def end_epoch(setup: Setup, state: TrainingState, record: dict) -> bool:
+    """Add ``record`` to the history and checkpoint the epoch when due (rank 0 writes the files); True if saved.
+
+    Due: after the last epoch, and when :attr:`Setup.checkpoint_every_s` have passed since the last
+    checkpoint (every epoch at 0). A checkpoint is a few hundred MB written and synced, more than
+    an epoch of a small network takes on a GPU (issue 34.8).
+    """
     state.history.append(record)
     state.next_epoch = record["epoch"]
+    now = time.perf_counter()
+    due = record["epoch"] == setup.config.epochs or now - state.saved_at >= setup.checkpoint_every_s
     if setup.ddp.is_main:
-        state.save(setup.run)
+        if due:
+            state.save(setup.run)
         setup.run.write_history(state.history, state.best_epoch, state.best_val)
+    if due:
+        state.saved_at = now
+    return due
 
 
 def finish(setup: Setup, state: TrainingState, seconds: float) -> TrainResult:
