@@ -26,7 +26,8 @@ TINY = dict(bits=12, input_size=8, epochs=1, batch_size=40, per_class=4, num_wor
 CASES = ([("paper", {"batch_size": 20}), ("modern", {})]
          + [("modern", {"triplets": strategy}) for strategy in MINING_STRATEGIES if strategy != "all"]
          + [("modern", {"loss": loss}) for loss in LOSSES if loss != "triplet"]
-         + [("modern", {"separate_query_network": True, "batchnorm": True, "erase": 0.5, "augment": "shift-flip"})])
+         + [("modern", {"separate_query_network": True, "batchnorm": True, "erase": 0.5, "augment": "shift-flip"}),
+            ("modern", {"precision": "fp16"}), ("paper", {"batch_size": 20, "precision": "fp16"})])  # loss scaling
 
 
 def case_id(case) -> str:
@@ -41,6 +42,8 @@ def steps_of(monkeypatch, tmp_path, digits, split, recipe: str, options: dict, p
         monkeypatch.setattr(progress_module, "NOTE_EVERY_S", 0.0)
         monkeypatch.setattr(progress_module, "LINE_EVERY_S", 0.0)
         monkeypatch.setattr(sys.stderr, "isatty", lambda: progress == "bar")
+    if options.get("precision") == "fp16":  # the loss scaler is enabled only where torch sees CUDA
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     with fake_gpu(monkeypatch) as counter:
         config = TrainConfig.from_recipe(recipe, **{**TINY, **options})  # "cuda" resolves on the faked GPU only
         assert config.device == "cuda:0"

@@ -21,8 +21,9 @@ What it counts (the name recorded in :attr:`HostSyncCounter.events`):
 Which tensors are "on the device": on a real GPU, those whose ``device.type`` is ``cuda``. With
 ``fake=True`` (no GPU; tests/support/fake_cuda.py) every device argument naming ``cuda`` is
 rewritten to the CPU, so the code takes its CUDA branches while computing on the CPU, and the
-counter remembers which tensors would live on the GPU: those made or moved there, and every
-result of an operation that read one of them.
+counter remembers which tensors would live on the GPU: those made or moved there (any tensor made
+with an explicit ``device=``, since ``device=x.device`` names the CPU for a faked GPU tensor x), and
+every result of an operation that read one of them.
 
 Steps: ``Tensor.backward`` marks the end of a training step, so :meth:`per_step` gives the calls
 made from one backward to the next (each interval holds one whole step, shifted: the rest of
@@ -50,6 +51,11 @@ DATA_SHAPED = frozenset({"nonzero", "argwhere", "masked_select", "unique", "uniq
 #: Functions that make a tensor from host data (a list, a number, a numpy array).
 FROM_HOST = frozenset({"tensor", "as_tensor", "asarray"})
 BACKWARD = "backward"
+
+
+def _parse_to(args: tuple, kwargs: dict) -> tuple:
+    """``Tensor.to``'s (device, dtype, non_blocking, memory_format), as torch reads its arguments."""
+    return torch._C._nn._parse_to(*args[1:], **{k: v for k, v in kwargs.items() if k != "copy"})
 
 
 def _is_cuda(device: Any) -> bool:
@@ -126,6 +132,8 @@ class HostSyncCounter(TorchFunctionMode):
             self.events.append(BACKWARD)
         self._count(name, args, kwargs)
         target_cuda = self._targets_cuda(name, args, kwargs)
+        if self.fake and name != "to" and kwargs.get("device") is not None:
+            target_cuda = True  # faked, ``device=x.device`` of a GPU tensor x names the CPU: made for the GPU all the same
         if self.fake:
             if name in ("pin_memory", "cuda"):  # no pinned memory, no GPU: the tensor itself stands for both
                 out = args[0]
@@ -144,7 +152,7 @@ class HostSyncCounter(TorchFunctionMode):
     def _targets_cuda(self, name: str, args: tuple, kwargs: dict) -> bool:
         """Whether the call names a CUDA device as where its result goes."""
         if name == "to":
-            device, _, _, _ = torch._C._nn._parse_to(*args[1:], **kwargs)
+            device, _, _, _ = _parse_to(args, kwargs)
             return _is_cuda(device) or (len(args) > 1 and isinstance(args[1], torch.Tensor) and self.on_device(args[1]))
         return _is_cuda(kwargs.get("device"))
 
@@ -167,7 +175,7 @@ class HostSyncCounter(TorchFunctionMode):
                 self.events.append("h2d")
         elif name in ("to", "cuda"):
             if name == "to":
-                device, _, non_blocking, _ = torch._C._nn._parse_to(*args[1:], **kwargs)
+                device, _, non_blocking, _ = _parse_to(args, kwargs)
             else:
                 device, non_blocking = "cuda", kwargs.get("non_blocking", False)
             if _is_cuda(device) and not non_blocking and not self.on_device(first):
