@@ -136,3 +136,20 @@ def test_dnnh_train_scores_from_the_cache_and_dnnh_eval_on_raw_images_agrees(res
     evaluated = capsys.readouterr().out
     map_line = [line for line in trained.splitlines() if line.strip().startswith("MAP")]
     assert map_line and map_line[0] in evaluated
+
+
+def test_a_diverged_head_stops_and_keeps_its_last_checkpoint(digits, few, resnet18_file, cache, tmp_path, monkeypatch):
+    from dnnh.errors import DivergedError
+    from dnnh.training import head_training
+
+    real = head_training._epoch
+
+    def diverging(setup, state, epoch, progress):
+        record = real(setup, state, epoch, progress)
+        return {**record, "loss": float("nan")} if epoch == 1 else record
+
+    monkeypatch.setattr(head_training, "_epoch", diverging)
+    with pytest.raises(DivergedError, match="training stopped in epoch 2: the loss became nan"):
+        train(frozen(resnet18_file, cache, epochs=3), digits, few, tmp_path / "run", progress=False)
+    assert Run.open(tmp_path / "run").has_checkpoint  # epoch 1's
+    assert torch.load(tmp_path / "run" / "checkpoint" / "state.pt", weights_only=True)["epoch"] == 0

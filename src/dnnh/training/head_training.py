@@ -59,6 +59,7 @@ from dnnh.training.distributed import Distributed
 from dnnh.training.feature_cache import FeatureKey, FeatureTable, cached_features
 from dnnh.training.finetune import load_pretrained, make_preprocessing, parameter_groups, set_train_modes
 from dnnh.training.objectives import make_objective
+from dnnh.training.preflight import check_epoch_finite
 from dnnh.training.train import (TrainingState, TrainResult, build_batches, build_optimizer, open_or_resume,
                                  set_threshold_eps, threshold_eps)
 
@@ -236,6 +237,7 @@ def train_head_on_features(config: TrainConfig, dataset, split: Split, run_dir: 
         started = time.perf_counter()
         for epoch in range(state.next_epoch, config.epochs):
             record = _epoch(setup, state, epoch, progress)
+            check_epoch_finite(record, state.model, state.next_epoch, run_dir)  # NaN: stop, last checkpoint kept
             validated = _validate_and_keep_best(setup, state, epoch, record)
             state.history.append(record)
             state.next_epoch = record["epoch"]
