@@ -264,7 +264,7 @@ def _features_lines(features: dict | None) -> list[str]:
             f"{features['items']:,} items x {features['width']} {features['dtype']} ({features['size_mb']:.0f} MB, "
             f"`{features['entry']}`); computed once for every method, seed and length: {features['computed_images']:,} "
             f"images in {features['seconds']:.0f} s ({features['images_per_s'] or 0:.1f} img/s, "
-            f"{features['torch_threads']} threads, {features['device']}) when first asked for"]
+            f"torch threads {features['torch_threads']}, {features['device']}) when first asked for"]
 
 
 def _floors_section(floors: Sequence[dict], map_label: str) -> list[str]:
