@@ -46,7 +46,7 @@ def test_cli_train_freeze_export_equals_encode(folder, tmp_path, capsys):
                  "--backbone-weights", str(weights), "--freeze-backbone", "--input-size", "32", "--resize", "40",
                  "--bits", "16", "--epochs", "1", "--batch-size", "40", "--protocol", "paper",
                  "--queries-per-class", "2", "--train-per-class", "10", "--threads", "1", "--workers", "0",
-                 "--quiet"]) == 0
+                 "--feature-cache", str(tmp_path / "features"), "--quiet"]) == 0  # the head trains on cached features
     run = Run.open(run_dir)
     state = torch.load(weights)
     assert all(torch.equal(v, state[k]) for k, v in run.load_model().net.backbone.state_dict().items())
