@@ -10,7 +10,9 @@ rows: seconds instead of hours at 224 px on a CPU.
 
 Why a loop of its own, beside :func:`dnnh.training.train.one_epoch`: that loop's body is about
 images (the batch source and its device pipeline, augmentation, autocast of the backbone, the
-DDP gather, loss scaling), none of which exists here. This one reuses everything else: the run
+DDP gather, loss scaling), none of which exists here. This one reuses everything else, handed to
+it by :func:`dnnh.training.train.train` (``loop``: that module itself, so this one never imports
+it back and the package's import graph keeps no cycle, tests/test_layers.py): the run
 directory (:func:`~dnnh.training.train.open_or_resume`), the seeding and build order of
 :func:`~dnnh.training.train.start` (so the head starts from the weights the image path would
 give it), the batches and miners, the objectives, the optimizer and schedule, and
@@ -35,7 +37,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from types import ModuleType
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -60,8 +63,6 @@ from dnnh.training.feature_cache import FeatureKey, FeatureTable, cached_feature
 from dnnh.training.finetune import load_pretrained, make_preprocessing, parameter_groups, set_train_modes
 from dnnh.training.objectives import make_objective
 from dnnh.training.preflight import check_epoch_finite
-from dnnh.training.train import (TrainingState, TrainResult, build_batches, build_optimizer, open_or_resume,
-                                 set_threshold_eps, threshold_eps)
 
 #: Feature rows read from the cache file and encoded at once: bounds memory on a 70,000-item database
 #: (4,096 x 50q floats at 64 bits: 52 MB), and large enough that the projection's weights are read once
@@ -212,14 +213,17 @@ class HeadSetup:
     val_features: np.ndarray
     batcher: object
     device: torch.device
+    loop: ModuleType  # dnnh.training.train: the parts of its loop this one reuses
     backbone_note: str = ""
 
 
 def train_head_on_features(config: TrainConfig, dataset, split: Split, run_dir: str | Path, resume: bool = False,
                            progress: bool = True, on_epoch_end: Callable[[int, dict], None] | None = None,
                            source: DataSource | None = None, log: Callable[[str], None] | None = None,
-                           device: str | torch.device | None = None) -> TrainResult:
-    """:func:`dnnh.training.train.train` for a config :func:`uses_feature_cache` accepts; same arguments, same result."""
+                           device: str | torch.device | None = None, *, loop: ModuleType) -> Any:
+    """:func:`dnnh.training.train.train` for a config :func:`uses_feature_cache` accepts: same arguments, and the
+    same result (a :class:`~dnnh.training.train.TrainResult`). ``loop``: :mod:`dnnh.training.train`, whose
+    ``train`` calls this with itself (see the module docstring)."""
     run_dir = Path(run_dir)
     if device is not None:
         config = config.replace(device=str(device))
@@ -230,10 +234,10 @@ def train_head_on_features(config: TrainConfig, dataset, split: Split, run_dir: 
     if log is None and progress:
         log = tqdm.write
     with lock_folder(run_dir, "run directory"):
-        run = open_or_resume(config, dataset, split, run_dir, resume, source, ddp)
+        run = loop.open_or_resume(config, dataset, split, run_dir, resume, source, ddp)
         if resume:
             run.check_data(dataset)  # the cache is keyed by the data the run recorded
-        setup, state = _start(config, run, dataset, ddp, resume, progress, log)
+        setup, state = _start(config, run, dataset, ddp, resume, progress, log, loop)
         started = time.perf_counter()
         for epoch in range(state.next_epoch, config.epochs):
             record = _epoch(setup, state, epoch, progress)
@@ -252,14 +256,14 @@ def train_head_on_features(config: TrainConfig, dataset, split: Split, run_dir: 
         seconds = time.perf_counter() - started
         model = state.model
         run.load_best_into(model)
-        set_threshold_eps(model, config.eps)
+        loop.set_threshold_eps(model, config.eps)
         model.eval()
-        return TrainResult(model=model, prep=run.prep, history=state.history, best_epoch=state.best_epoch,
+        return loop.TrainResult(model=model, prep=run.prep, history=state.history, best_epoch=state.best_epoch,
                            best_val_map=state.best_val, seconds=seconds, run=run)
 
 
 def _start(config: TrainConfig, run: Run, dataset, ddp: Distributed, resume: bool, progress: bool,
-           log: Callable[[str], None] | None) -> tuple[HeadSetup, TrainingState]:
+           log: Callable[[str], None] | None, loop: ModuleType) -> tuple[HeadSetup, Any]:
     """:func:`dnnh.training.train.start`'s seeds and build order, then the cached features."""
     labels, train_idx, val_idx, device = dataset.labels, run.split.train, run.split.val, ddp.device
     devices.speed_switches(device)
@@ -269,12 +273,12 @@ def _start(config: TrainConfig, run: Run, dataset, ddp: Distributed, resume: boo
     model = run.new_model().to(device)
     checkpointed = resume and run.has_checkpoint
     note = load_pretrained(model, config) if not checkpointed else ""
-    batcher = build_batches(config, labels[train_idx])
+    batcher = loop.build_batches(config, labels[train_idx])
     objective = make_objective(config.loss, config.objective_spec(), labels, train_idx).to(device)
     groups, _ = parameter_groups(model, objective, config)
-    optimizer, schedule = build_optimizer(config, groups, len(batcher), device)
+    optimizer, schedule = loop.build_optimizer(config, groups, len(batcher), device)
     fused_steps(optimizer)
-    state = TrainingState(model, objective, optimizer, schedule, rng, aug_gen, device=device)
+    state = loop.TrainingState(model, objective, optimizer, schedule, rng, aug_gen, device=device)
     if checkpointed:
         state.restore(run)
     if log is not None and note:
@@ -285,12 +289,12 @@ def _start(config: TrainConfig, run: Run, dataset, ddp: Distributed, resume: boo
         log(f"training the hash head on cached features ({len(train_idx):,} training, {len(val_idx):,} validation "
             f"items, width {table.width}) from {table.path}")
     setup = HeadSetup(config, run, labels, train_idx, val_idx, torch.from_numpy(table.rows(train_idx)).to(device),
-                      table.rows(val_idx), batcher, device, note)
+                      table.rows(val_idx), batcher, device, loop, note)
     return setup, state
 
 
 def fused_steps(optimizer: torch.optim.Optimizer) -> None:
-    """The optimizer's fused kernel on the CPU too (on CUDA :func:`build_optimizer` chose it already).
+    """The optimizer's fused kernel on the CPU too (on CUDA ``build_optimizer`` chose it already).
 
     A head is a few large matrices (divide-and-encode's projection: 4.1M weights at 64 bits), which the
     default kernels pass over once per operation of the update: AdamW took 11 ms a step there, fused
@@ -301,12 +305,12 @@ def fused_steps(optimizer: torch.optim.Optimizer) -> None:
             group["fused"] = True
 
 
-def _epoch(setup: HeadSetup, state: TrainingState, epoch: int, progress: bool) -> dict:
+def _epoch(setup: HeadSetup, state: Any, epoch: int, progress: bool) -> dict:
     """Every batch of ``epoch`` once: feature rows -> head -> loss -> step. Returns the epoch's record."""
     config, model, objective = setup.config, state.model, state.objective
     model.train()
     set_train_modes(model, config)
-    set_threshold_eps(model, threshold_eps(config, epoch))
+    setup.loop.set_threshold_eps(model, setup.loop.threshold_eps(config, epoch))
     logits = objective.input == "logits"
     head = HashHead(model.net)
     query_head = HashHead(model.query_net) if model.query_net is not None else None
@@ -337,7 +341,7 @@ def _epoch(setup: HeadSetup, state: TrainingState, epoch: int, progress: bool) -
             "triplets_per_s": float(triplet_sum) / seconds, "seconds": seconds, "lr": state.schedule.get_last_lr()[0]}
 
 
-def _validate_and_keep_best(setup: HeadSetup, state: TrainingState, epoch: int, record: dict) -> bool:
+def _validate_and_keep_best(setup: HeadSetup, state: Any, epoch: int, record: dict) -> bool:
     """As :func:`dnnh.training.train.validate_and_keep_best`: validation features (query role) ranked
     against the training features (database role); the best epoch's weights kept in the run."""
     config, n_val = setup.config, len(setup.val_idx)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -269,12 +270,12 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
     :data:`GPU_CHECKPOINT_EVERY_S` on a GPU, whose epochs can take less time than writing one). A
     resumed run continues from the last checkpoint written and still equals an uninterrupted run.
     """
-    from dnnh.training import head_training  # it imports this module's pieces: loaded here, not at the top
+    from dnnh.training import head_training  # the head's loop on cached features, handed this loop's parts below
 
     check_before_writing(config)  # what the config cannot train is refused before the run folder exists
     if head_training.uses_feature_cache(config):  # a frozen backbone with a file: the head trains on cached features
         return head_training.train_head_on_features(config, dataset, split, run_dir, resume, progress, on_epoch_end,
-                                                    source, log, device)
+                                                    source, log, device, loop=sys.modules[__name__])
     run_dir = Path(run_dir)
     if device is not None:
         config = config.replace(device=str(device))
