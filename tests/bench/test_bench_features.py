@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-import torch
+from support.backbones import seeded_weights_file
 
 from dnnh.bench import run_bench
 from dnnh.bench.floors import ranking_map
@@ -15,21 +15,18 @@ from dnnh.codes import CodeSet
 from dnnh.data.splits import Split
 from dnnh.encoder import Encoder
 from dnnh.metrics import mean_average_precision
-from dnnh.nn import build_backbone
 from dnnh.runs import Run
 from dnnh.testing.reference import naive_ap
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    torch.manual_seed(3)
-    path = tmp_path_factory.mktemp("weights") / "resnet18-test.pth"
-    torch.save(build_backbone("resnet18").state_dict(), path)
-    return path
+    return seeded_weights_file(tmp_path_factory.mktemp("weights"))
 
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
+    """One cache folder for the module's benches."""
     return tmp_path_factory.mktemp("features")
 
 

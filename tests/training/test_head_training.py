@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from support.backbones import seeded_weights_file
 from support.interrupts import Interrupt, stop_after
 
 from dnnh.config import LOSSES, TrainConfig
 from dnnh.data.splits import paper_split
 from dnnh.encoder import Encoder
-from dnnh.nn import build_backbone
 from dnnh.runs import Run
 from dnnh.training.feature_cache import read_entry
 from dnnh.training.head_training import feature_key, head_outputs, run_features, split_codes, uses_feature_cache
@@ -27,10 +27,7 @@ def few(digits):
 
 @pytest.fixture(scope="module")
 def resnet18_file(tmp_path_factory):
-    torch.manual_seed(3)
-    path = tmp_path_factory.mktemp("weights") / "resnet18-test.pth"
-    torch.save(build_backbone("resnet18").state_dict(), path)
-    return path
+    return seeded_weights_file(tmp_path_factory.mktemp("weights"))
 
 
 @pytest.fixture(scope="module")
