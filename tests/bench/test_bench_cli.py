@@ -40,7 +40,7 @@ def test_shared_training_flags_configure_train_and_every_bench_method_alike(monk
     flags = ["--backbone", "nin-cifar", "--input-size", "24", "--epochs", "7", "--batch-size", "60",
              "--augment", "shift-flip", "--no-batchnorm", "--erase", "0.3", "--dropout", "0.1", "--precision", "bf16",
              "--val-every", "3",
-             "--threads", "2", "--workers", "1", "--device", "cpu", "--feature-cache", "features"]
+             "--threads", "2", "--workers", "1", "--device", "cpu", "--feature-cache", "features", "--deterministic"]
     trained = config_from_args(build_parser().parse_args(["train", "--data", "digits", "--run", "r", "--bits", "24",
                                                           *flags]))
     captured = {}
@@ -56,7 +56,8 @@ def test_shared_training_flags_configure_train_and_every_bench_method_alike(monk
     benched = resolve_method("dnnh").train_config(24, captured["training"])
     expected = {"backbone": "nin-cifar", "input_size": 24, "epochs": 7, "batch_size": 60, "augment": "shift-flip",
                 "batchnorm": False, "erase": 0.3, "dropout": 0.1, "precision": "bf16", "val_every": 3, "threads": 2,
-                "num_workers": 1, "device": "cpu", "compile": False, "feature_cache": "features"}
+                "num_workers": 1, "device": "cpu", "compile": False, "feature_cache": "features",
+                "deterministic": True}
     # The pretrained backbones' own fields travel the same way (tests/training/test_finetune.py sets them).
     from dnnh.config import PRETRAINED_FIELDS
     assert set(expected) | set(PRETRAINED_FIELDS) == set(SHARED_TRAINING_FLAGS)
