@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dnnh.baselines.base import ShallowHasher, check_int_param
-from dnnh.baselines.pcah import fit_pca
+from dnnh.baselines.pcah import PCAH
 
 
 def random_rotation(n: int, rng: np.random.RandomState) -> np.ndarray:
@@ -28,7 +27,7 @@ def random_rotation(n: int, rng: np.random.RandomState) -> np.ndarray:
     return q * np.where(np.diag(r) >= 0, 1.0, -1.0)
 
 
-class PCARR(ShallowHasher):
+class PCARR(PCAH):
     """Bit k is 1 where the k-th coordinate of the randomly rotated PCA scores is positive.
 
     Parameters
@@ -56,19 +55,11 @@ class PCARR(ShallowHasher):
     (3, 8)
     """
 
-    supervised = False
-
-    def __init__(self, n_bits: int = 32, *, random_state=None) -> None:
-        self.n_bits = n_bits
-        self.random_state = random_state
-
-    def _check_params(self, n_samples: int, n_features: int) -> None:
-        limit = min(n_samples, n_features)
-        check_int_param(self, "n_bits", 1, limit, f" (min(n_samples, n_features) = {limit}: PCA to n_bits dimensions)")
+    # PCAH's parameters, its check (n_bits <= min(n_samples, n_features)) and its PCA; the rotation is added.
 
     def _fit(self, X: np.ndarray, Y: None, rng: np.random.RandomState) -> None:
-        self.pca_ = fit_pca(X, self.n_bits, rng)
+        super()._fit(X, Y, rng)
         self.rotation_ = random_rotation(self.n_bits, rng)
 
     def _project(self, X: np.ndarray) -> np.ndarray:
-        return self.pca_.transform(X) @ self.rotation_
+        return super()._project(X) @ self.rotation_
