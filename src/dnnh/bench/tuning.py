@@ -7,21 +7,21 @@ validation MAP (validation images ranked against the training images: the querie
 database are never encoded, so the choice cannot see the test numbers). Every grid has the same
 shape: the learning rate at three values times the method's own main hyperparameter at two:
 
-=========== =================== ====================================================
+=========== =================== ===============================================================================
 method      own hyperparameter  values
-=========== =================== ====================================================
+=========== =================== ===============================================================================
 dnnh        margin              bits / 24, bits / 12 (the default)
 dnnh-fc     margin              bits / 24, bits / 12
 classifier  weight_decay        5e-4 (the default), 5e-3
 csq         lam                 1e-4 (the reference's), 0.1
 dpsh        eta (per element)   0.02, 0.2 (the default: the references' 0.1 in effect)
-dsh         alpha               0.001 (DeepHash-pytorch's scale), 0.01 (the paper's)
+dsh         alpha               0.001, 0.01 (the paper's; DeepHash-pytorch's 0.1 is 0.1/q here: METHOD.md 11)
 orthohash   ortho_margin        0.2 (the reference's), 0.4
-dtsh        dtsh_alpha          5 (the reference's, in bits), 10
-hashnet     hashnet_alpha       5, 10 (the reference's alpha = 10 / q, times q)
+dtsh        dtsh_alpha          5, 10 (DeepHash-pytorch's margin 5 is 2.5 here: METHOD.md 11)
+hashnet     hashnet_alpha       5, 10 (the authors' sigmoid_param 10 / q, times q; DeepHash-pytorch's is 0.1 q)
 greedyhash  greedy_alpha        0.1 (the reference's), 1 (the reference's for ImageNet)
 dpn         dpn_margin          0.5, 1 (the reference's)
-=========== =================== ====================================================
+=========== =================== ===============================================================================
 
 The margin is chosen as a multiple of the code length and carried to other lengths in
 proportion (:data:`dnnh.bench.methods.SCALES_WITH_BITS`); the other settings carry unchanged.
