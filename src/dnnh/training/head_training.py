@@ -248,18 +248,10 @@ def train_head_on_features(config: TrainConfig, dataset, split: Split, run_dir: 
             state.save(run)
             run.write_history(state.history, state.best_epoch, state.best_val)
             if log is not None:
-                val = f", val MAP {record['val_map']:.4f}" if validated else ""
-                log(f"epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.4f}, "
-                    f"{record['images_per_s']:.0f} features/s{val}")
+                log(loop.epoch_line(epoch, config.epochs, record, validated, unit="features/s"))
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1, record)
-        seconds = time.perf_counter() - started
-        model = state.model
-        run.load_best_into(model)
-        loop.set_threshold_eps(model, config.eps)
-        model.eval()
-        return loop.TrainResult(model=model, prep=run.prep, history=state.history, best_epoch=state.best_epoch,
-                           best_val_map=state.best_val, seconds=seconds, run=run)
+        return loop.best_result(run, config, state, time.perf_counter() - started)
 
 
 def _start(config: TrainConfig, run: Run, dataset, ddp: Distributed, resume: bool, progress: bool,

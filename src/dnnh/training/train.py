@@ -306,9 +306,7 @@ def train(config: TrainConfig, dataset: ArrayDataset | FileDataset, split: Split
                 end_epoch(setup, state, record)
                 ddp.barrier()  # the others wait for rank 0's validation and files here, not in the next collective
                 if log is not None:
-                    val = f", val MAP {record['val_map']:.4f}" if validated else ""
-                    log(f"epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.4f}, "
-                        f"{record['images_per_s']:.0f} img/s{val}")
+                    log(epoch_line(epoch, config.epochs, record, validated))
                 if on_epoch_end is not None:
                     on_epoch_end(epoch + 1, record)
             return finish(setup, state, time.perf_counter() - started)
@@ -478,9 +476,20 @@ def end_epoch(setup: Setup, state: TrainingState, record: dict) -> bool:
 def finish(setup: Setup, state: TrainingState, seconds: float) -> TrainResult:
     """The best epoch's weights back in the model, the final threshold, eval mode."""
     setup.ddp.barrier()  # rank 0 has written the best weights
+    return best_result(setup.run, setup.config, state, seconds)
+
+
+def best_result(run: Run, config: TrainConfig, state: TrainingState, seconds: float) -> TrainResult:
+    """The best epoch's weights back in ``state.model``, the final threshold, eval mode (also the head loop's end)."""
     model = state.model
-    setup.run.load_best_into(model)
-    set_threshold_eps(model, setup.config.eps)
+    run.load_best_into(model)
+    set_threshold_eps(model, config.eps)
     model.eval()
-    return TrainResult(model=model, prep=setup.run.prep, history=state.history, best_epoch=state.best_epoch,
-                       best_val_map=state.best_val, seconds=seconds, run=setup.run)
+    return TrainResult(model=model, prep=run.prep, history=state.history, best_epoch=state.best_epoch,
+                       best_val_map=state.best_val, seconds=seconds, run=run)
+
+
+def epoch_line(epoch: int, epochs: int, record: dict, validated: bool, unit: str = "img/s") -> str:
+    """The one line an epoch logs (also the head loop's, whose rate is in features/s)."""
+    val = f", val MAP {record['val_map']:.4f}" if validated else ""
+    return f"epoch {epoch + 1}/{epochs}: loss {record['loss']:.4f}, {record['images_per_s']:.0f} {unit}{val}"
