@@ -40,10 +40,10 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from dnnh.atomic import atomic_open, atomic_write_text, remove_leftovers
 from dnnh.data.fingerprint import fingerprint_difference
+from dnnh.data.progress import LINE_EVERY_S, Progress
 from dnnh.data.pipeline import BatchSource, Preprocessing
 from dnnh.encoder.backends import TorchBackend, TorchBf16Backend
 from dnnh.errors import ChangedDataError, DataError, InputError, LockedError
@@ -58,7 +58,7 @@ PRECISIONS = ("fp32", "bf16")
 #: Images decoded, preprocessed and encoded per batch (the backend cuts them into its own forward batches).
 EXTRACT_BATCH = 256
 #: Seconds between progress lines when stderr is not a terminal (a log file gets lines, not bars).
-PROGRESS_EVERY_S = 30.0
+PROGRESS_EVERY_S = LINE_EVERY_S
 #: Seconds between attempts to take the folder's lock while another process computes features.
 LOCK_POLL_S = 0.5
 
@@ -289,10 +289,10 @@ def _compute(folder: Path, key: FeatureKey, dataset: Any, prep: Preprocessing, i
     with atomic_open(rows_path) as fh:
         np.lib.format.write_array_header_1_0(fh, {"descr": dtype.str, "fortran_order": False,
                                                   "shape": (len(union), extract.width)})
-        with _Progress(len(todo), progress, log) as bar:
+        with Progress(len(todo), "features", shown=progress or log is not None, log=log, bar=progress) as bar:
             for rows, new in computed:
                 fh.write(np.ascontiguousarray(rows, dtype=dtype).tobytes())
-                bar.update(new)
+                bar.update(new, note=lambda: _minutes_left(bar.done, len(todo), time.perf_counter() - started))
     seconds = time.perf_counter() - started
     full = len(union) == len(dataset) and union[-1] == len(dataset) - 1
     record = {"format": FEATURES_FORMAT, "key": asdict(key), "file": rows_path.name,
@@ -341,32 +341,9 @@ def _computed_rows(source: BatchSource, chunks: list[np.ndarray], old: FeatureTa
         yield rows, len(new)
 
 
-class _Progress:
-    """A tqdm bar on a terminal; else a line to ``log`` every :data:`PROGRESS_EVERY_S` seconds, with images/s."""
-
-    def __init__(self, total: int, bar: bool, log: Callable[[str], None] | None) -> None:
-        self.total, self.log, self.done = total, log, 0
-        self.bar = tqdm(total=total, desc="features", unit="img", leave=False) if bar else None
-        self.started = self.last = time.perf_counter()
-
-    def __enter__(self) -> "_Progress":
-        return self
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if self.bar is not None:
-            self.bar.update(n)
-            return
-        now = time.perf_counter()
-        if self.log is not None and now - self.last >= PROGRESS_EVERY_S:
-            rate = self.done / (now - self.started)
-            left = (self.total - self.done) / rate if rate > 0 else float("nan")
-            self.log(f"features: {self.done:,}/{self.total:,} images, {rate:.1f} img/s, about {left / 60:.0f} min left")
-            self.last = now
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()
+def _minutes_left(done: int, total: int, seconds: float) -> str:
+    rate = done / max(seconds, 1e-9)
+    return f"about {(total - done) / rate / 60:.0f} min left" if rate > 0 else "time left unknown"
 
 
 __all__ = ["EXTRACT_BATCH", "FEATURES_FORMAT", "FeatureExtractor", "FeatureKey", "FeatureTable", "PRECISIONS",
